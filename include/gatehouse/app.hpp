@@ -1,0 +1,150 @@
+// An application: routes that declare their security requirements, and the OpenAPI
+// document and docs pages derived from them. `App::handle` maps a request to a
+// response without any network; `serve()` (server.hpp) puts an App on a socket.
+#pragma once
+
+#include <boost/json/value.hpp>
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "gatehouse/http.hpp"
+#include "gatehouse/model.hpp"
+#include "gatehouse/security.hpp"
+
+namespace gatehouse {
+
+struct RouteOptions {
+  // The handler's name, as the Python function's: the OpenAPI summary ("Read Users
+  // Me") and operationId ("read_users_me_users_me__get") derive from it.
+  std::string name;
+  std::optional<Model> response_model;
+  // Run on the bounded worker pool instead of an I/O thread, as FastAPI runs a plain
+  // `def` endpoint in its thread pool. Anything that hashes a password must.
+  bool offload = false;
+  bool include_in_schema = true;
+  std::string summary;  // overrides the one derived from `name`
+};
+
+namespace detail {
+
+inline Response as_response(Response r) { return r; }
+inline Response as_response(const boost::json::value& v) { return Response::json(200, v); }
+
+// Adapts a route handler (returning a Response, a JSON value, or an Outcome of either)
+// to a dependency producing a Response. Only the argument lists the handler accepts
+// are callable, so the dependency machinery passes the context arguments it asks for.
+template <class H>
+struct RespondWith {
+  H handler;
+  template <class... A>
+    requires std::is_invocable_v<const H&, A&&...>
+  Outcome<Response> operator()(A&&... args) const {
+    using R = std::remove_cvref_t<std::invoke_result_t<const H&, A&&...>>;
+    if constexpr (is_outcome<R>::value) {
+      auto r = handler(std::forward<A>(args)...);
+      if (!r) return Err{std::move(r).error()};
+      return as_response(std::move(*r));
+    } else {
+      return as_response(handler(std::forward<A>(args)...));
+    }
+  }
+};
+
+}  // namespace detail
+
+struct AppInfo {
+  std::string title = "FastAPI";
+  std::string version = "0.1.0";
+  std::string openapi_url = "/openapi.json";
+  std::string docs_url = "/docs";
+  std::string redoc_url = "/redoc";
+  // Where the Swagger UI and ReDoc files are (copied from npm at build time). Empty:
+  // next to the executable (web/) or in the installed share/gatehouse/web.
+  std::string web_dir;
+};
+
+struct Route {
+  std::string method;
+  // Also answered for this method (the docs pages answer HEAD, as Starlette's do).
+  bool allow_head = false;
+  std::string path;
+  RouteOptions options;
+  Binding binding;
+  std::function<Outcome<Response>(RequestContext&)> resolve;
+
+  // FastAPI's generate_unique_id: name + path with non-word characters as '_', + method.
+  [[nodiscard]] std::string operation_id() const;
+};
+
+// What routing decided for a request, before any handler runs.
+struct Dispatch {
+  const Route* route = nullptr;  // set when the request is to be handled by a route
+  std::optional<Response> response;  // otherwise, the answer (404, 405, 307)
+};
+
+class App {
+ public:
+  explicit App(AppInfo info = {});
+  App(const App&) = delete;
+  App& operator=(const App&) = delete;
+
+  template <class F, class... Ts>
+  Route& get(std::string path, RouteOptions options, F handler, Requirement<Ts>... reqs) {
+    return add("GET", std::move(path), std::move(options), std::move(handler), std::move(reqs)...);
+  }
+  template <class F, class... Ts>
+  Route& post(std::string path, RouteOptions options, F handler, Requirement<Ts>... reqs) {
+    return add("POST", std::move(path), std::move(options), std::move(handler), std::move(reqs)...);
+  }
+
+  // Declares a route. `handler` takes the values of `reqs` (and optionally a leading
+  // RequestContext&) and returns a Response, a JSON value, or an Outcome of either.
+  template <class F, class... Ts>
+  Route& add(std::string method, std::string path, RouteOptions options, F handler,
+             Requirement<Ts>... reqs) {
+    auto dep = dependency<Response>(detail::RespondWith<F>{std::move(handler)}, std::move(reqs)...);
+    Route route;
+    route.method = std::move(method);
+    route.path = std::move(path);
+    route.options = std::move(options);
+    route.resolve = dep.bind(SecurityScopes{}, route.binding);
+    return add_route(std::move(route));
+  }
+
+  // Maps a request to a route or to a routing answer (404, 405 with Allow, 307 slash
+  // redirect), in Starlette's order.
+  [[nodiscard]] Dispatch dispatch(const Request& request) const;
+  // Runs a dispatched route: parses a declared form body, resolves the dependency
+  // tree and the handler, and turns an HttpException into its response.
+  [[nodiscard]] Response run(const Route& route, const Request& request) const;
+  // dispatch() then run(), on the calling thread. For tests and embedding.
+  [[nodiscard]] Response handle(const Request& request) const;
+
+  // The OpenAPI 3.0.2 document, derived from the declared routes.
+  [[nodiscard]] boost::json::value openapi() const;
+
+  [[nodiscard]] const AppInfo& info() const noexcept { return info_; }
+  [[nodiscard]] const std::vector<std::unique_ptr<Route>>& routes() const noexcept {
+    return routes_;
+  }
+  // Request bodies larger than this are refused with 413 before they are read.
+  std::size_t max_body_bytes = 64 * 1024;
+
+ private:
+  Route& add_route(Route route);
+  void add_docs_routes();
+
+  AppInfo info_;
+  std::vector<std::unique_ptr<Route>> routes_;
+  mutable std::once_flag openapi_once_;
+  mutable std::string openapi_json_;
+};
+
+}  // namespace gatehouse

@@ -1,0 +1,12 @@
+// Everything a gatehouse application needs, in one include.
+#pragma once
+
+#include "gatehouse/app.hpp"
+#include "gatehouse/http.hpp"
+#include "gatehouse/jwt.hpp"
+#include "gatehouse/model.hpp"
+#include "gatehouse/password.hpp"
+#include "gatehouse/result.hpp"
+#include "gatehouse/security.hpp"
+#include "gatehouse/server.hpp"
+#include "gatehouse/store.hpp"

@@ -1,0 +1,105 @@
+// The request and response values that route handlers and dependencies see.
+// They know nothing of sockets: the server (src/http) builds a Request from what it
+// parsed and turns a Response into bytes, so handlers are tested without a network.
+#pragma once
+
+#include <boost/json/value.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "gatehouse/result.hpp"
+
+namespace gatehouse {
+
+using Header = std::pair<std::string, std::string>;
+using Headers = std::vector<Header>;
+
+// A request as a handler sees it. Views into it are valid while the handler runs.
+class Request {
+ public:
+  // Looks a header up by name, case-insensitively, and returns the first one.
+  using HeaderLookup = std::optional<std::string_view> (*)(const void* fields,
+                                                             std::string_view name);
+
+  Request() = default;
+  Request(std::string_view method, std::string_view target, std::string path,
+          std::string_view body, const void* fields, HeaderLookup lookup)
+      : method_(method),
+        target_(target),
+        path_(std::move(path)),
+        body_(body),
+        fields_(fields),
+        lookup_(lookup) {}
+
+  [[nodiscard]] std::string_view method() const noexcept { return method_; }
+  // The request target as sent, e.g. "/users/me?x=1".
+  [[nodiscard]] std::string_view target() const noexcept { return target_; }
+  // The percent-decoded path, as routing matches it (like ASGI's scope["path"]).
+  [[nodiscard]] const std::string& path() const noexcept { return path_; }
+  // The raw query string after '?', empty if none.
+  [[nodiscard]] std::string_view query() const noexcept {
+    auto q = target_.find('?');
+    return q == std::string_view::npos ? std::string_view{} : target_.substr(q + 1);
+  }
+  [[nodiscard]] std::string_view body() const noexcept { return body_; }
+  [[nodiscard]] std::optional<std::string_view> header(std::string_view name) const {
+    if (lookup_ == nullptr) return std::nullopt;
+    return lookup_(fields_, name);
+  }
+  // "host:port" of the listening socket, for absolute URLs when there is no Host header.
+  [[nodiscard]] std::string_view local_authority() const noexcept { return local_authority_; }
+  void set_local_authority(std::string_view authority) { local_authority_ = authority; }
+
+ private:
+  std::string_view method_;
+  std::string_view target_;
+  std::string path_;
+  std::string_view body_;
+  const void* fields_ = nullptr;
+  HeaderLookup lookup_ = nullptr;
+  std::string_view local_authority_ = "127.0.0.1";
+};
+
+struct Response {
+  unsigned status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  Headers headers;  // extra headers, e.g. WWW-Authenticate, Location
+  // When set, the body is streamed from this file instead (static assets).
+  std::string file_path;
+
+  static Response json(unsigned status, const boost::json::value& body, Headers headers = {});
+  static Response html(std::string body);
+};
+
+// What a dependency or handler answers instead of a value: FastAPI's HTTPException.
+// A validation error (422) is one whose `detail` is a list of error objects; FastAPI
+// gathers those from every dependency before answering, and so does gatehouse.
+struct HttpException {
+  unsigned status = 500;
+  boost::json::value detail;
+  Headers headers;
+  bool validation = false;
+
+  HttpException(unsigned s, boost::json::value d, Headers h = {})
+      : status(s), detail(std::move(d)), headers(std::move(h)) {}
+  HttpException(unsigned s, std::string_view d, Headers h = {})
+      : status(s), detail(d), headers(std::move(h)) {}
+  HttpException(unsigned s, const char* d, Headers h = {})
+      : status(s), detail(d), headers(std::move(h)) {}
+
+  // A 422 with these pydantic-style error objects.
+  static HttpException validation_error(boost::json::array errors);
+
+  [[nodiscard]] Response to_response() const;
+};
+
+// What dependencies and handlers return: a value, or the HTTP error to answer with.
+template <class T>
+using Outcome = Result<T, HttpException>;
+
+}  // namespace gatehouse

@@ -1,0 +1,34 @@
+// Data models as OpenAPI sees them: the shape of a request body or a response, the
+// way pydantic describes a BaseModel in FastAPI's schema.
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gatehouse {
+
+struct Field {
+  std::string name;
+  std::string type = "string";  // JSON schema type: string, boolean, integer, number
+  bool required = false;
+  std::optional<std::string> pattern;
+  std::optional<boost::json::value> default_value;
+};
+
+struct Model {
+  std::string name;
+  std::vector<Field> fields;
+
+  // The JSON schema pydantic would publish for this model.
+  [[nodiscard]] boost::json::object schema() const;
+};
+
+// "full_name" -> "Full Name", as pydantic titles fields and FastAPI summarises routes
+// (Python's str.title() on the name with underscores as spaces).
+std::string python_title(std::string_view name);
+
+}  // namespace gatehouse

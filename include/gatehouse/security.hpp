@@ -1,0 +1,283 @@
+// Dependencies and security requirements, after FastAPI's Depends/Security.
+//
+// A Dependency<T> is a typed value that knows how to produce a T for a request,
+// possibly from other dependencies. Requirements (Depends(dep), Security(dep, scopes))
+// are edges of a tree that each route declares. When a route is registered, the tree
+// is bound once: every dependency learns the scopes the chain above it requires
+// (SecurityScopes, outer first, as FastAPI accumulates them), and the route learns
+// which security schemes and body fields it uses, which is all the OpenAPI document
+// needs. Per request, the bound resolvers run in declaration order; an HTTP error
+// stops the chain at once, while validation errors (422) are gathered from every
+// dependency first, as FastAPI does.
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "gatehouse/http.hpp"
+#include "gatehouse/model.hpp"
+
+namespace gatehouse {
+
+// The scopes required by every Security() edge from the route down to a dependency.
+class SecurityScopes {
+ public:
+  SecurityScopes() = default;
+  explicit SecurityScopes(std::vector<std::string> scopes);
+
+  [[nodiscard]] const std::vector<std::string>& scopes() const noexcept { return scopes_; }
+  // The scopes joined by single spaces, as in `WWW-Authenticate: Bearer scope="..."`.
+  [[nodiscard]] const std::string& scope_str() const noexcept { return scope_str_; }
+  [[nodiscard]] bool empty() const noexcept { return scopes_.empty(); }
+  // These scopes followed by `more` (the inner edge's scopes come after the outer ones).
+  [[nodiscard]] SecurityScopes plus(const std::vector<std::string>& more) const;
+
+ private:
+  std::vector<std::string> scopes_;
+  std::string scope_str_;
+};
+
+// A form body as the server parsed it (urlencoded or multipart), in arrival order.
+struct FormField {
+  std::string name;
+  std::string value;
+  bool is_file = false;  // a multipart part sent with a filename
+};
+class FormData {
+ public:
+  FormData() = default;
+  explicit FormData(std::vector<FormField> fields) : fields_(std::move(fields)) {}
+  // The last value sent under `name` (as Starlette's FormData.get), or nullptr.
+  [[nodiscard]] const FormField* get(std::string_view name) const;
+  [[nodiscard]] const std::vector<FormField>& fields() const noexcept { return fields_; }
+
+ private:
+  std::vector<FormField> fields_;
+};
+
+// Per-request state handed to resolvers.
+class RequestContext {
+ public:
+  explicit RequestContext(const Request& request) : request_(request) {}
+  [[nodiscard]] const Request& request() const noexcept { return request_; }
+  // The parsed form body; empty unless the route declared a form body.
+  [[nodiscard]] const FormData& form() const noexcept { return form_; }
+  void set_form(FormData form) { form_ = std::move(form); }
+
+ private:
+  const Request& request_;
+  FormData form_;
+};
+
+// An OpenAPI security scheme: its name in components.securitySchemes and its object.
+struct SecuritySchemeInfo {
+  std::string name;
+  boost::json::object openapi;
+};
+
+// What binding a route's dependency tree found out, for OpenAPI and for the server.
+class Binding {
+ public:
+  struct SecurityUse {
+    std::shared_ptr<const SecuritySchemeInfo> scheme;
+    std::vector<std::string> scopes;
+  };
+  void add_security(std::shared_ptr<const SecuritySchemeInfo> scheme,
+                    std::vector<std::string> scopes) {
+    security_.push_back({std::move(scheme), std::move(scopes)});
+  }
+  void add_form_fields(const std::vector<Field>& fields) {
+    form_fields_.insert(form_fields_.end(), fields.begin(), fields.end());
+  }
+  [[nodiscard]] const std::vector<SecurityUse>& security() const noexcept { return security_; }
+  [[nodiscard]] const std::vector<Field>& form_fields() const noexcept { return form_fields_; }
+  [[nodiscard]] bool has_form_body() const noexcept { return !form_fields_.empty(); }
+
+ private:
+  std::vector<SecurityUse> security_;
+  std::vector<Field> form_fields_;
+};
+
+template <class T>
+class Dependency {
+ public:
+  using value_type = T;
+  using Resolver = std::function<Outcome<T>(RequestContext&)>;
+  using Binder = std::function<Resolver(const SecurityScopes&, Binding&)>;
+
+  explicit Dependency(Binder binder) : binder_(std::make_shared<const Binder>(std::move(binder))) {}
+
+  // Binds this dependency at a place in a route's tree where `scopes` are required.
+  [[nodiscard]] Resolver bind(const SecurityScopes& scopes, Binding& binding) const {
+    return (*binder_)(scopes, binding);
+  }
+
+ private:
+  std::shared_ptr<const Binder> binder_;
+};
+
+// An edge of the dependency tree: a dependency and the scopes this edge adds.
+template <class T>
+struct Requirement {
+  Dependency<T> dependency;
+  std::vector<std::string> scopes;
+};
+
+template <class T>
+Requirement<T> Security(const Dependency<T>& dependency, std::vector<std::string> scopes = {}) {
+  return Requirement<T>{dependency, std::move(scopes)};
+}
+template <class T>
+Requirement<T> Depends(const Dependency<T>& dependency) {
+  return Requirement<T>{dependency, {}};
+}
+
+namespace detail {
+
+template <class T>
+struct is_outcome : std::false_type {};
+template <class T>
+struct is_outcome<Result<T, HttpException>> : std::true_type {};
+
+// Appends the 422 error objects of `more` to `into`.
+void merge_validation(std::optional<HttpException>& into, HttpException more);
+
+// Calls fn with the optional leading context argument it asks for.
+template <class F, class... Ts>
+decltype(auto) invoke_dependency(const F& fn, RequestContext& ctx, const SecurityScopes& scopes,
+                                 const Ts&... values) {
+  if constexpr (std::is_invocable_v<const F&, const SecurityScopes&, RequestContext&,
+                                    const Ts&...>) {
+    return fn(scopes, ctx, values...);
+  } else if constexpr (std::is_invocable_v<const F&, const SecurityScopes&, const Ts&...>) {
+    return fn(scopes, values...);
+  } else if constexpr (std::is_invocable_v<const F&, RequestContext&, const Ts&...>) {
+    return fn(ctx, values...);
+  } else {
+    static_assert(std::is_invocable_v<const F&, const Ts&...>,
+                  "a dependency function takes ([const SecurityScopes&], [RequestContext&], "
+                  "the values of its requirements...)");
+    return fn(values...);
+  }
+}
+
+template <class T, class F, class... Ts>
+class Composite {
+ public:
+  Composite(F fn, SecurityScopes scopes, std::tuple<typename Dependency<Ts>::Resolver...> subs)
+      : fn_(std::move(fn)), scopes_(std::move(scopes)), subs_(std::move(subs)) {}
+
+  Outcome<T> operator()(RequestContext& ctx) const {
+    std::tuple<std::optional<Ts>...> values;
+    std::optional<HttpException> validation;
+    std::optional<HttpException> stop;
+    resolve_all(ctx, values, validation, stop, std::index_sequence_for<Ts...>{});
+    if (stop) return Err{std::move(*stop)};
+    if (validation) return Err{std::move(*validation)};
+    return std::apply(
+        [&](auto&... v) -> Outcome<T> {
+          using R = decltype(invoke_dependency(fn_, ctx, scopes_, *v...));
+          if constexpr (is_outcome<std::remove_cvref_t<R>>::value) {
+            return invoke_dependency(fn_, ctx, scopes_, *v...);
+          } else {
+            return T(invoke_dependency(fn_, ctx, scopes_, *v...));
+          }
+        },
+        values);
+  }
+
+ private:
+  template <std::size_t... I>
+  void resolve_all(RequestContext& ctx, std::tuple<std::optional<Ts>...>& values,
+                   std::optional<HttpException>& validation, std::optional<HttpException>& stop,
+                   std::index_sequence<I...>) const {
+    (resolve_one<I>(ctx, values, validation, stop), ...);
+  }
+  template <std::size_t I>
+  void resolve_one(RequestContext& ctx, std::tuple<std::optional<Ts>...>& values,
+                   std::optional<HttpException>& validation,
+                   std::optional<HttpException>& stop) const {
+    if (stop) return;
+    auto r = std::get<I>(subs_)(ctx);
+    if (r) {
+      std::get<I>(values).emplace(std::move(*r));
+    } else if (r.error().validation) {
+      merge_validation(validation, std::move(r).error());
+    } else {
+      stop.emplace(std::move(r).error());
+    }
+  }
+
+  F fn_;
+  SecurityScopes scopes_;
+  std::tuple<typename Dependency<Ts>::Resolver...> subs_;
+};
+
+}  // namespace detail
+
+// Makes a dependency producing T from a function and the requirements it needs.
+// `fn` takes, in this order: optionally `const SecurityScopes&` (the scopes required
+// from the route down to here), optionally `RequestContext&`, then one `const X&` per
+// requirement. It returns T or Outcome<T>.
+template <class T, class F, class... Ts>
+Dependency<T> dependency(F fn, Requirement<Ts>... requirements) {
+  return Dependency<T>([fn = std::move(fn), requirements...](const SecurityScopes& scopes,
+                                                             Binding& binding) {
+    std::tuple<typename Dependency<Ts>::Resolver...> subs{
+        requirements.dependency.bind(scopes.plus(requirements.scopes), binding)...};
+    return typename Dependency<T>::Resolver(
+        detail::Composite<T, F, Ts...>(fn, scopes, std::move(subs)));
+  });
+}
+
+// FastAPI's OAuth2PasswordBearer: one object that is both the OpenAPI security
+// scheme (password flow, tokenUrl, scopes) and the dependency that takes the bearer
+// token from the Authorization header. Missing header, empty value or another scheme
+// answers 401 "Not authenticated" with `WWW-Authenticate: Bearer` (with auto_error),
+// or resolves to an empty string (without).
+class OAuth2PasswordBearer : public Dependency<std::string> {
+ public:
+  struct Options {
+    std::string token_url;
+    // scope name -> description, in the order they are published.
+    std::vector<std::pair<std::string, std::string>> scopes;
+    std::string scheme_name = "OAuth2PasswordBearer";
+    std::string description;
+    bool auto_error = true;
+  };
+  explicit OAuth2PasswordBearer(Options options);
+
+  // The credentials after "<scheme> " when the scheme is bearer (any case), else nullopt.
+  static std::optional<std::string_view> extract(std::optional<std::string_view> authorization);
+};
+
+// FastAPI's OAuth2PasswordRequestForm: the form body of a password-grant token request.
+struct OAuth2PasswordRequestForm {
+  std::optional<std::string> grant_type;
+  std::string username;
+  std::string password;
+  std::vector<std::string> scopes;  // the `scope` field split on whitespace
+  std::optional<std::string> client_id;
+  std::optional<std::string> client_secret;
+
+  // The dependency that validates the form (422 with FastAPI's error objects) and
+  // declares it in OpenAPI as an application/x-www-form-urlencoded body.
+  static Dependency<OAuth2PasswordRequestForm> dependency();
+};
+
+// Splits on whitespace as Python's str.split() does (ASCII and Unicode spaces),
+// dropping empty parts.
+std::vector<std::string> split_scopes(std::string_view scope);
+
+}  // namespace gatehouse

@@ -1,0 +1,35 @@
+// Serving an App over HTTP/1.1 (Boost.Beast): one io_context per I/O thread, the
+// listener hands sockets out round-robin, each session owns its read-handle-write loop
+// with the limits where bytes are read, and offloaded routes run on a bounded worker
+// pool that answers 503 when it is full.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "gatehouse/app.hpp"
+
+namespace gatehouse {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8000;
+  unsigned io_threads = 0;       // 0: one per core
+  unsigned worker_threads = 0;   // 0: one per core
+  std::size_t worker_queue = 256;  // waiting offloaded requests before 503
+  std::size_t header_limit = 16 * 1024;
+  std::chrono::seconds read_timeout{30};
+  std::chrono::seconds shutdown_grace{10};
+  bool access_log = true;
+  // Called once the listening socket is bound, with the port (useful with port 0).
+  std::function<void(std::uint16_t)> on_listening;
+};
+
+// Serves `app` until SIGINT or SIGTERM, then stops accepting, lets requests in flight
+// finish (up to shutdown_grace) and returns. Throws when it cannot listen.
+void serve(const App& app, const ServerOptions& options);
+
+}  // namespace gatehouse

@@ -1,0 +1,49 @@
+// Where users live. One interface; SQLite is the embedded default.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace gatehouse {
+
+struct User {
+  std::string username;
+  std::optional<std::string> email;
+  std::optional<std::string> full_name;
+  bool disabled = false;
+  std::string hashed_password;
+};
+using UserPtr = std::shared_ptr<const User>;
+
+enum class StoreStatus { ok, exists, not_found };
+
+class UserStore {
+ public:
+  virtual ~UserStore() = default;
+  // The user, or nullptr. Safe to call from any thread.
+  [[nodiscard]] virtual UserPtr find(std::string_view username) = 0;
+  virtual StoreStatus add(const User& user) = 0;
+  virtual StoreStatus set_disabled(std::string_view username, bool disabled) = 0;
+  virtual StoreStatus set_password_hash(std::string_view username, std::string_view hash) = 0;
+  virtual StoreStatus remove(std::string_view username) = 0;
+  [[nodiscard]] virtual std::vector<User> list() = 0;
+  // A value kept in the store (key material, settings); nullopt when unset.
+  [[nodiscard]] virtual std::optional<std::string> setting(std::string_view name) = 0;
+  virtual void set_setting(std::string_view name, std::string_view value) = 0;
+  // True when the store was created by this open (no schema existed before).
+  [[nodiscard]] virtual bool created() const = 0;
+};
+
+// Opens (creating if needed, mode 0600) the SQLite database at `file` in WAL mode and
+// applies pending schema migrations. Throws std::runtime_error when it cannot.
+std::unique_ptr<UserStore> open_sqlite_store(const std::filesystem::path& file);
+
+// The tutorial's demo users: johndoe/secret (active) and alice/secret2 (disabled),
+// with the exact passlib bcrypt hashes of FastAPI's tutorial reference.
+std::vector<User> demo_users();
+
+}  // namespace gatehouse

@@ -1,0 +1,145 @@
+// FastAPI's security tutorial (advanced/security/oauth2-scopes, with the oauth2-jwt
+// page's 401 for a failed login), written only with gatehouse's public API. Read it
+// beside ../shared/reference/app.py: the same dependencies, in the same order.
+#include "tutorial.hpp"
+
+#include <algorithm>
+
+#include "gatehouse/security.hpp"
+
+namespace tutorial {
+
+using gatehouse::Depends;
+using gatehouse::Err;
+using gatehouse::HttpException;
+using gatehouse::Outcome;
+using gatehouse::Security;
+using gatehouse::SecurityScopes;
+using gatehouse::UserPtr;
+namespace json = boost::json;
+
+void install(gatehouse::App& app, const Config& config) {
+  auto users = config.users;
+  auto secret_key = config.secret_key;
+  auto passwords = config.passwords;
+  const std::int64_t lifetime_seconds = std::int64_t{config.access_token_expire_minutes} * 60;
+
+  // ---- models (their names show up in /openapi.json) ----
+  const gatehouse::Model Token{"Token",
+                               {{"access_token", "string", true}, {"token_type", "string", true}}};
+  const gatehouse::Model User{"User",
+                              {{"username", "string", true},
+                               {"email", "string"},
+                               {"full_name", "string"},
+                               {"disabled", "boolean"}}};
+
+  // ---- helpers ----
+  auto authenticate_user = [users, passwords](const std::string& username,
+                                              const std::string& password) -> UserPtr {
+    UserPtr user = users->find(username);
+    if (!user) {
+      passwords->dummy_verify(password);  // as slow as a wrong password
+      return nullptr;
+    }
+    if (!passwords->verify(password, user->hashed_password)) return nullptr;
+    if (passwords->needs_rehash(user->hashed_password)) {
+      users->set_password_hash(user->username, passwords->hash(password));
+    }
+    return user;
+  };
+
+  auto create_access_token = [secret_key, lifetime_seconds](json::object data) {
+    data["exp"] = gatehouse::jwt::now_seconds() + lifetime_seconds;
+    return gatehouse::jwt::encode(*secret_key, data);
+  };
+
+  auto user_json = [](const gatehouse::User& u) {
+    json::object o;
+    o["username"] = u.username;
+    o["email"] = u.email ? json::value(*u.email) : json::value(nullptr);
+    o["full_name"] = u.full_name ? json::value(*u.full_name) : json::value(nullptr);
+    o["disabled"] = u.disabled;
+    return json::value(std::move(o));
+  };
+
+  // ---- security dependencies ----
+  gatehouse::OAuth2PasswordBearer oauth2_scheme({
+      .token_url = "token",
+      .scopes = {{"me", "Read information about the current user."}, {"items", "Read items."}},
+  });
+
+  auto get_current_user = gatehouse::dependency<UserPtr>(
+      [users, secret_key](const SecurityScopes& security_scopes,
+                          const std::string& token) -> Outcome<UserPtr> {
+        // The challenge advertises the scopes the whole dependency chain asked for.
+        std::string authenticate_value = "Bearer";
+        if (!security_scopes.empty()) {
+          authenticate_value = "Bearer scope=\"" + security_scopes.scope_str() + "\"";
+        }
+        auto rejected = [&](const char* detail) {
+          return Err{HttpException(401, detail, {{"WWW-Authenticate", authenticate_value}})};
+        };
+        auto payload = gatehouse::jwt::decode(*secret_key, token, gatehouse::jwt::now_seconds());
+        if (!payload) return rejected("Could not validate credentials");
+        auto token_data = gatehouse::jwt::TokenData::from_claims(*payload);
+        if (!token_data) return rejected("Could not validate credentials");
+        UserPtr user = users->find(token_data->username);
+        if (!user) return rejected("Could not validate credentials");
+        for (const auto& scope : security_scopes.scopes()) {
+          if (std::find(token_data->scopes.begin(), token_data->scopes.end(), scope) ==
+              token_data->scopes.end()) {
+            return rejected("Not enough permissions");
+          }
+        }
+        return user;
+      },
+      Depends(oauth2_scheme));
+
+  auto get_current_active_user = gatehouse::dependency<UserPtr>(
+      [](const UserPtr& current_user) -> Outcome<UserPtr> {
+        if (current_user->disabled) return Err{HttpException(400, "Inactive user")};
+        return current_user;
+      },
+      Security(get_current_user, {"me"}));
+
+  // ---- routes ----
+  app.post(
+      "/token", {.name = "login_for_access_token", .response_model = Token, .offload = true},
+      [=](const gatehouse::OAuth2PasswordRequestForm& form_data) -> Outcome<json::value> {
+        UserPtr user = authenticate_user(form_data.username, form_data.password);
+        if (!user) {
+          return Err{HttpException(401, "Incorrect username or password",
+                                   {{"WWW-Authenticate", "Bearer"}})};
+        }
+        json::array scopes;
+        for (const auto& s : form_data.scopes) scopes.emplace_back(s);
+        auto access_token =
+            create_access_token({{"sub", user->username}, {"scopes", std::move(scopes)}});
+        return json::value{{"access_token", access_token}, {"token_type", "bearer"}};
+      },
+      Depends(gatehouse::OAuth2PasswordRequestForm::dependency()));
+
+  app.get(
+      "/users/me/", {.name = "read_users_me", .response_model = User},
+      [user_json](const UserPtr& current_user) { return user_json(*current_user); },
+      Depends(get_current_active_user));
+
+  app.get(
+      "/users/me/items/", {.name = "read_own_items"},
+      [](const UserPtr& current_user) {
+        return json::value(json::array{json::object{{"item_id", "Foo"}, {"owner", current_user->username}}});
+      },
+      Security(get_current_active_user, {"items"}));
+
+  app.get(
+      "/status/", {.name = "read_system_status"},
+      [](const UserPtr&) { return json::value{{"status", "ok"}}; }, Depends(get_current_user));
+
+  // First-steps page: the raw bearer string is echoed, nothing is verified.
+  app.get(
+      "/items/", {.name = "read_items"},
+      [](const std::string& token) { return json::value{{"token", token}}; },
+      Depends(oauth2_scheme));
+}
+
+}  // namespace tutorial

@@ -1,0 +1,331 @@
+#include "http/form.hpp"
+
+#include <regex>
+
+namespace gatehouse::http {
+
+namespace {
+
+constexpr std::string_view kParseError = "There was an error parsing the body";
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+std::string_view strip(std::string_view s) {
+  // Python's bytes.strip(): ASCII whitespace.
+  auto is_ws = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
+  while (!s.empty() && is_ws(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_ws(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+void append_utf8(std::string& out, std::uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xc0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xe0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else {
+    out += static_cast<char>(0xf0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  }
+}
+
+// Decodes bytes as UTF-8, replacing each maximal invalid subpart with U+FFFD, as
+// Python's bytes.decode("utf-8", "replace") does.
+void decode_utf8_replace(std::string_view in, std::string& out) {
+  std::size_t i = 0;
+  const auto n = in.size();
+  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(in[k]); };
+  while (i < n) {
+    unsigned char c = byte(i);
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    std::size_t need = 0;
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) {
+      need = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      need = 2;
+      if (c == 0xe0) lo = 0xa0;
+      if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      need = 3;
+      if (c == 0xf0) lo = 0x90;
+      if (c == 0xf4) hi = 0x8f;
+    } else {
+      out += "\xef\xbf\xbd";
+      ++i;
+      continue;
+    }
+    std::size_t j = i + 1;
+    std::size_t got = 0;
+    bool ok = true;
+    while (got < need) {
+      if (j >= n) {
+        ok = false;
+        break;
+      }
+      unsigned char d = byte(j);
+      unsigned char l = got == 0 ? lo : 0x80;
+      unsigned char h = got == 0 ? hi : 0xbf;
+      if (d < l || d > h) {
+        ok = false;
+        break;
+      }
+      ++j;
+      ++got;
+    }
+    if (ok) {
+      out.append(in.substr(i, j - i));
+    } else {
+      out += "\xef\xbf\xbd";
+    }
+    i = j;
+  }
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string unquote_impl(std::string_view raw, bool plus) {
+  std::string out;
+  out.reserve(raw.size());
+  std::string run;  // bytes of the current ASCII run, percent-decoded
+  auto flush = [&] {
+    decode_utf8_replace(run, out);
+    run.clear();
+  };
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    auto c = static_cast<unsigned char>(raw[i]);
+    if (c >= 0x80) {
+      flush();
+      append_utf8(out, c);  // a latin-1 character
+      continue;
+    }
+    if (c == '+' && plus) {
+      run += ' ';
+    } else if (c == '%' && i + 2 < raw.size() && hex_value(raw[i + 1]) >= 0 && hex_value(raw[i + 2]) >= 0) {
+      run += static_cast<char>(hex_value(raw[i + 1]) * 16 + hex_value(raw[i + 2]));
+      i += 2;
+    } else {
+      run += static_cast<char>(c);
+    }
+  }
+  flush();
+  return out;
+}
+
+// bytes.decode(charset) falling back to latin-1, as Starlette's _user_safe_decode.
+std::string user_safe_decode(std::string_view data) {
+  std::string utf8;
+  decode_utf8_replace(data, utf8);
+  if (utf8 == data) return utf8;  // valid UTF-8 decodes to itself
+  std::string out;
+  for (char ch : data) append_utf8(out, static_cast<unsigned char>(ch));
+  return out;
+}
+
+}  // namespace
+
+const std::string* OptionsHeader::param(std::string_view key) const {
+  const std::string* found = nullptr;
+  for (const auto& [k, v] : params) {
+    if (k == key) found = &v;  // the last one wins, as in a dict
+  }
+  return found;
+}
+
+OptionsHeader parse_options_header(std::string_view header) {
+  OptionsHeader out;
+  if (header.empty()) return out;
+  auto semi = header.find(';');
+  if (semi == std::string_view::npos) {
+    out.value = lower(strip(header));
+    return out;
+  }
+  // python-multipart quirk: with parameters, the value is neither lower-cased nor
+  // stripped, so "Multipart/Form-Data; boundary=x" is not a form.
+  out.value = std::string(header.substr(0, semi));
+  static const std::regex option(
+      R"re((?:;|^)\s*([^()<>@,;:\\"/\[\]?={} \t]+)\s*=\s*([^()<>@,;:\\"/\[\]?={} \t]+|"(?:\\.|[^"])*"))re");
+  std::string rest(header.substr(semi + 1));
+  for (auto it = std::sregex_iterator(rest.begin(), rest.end(), option);
+       it != std::sregex_iterator(); ++it) {
+    std::string key = lower((*it)[1].str());
+    std::string value = (*it)[2].str();
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+      value = value.substr(1, value.size() - 2);
+      std::string unescaped;
+      for (std::size_t i = 0; i < value.size(); ++i) {
+        if (value[i] == '\\' && i + 1 < value.size() &&
+            (value[i + 1] == '\\' || value[i + 1] == '"')) {
+          unescaped += value[i + 1];
+          ++i;
+        } else {
+          unescaped += value[i];
+        }
+      }
+      value = std::move(unescaped);
+    }
+    out.params.emplace_back(std::move(key), std::move(value));
+  }
+  return out;
+}
+
+std::string unquote_plus(std::string_view raw) { return unquote_impl(raw, true); }
+std::string unquote(std::string_view raw) { return unquote_impl(raw, false); }
+
+std::vector<FormField> parse_urlencoded(std::string_view data) {
+  enum class State { before_field, field_name, field_data };
+  std::vector<FormField> fields;
+  State state = State::before_field;
+  bool found_sep = false;
+  std::string_view name;
+  std::string_view value;
+  auto end_field = [&] {
+    fields.push_back(FormField{unquote_plus(name), unquote_plus(value), false});
+  };
+  // The next separator: '&' if any remains, else ';' (python-multipart's order).
+  auto next_sep = [&](std::size_t from) {
+    auto p = data.find('&', from);
+    return p != std::string_view::npos ? p : data.find(';', from);
+  };
+  const std::size_t n = data.size();
+  std::size_t i = 0;
+  while (i < n) {
+    char ch = data[i];
+    switch (state) {
+      case State::before_field:
+        if (ch == '&' || ch == ';') {
+          found_sep = true;  // repeated separators are skipped
+          ++i;
+        } else {
+          name = {};
+          value = {};
+          state = State::field_name;
+          found_sep = false;
+        }
+        break;
+      case State::field_name: {
+        auto sep = next_sep(i);
+        auto eq = sep != std::string_view::npos ? data.substr(0, sep).find('=', i) : data.find('=', i);
+        if (eq != std::string_view::npos) {
+          name = data.substr(i, eq - i);
+          i = eq + 1;
+          state = State::field_data;
+        } else if (sep != std::string_view::npos) {
+          name = data.substr(i, sep - i);
+          end_field();
+          i = sep;
+          state = State::before_field;
+        } else {
+          // A trailing name without '=' never ends its field: it is dropped.
+          name = data.substr(i);
+          i = n;
+        }
+        break;
+      }
+      case State::field_data: {
+        auto sep = next_sep(i);
+        if (sep != std::string_view::npos) {
+          value = data.substr(i, sep - i);
+          end_field();
+          i = sep;
+          state = State::before_field;
+        } else {
+          value = data.substr(i);
+          i = n;
+        }
+        break;
+      }
+    }
+  }
+  if (state == State::field_data) end_field();
+  (void)found_sep;
+  return fields;
+}
+
+Result<std::vector<FormField>, std::string> parse_multipart(const OptionsHeader& content_type,
+                                                            std::string_view body) {
+  const std::string* boundary = content_type.param("boundary");
+  if (boundary == nullptr) return Err{std::string("Missing boundary in multipart.")};
+  if (boundary->empty()) return Err{std::string(kParseError)};
+  const std::string delimiter = "--" + *boundary;
+  const std::string next_delimiter = "\r\n" + delimiter;
+
+  std::vector<FormField> fields;
+  std::size_t pos = 0;
+  if (body.substr(0, delimiter.size()) != delimiter) return Err{std::string(kParseError)};
+  pos = delimiter.size();
+  while (true) {
+    // After a delimiter: "--" ends the body, CRLF starts a part.
+    if (body.substr(pos, 2) == "--") break;
+    if (body.substr(pos, 2) != "\r\n") {
+      if (pos >= body.size()) break;  // truncated: what was complete counts
+      return Err{std::string(kParseError)};
+    }
+    pos += 2;
+    auto headers_end = body.find("\r\n\r\n", pos);
+    if (headers_end == std::string_view::npos) break;
+    std::string disposition;
+    bool has_disposition = false;
+    std::string_view headers = body.substr(pos, headers_end - pos);
+    while (!headers.empty()) {
+      auto eol = headers.find("\r\n");
+      auto line = headers.substr(0, eol);
+      headers = eol == std::string_view::npos ? std::string_view{} : headers.substr(eol + 2);
+      auto colon = line.find(':');
+      if (colon == std::string_view::npos) return Err{std::string(kParseError)};
+      if (lower(line.substr(0, colon)) == "content-disposition") {
+        disposition = std::string(strip(line.substr(colon + 1)));
+        has_disposition = true;
+      }
+    }
+    pos = headers_end + 4;
+    auto options = parse_options_header(has_disposition ? disposition : std::string{});
+    const std::string* field_name = options.param("name");
+    if (field_name == nullptr) {
+      return Err{std::string("The Content-Disposition header field \"name\" must be provided.")};
+    }
+    auto data_end = body.find(next_delimiter, pos);
+    if (data_end == std::string_view::npos) break;  // the part never ends: dropped
+    fields.push_back(FormField{user_safe_decode(*field_name),
+                               user_safe_decode(body.substr(pos, data_end - pos)),
+                               options.param("filename") != nullptr});
+    pos = data_end + next_delimiter.size();
+  }
+  return fields;
+}
+
+Result<FormData, std::string> parse_form(std::string_view content_type, std::string_view body) {
+  auto ct = parse_options_header(content_type);
+  if (ct.value == "multipart/form-data") {
+    auto parts = parse_multipart(ct, body);
+    if (!parts) return Err{std::move(parts).error()};
+    return FormData(std::move(*parts));
+  }
+  if (ct.value == "application/x-www-form-urlencoded") return FormData(parse_urlencoded(body));
+  return FormData{};
+}
+
+}  // namespace gatehouse::http

@@ -1,0 +1,144 @@
+// Password hashing on libargon2 and libxcrypt. See password.hpp.
+#include "gatehouse/password.hpp"
+
+#include <argon2.h>
+#include <crypt.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include <charconv>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+namespace gatehouse {
+
+namespace {
+
+// bcrypt-12 of a random string nobody knows: what an unknown user's login verifies.
+constexpr const char* kDefaultDummyHash =
+    "$2b$12$fPPwcfI1oxs0g/MZ6Av5pO28dfMIkrNvwXcN3CWzdPKzH2RB9zXNu";
+
+bool starts_with(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+bool is_bcrypt(std::string_view hash) {
+  return starts_with(hash, "$2a$") || starts_with(hash, "$2b$") || starts_with(hash, "$2y$");
+}
+
+bool acceptable_password(std::string_view password) {
+  // passlib refuses a NUL byte and passwords over 4096 bytes; here they simply never
+  // match (and crypt() could not see past a NUL anyway).
+  return password.size() <= PasswordHasher::kMaxPasswordBytes &&
+         password.find('\0') == std::string_view::npos;
+}
+
+bool verify_bcrypt(std::string_view password, std::string_view hash) {
+  // crypt_rn needs C strings and a large scratch area: one per thread.
+  thread_local std::unique_ptr<crypt_data> data = std::make_unique<crypt_data>();
+  std::memset(data.get(), 0, sizeof(crypt_data));
+  std::string phrase(password);
+  std::string setting(hash);
+  const char* out = crypt_rn(phrase.c_str(), setting.c_str(), data.get(), sizeof(crypt_data));
+  OPENSSL_cleanse(phrase.data(), phrase.size());
+  bool ok = out != nullptr && out[0] != '*' && std::strlen(out) == hash.size() &&
+            CRYPTO_memcmp(out, hash.data(), hash.size()) == 0;
+  OPENSSL_cleanse(data.get(), sizeof(crypt_data));
+  return ok;
+}
+
+bool verify_argon2(std::string_view password, std::string_view hash) {
+  argon2_type type = Argon2_id;
+  if (starts_with(hash, "$argon2id$")) {
+    type = Argon2_id;
+  } else if (starts_with(hash, "$argon2i$")) {
+    type = Argon2_i;
+  } else if (starts_with(hash, "$argon2d$")) {
+    type = Argon2_d;
+  } else {
+    return false;
+  }
+  std::string encoded(hash);
+  return argon2_verify(encoded.c_str(), password.data(), password.size(), type) == ARGON2_OK;
+}
+
+// Reads "m=...,t=...,p=..." out of an argon2 PHC string.
+bool argon2_params_of(std::string_view hash, Argon2Params& out) {
+  auto pos = hash.find("$m=");
+  if (pos == std::string_view::npos) return false;
+  auto rest = hash.substr(pos + 1);
+  rest = rest.substr(0, rest.find('$'));
+  std::uint32_t m = 0, t = 0, p = 0;
+  for (std::size_t start = 0; start < rest.size();) {
+    auto comma = rest.find(',', start);
+    auto item = rest.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    if (item.size() > 2 && item[1] == '=') {
+      std::uint32_t v = 0;
+      std::from_chars(item.data() + 2, item.data() + item.size(), v);
+      if (item[0] == 'm') m = v;
+      if (item[0] == 't') t = v;
+      if (item[0] == 'p') p = v;
+    }
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  out = Argon2Params{m, t, p};
+  return m != 0 && t != 0 && p != 0;
+}
+
+}  // namespace
+
+PasswordHasher::PasswordHasher(Argon2Params params)
+    : params_(params), dummy_hash_(kDefaultDummyHash) {}
+
+bool PasswordHasher::verify(std::string_view password, std::string_view hash) const {
+  if (!acceptable_password(password)) return false;
+  if (is_bcrypt(hash)) return verify_bcrypt(password, hash);
+  if (starts_with(hash, "$argon2")) return verify_argon2(password, hash);
+  return false;
+}
+
+bool PasswordHasher::needs_rehash(std::string_view hash) const {
+  if (!starts_with(hash, "$argon2id$")) return false;  // bcrypt is kept: see DECISIONS.md
+  Argon2Params current;
+  if (!argon2_params_of(hash, current)) return true;
+  return current.memory_kib != params_.memory_kib || current.iterations != params_.iterations ||
+         current.parallelism != params_.parallelism;
+}
+
+std::string PasswordHasher::hash(std::string_view password) const {
+  unsigned char salt[16];
+  if (RAND_bytes(salt, sizeof salt) != 1) throw std::runtime_error("no randomness for a salt");
+  constexpr std::size_t kHashLen = 32;
+  std::size_t len = argon2_encodedlen(params_.iterations, params_.memory_kib, params_.parallelism,
+                                      sizeof salt, kHashLen, Argon2_id);
+  std::vector<char> encoded(len);
+  int rc = argon2id_hash_encoded(params_.iterations, params_.memory_kib, params_.parallelism,
+                                 password.data(), password.size(), salt, sizeof salt, kHashLen,
+                                 encoded.data(), encoded.size());
+  if (rc != ARGON2_OK) throw std::runtime_error(std::string("argon2: ") + argon2_error_message(rc));
+  return std::string(encoded.data());
+}
+
+std::string PasswordHasher::hash_bcrypt(std::string_view password, int cost) {
+  if (!acceptable_password(password)) throw std::invalid_argument("password cannot be hashed with bcrypt");
+  char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+  if (crypt_gensalt_rn("$2b$", static_cast<unsigned long>(cost), nullptr, 0, setting, sizeof setting) == nullptr) {
+    throw std::runtime_error("crypt_gensalt_rn failed");
+  }
+  auto data = std::make_unique<crypt_data>();
+  std::memset(data.get(), 0, sizeof(crypt_data));
+  std::string phrase(password);
+  const char* out = crypt_rn(phrase.c_str(), setting, data.get(), sizeof(crypt_data));
+  OPENSSL_cleanse(phrase.data(), phrase.size());
+  if (out == nullptr || out[0] == '*') throw std::runtime_error("bcrypt failed");
+  return out;
+}
+
+void PasswordHasher::dummy_verify(std::string_view password) const {
+  (void)verify(password.size() <= kMaxPasswordBytes ? password : std::string_view{}, dummy_hash_);
+}
+
+}  // namespace gatehouse

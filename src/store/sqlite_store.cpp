@@ -1,0 +1,328 @@
+// The embedded store: one SQLite file in WAL mode with synchronous=FULL (an
+// acknowledged write survives a power cut), created 0600, with numbered migrations.
+// Connections are pooled; each is used by one thread at a time.
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "gatehouse/store.hpp"
+
+namespace gatehouse {
+
+namespace {
+
+// Migration N brings the schema from version N-1 to N. Never edit one that shipped.
+constexpr const char* kMigrations[] = {
+    // 1: users and settings.
+    R"sql(
+CREATE TABLE users (
+  username        TEXT PRIMARY KEY NOT NULL,
+  email           TEXT,
+  full_name       TEXT,
+  disabled        INTEGER NOT NULL DEFAULT 0,
+  hashed_password TEXT NOT NULL,
+  created_at      INTEGER NOT NULL DEFAULT (unixepoch()),
+  updated_at      INTEGER NOT NULL DEFAULT (unixepoch())
+);
+CREATE TABLE settings (
+  name  TEXT PRIMARY KEY NOT NULL,
+  value TEXT NOT NULL
+);
+)sql",
+};
+
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
+      throw std::runtime_error(std::string("sqlite prepare: ") + sqlite3_errmsg(db));
+    }
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  Statement& bind(int i, std::string_view text) {
+    sqlite3_bind_text(stmt_, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& bind(int i, const std::string& text) { return bind(i, std::string_view(text)); }
+  Statement& bind(int i, const char* text) { return bind(i, std::string_view(text)); }
+  Statement& bind(int i, const std::optional<std::string>& text) {
+    if (text) return bind(i, std::string_view(*text));
+    sqlite3_bind_null(stmt_, i);
+    return *this;
+  }
+  Statement& bind(int i, int value) {
+    sqlite3_bind_int(stmt_, i, value);
+    return *this;
+  }
+  int step() { return sqlite3_step(stmt_); }
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  std::optional<std::string> text(int col) const {
+    if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) return std::nullopt;
+    const auto* p = sqlite3_column_text(stmt_, col);
+    return std::string(reinterpret_cast<const char*>(p),
+                       static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)));
+  }
+  int integer(int col) const { return sqlite3_column_int(stmt_, col); }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+constexpr const char* kUserColumns = "username, email, full_name, disabled, hashed_password";
+
+User read_user(const Statement& s) {
+  User u;
+  u.username = s.text(0).value_or("");
+  u.email = s.text(1);
+  u.full_name = s.text(2);
+  u.disabled = s.integer(3) != 0;
+  u.hashed_password = s.text(4).value_or("");
+  return u;
+}
+
+class Connection {
+ public:
+  explicit Connection(const std::filesystem::path& file) {
+    int rc = sqlite3_open_v2(file.c_str(), &db_,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK) {
+      std::string msg = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      throw std::runtime_error("cannot open " + file.string() + ": " + msg);
+    }
+    sqlite3_busy_timeout(db_, 5000);
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=FULL");
+    exec("PRAGMA foreign_keys=ON");
+  }
+  ~Connection() {
+    find_.reset();
+    sqlite3_close(db_);
+  }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  void exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err != nullptr ? err : "unknown error";
+      sqlite3_free(err);
+      throw std::runtime_error("sqlite: " + msg);
+    }
+  }
+  sqlite3* db() const { return db_; }
+  // Prepared on first use (after migrations), then reused for every lookup.
+  Statement& find_stmt() {
+    if (!find_) {
+      find_ = std::make_unique<Statement>(
+          db_, (std::string("SELECT ") + kUserColumns + " FROM users WHERE username = ?1").c_str());
+    }
+    return *find_;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::unique_ptr<Statement> find_;
+};
+
+class SqliteStore final : public UserStore {
+ public:
+  explicit SqliteStore(std::filesystem::path file) : file_(std::move(file)) {
+    // Create the file 0600 before SQLite does, so it is never readable by others.
+    int fd = ::open(file_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) throw std::runtime_error("cannot create " + file_.string());
+    ::fchmod(fd, 0600);
+    ::close(fd);
+    auto conn = std::make_unique<Connection>(file_);
+    migrate(*conn);
+    for (const char* suffix : {"-wal", "-shm"}) {
+      auto side = file_.string() + suffix;
+      ::chmod(side.c_str(), 0600);
+    }
+    release(std::move(conn));
+  }
+
+  UserPtr find(std::string_view username) override {
+    auto conn = acquire();
+    auto& s = conn->find_stmt();
+    s.bind(1, username);
+    UserPtr result;
+    if (s.step() == SQLITE_ROW) result = std::make_shared<const User>(read_user(s));
+    s.reset();
+    release(std::move(conn));
+    return result;
+  }
+
+  StoreStatus add(const User& user) override {
+    return write([&](Connection& c) {
+      Statement s(c.db(),
+                  "INSERT INTO users (username, email, full_name, disabled, hashed_password) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(username) DO NOTHING");
+      s.bind(1, user.username).bind(2, user.email).bind(3, user.full_name);
+      s.bind(4, user.disabled ? 1 : 0).bind(5, user.hashed_password);
+      check(c, s.step());
+      return sqlite3_changes(c.db()) == 1 ? StoreStatus::ok : StoreStatus::exists;
+    });
+  }
+
+  StoreStatus set_disabled(std::string_view username, bool disabled) override {
+    return update("UPDATE users SET disabled = ?2, updated_at = unixepoch() WHERE username = ?1",
+                  username, disabled ? "1" : "0");
+  }
+
+  StoreStatus set_password_hash(std::string_view username, std::string_view hash) override {
+    return update(
+        "UPDATE users SET hashed_password = ?2, updated_at = unixepoch() WHERE username = ?1",
+        username, hash);
+  }
+
+  StoreStatus remove(std::string_view username) override {
+    return write([&](Connection& c) {
+      Statement s(c.db(), "DELETE FROM users WHERE username = ?1");
+      s.bind(1, username);
+      check(c, s.step());
+      return sqlite3_changes(c.db()) == 1 ? StoreStatus::ok : StoreStatus::not_found;
+    });
+  }
+
+  std::vector<User> list() override {
+    auto conn = acquire();
+    std::vector<User> users;
+    {
+      Statement s(conn->db(),
+                  (std::string("SELECT ") + kUserColumns + " FROM users ORDER BY username").c_str());
+      while (s.step() == SQLITE_ROW) users.push_back(read_user(s));
+    }
+    release(std::move(conn));
+    return users;
+  }
+
+  std::optional<std::string> setting(std::string_view name) override {
+    auto conn = acquire();
+    std::optional<std::string> value;
+    {
+      Statement s(conn->db(), "SELECT value FROM settings WHERE name = ?1");
+      s.bind(1, name);
+      if (s.step() == SQLITE_ROW) value = s.text(0);
+    }
+    release(std::move(conn));
+    return value;
+  }
+
+  void set_setting(std::string_view name, std::string_view value) override {
+    write([&](Connection& c) {
+      Statement s(c.db(),
+                  "INSERT INTO settings (name, value) VALUES (?1, ?2) "
+                  "ON CONFLICT(name) DO UPDATE SET value = excluded.value");
+      s.bind(1, name).bind(2, value);
+      check(c, s.step());
+      return StoreStatus::ok;
+    });
+  }
+
+  bool created() const override { return created_; }
+
+ private:
+  static void check(Connection& c, int rc) {
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+      throw std::runtime_error(std::string("sqlite: ") + sqlite3_errmsg(c.db()));
+    }
+  }
+
+  template <class F>
+  StoreStatus write(F&& f) {
+    auto conn = acquire();
+    StoreStatus status;
+    try {
+      status = f(*conn);
+    } catch (...) {
+      release(std::move(conn));
+      throw;
+    }
+    release(std::move(conn));
+    return status;
+  }
+
+  StoreStatus update(const char* sql, std::string_view username, std::string_view value) {
+    return write([&](Connection& c) {
+      Statement s(c.db(), sql);
+      s.bind(1, username).bind(2, value);
+      check(c, s.step());
+      return sqlite3_changes(c.db()) == 1 ? StoreStatus::ok : StoreStatus::not_found;
+    });
+  }
+
+  void migrate(Connection& c) {
+    c.exec("BEGIN IMMEDIATE");
+    try {
+      c.exec("CREATE TABLE IF NOT EXISTS schema_migrations ("
+             " version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL DEFAULT (unixepoch()))");
+      int current = 0;
+      {
+        Statement s(c.db(), "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+        if (s.step() == SQLITE_ROW) current = s.integer(0);
+      }
+      created_ = current == 0;
+      const int latest = static_cast<int>(std::size(kMigrations));
+      for (int v = current + 1; v <= latest; ++v) {
+        c.exec(kMigrations[v - 1]);
+        Statement s(c.db(), "INSERT INTO schema_migrations (version) VALUES (?1)");
+        s.bind(1, v);
+        check(c, s.step());
+      }
+      c.exec("COMMIT");
+    } catch (...) {
+      c.exec("ROLLBACK");
+      throw;
+    }
+  }
+
+  std::unique_ptr<Connection> acquire() {
+    {
+      std::lock_guard lock(mutex_);
+      if (!pool_.empty()) {
+        auto c = std::move(pool_.back());
+        pool_.pop_back();
+        return c;
+      }
+    }
+    return std::make_unique<Connection>(file_);
+  }
+  void release(std::unique_ptr<Connection> c) {
+    std::lock_guard lock(mutex_);
+    if (pool_.size() < 16) pool_.push_back(std::move(c));
+  }
+
+  std::filesystem::path file_;
+  bool created_ = false;
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<Connection>> pool_;
+};
+
+}  // namespace
+
+std::unique_ptr<UserStore> open_sqlite_store(const std::filesystem::path& file) {
+  return std::make_unique<SqliteStore>(file);
+}
+
+std::vector<User> demo_users() {
+  return {
+      User{"johndoe", "johndoe@example.com", "John Doe", false,
+           "$2b$12$h93UtAq4.OvsQYxEl8vsAeF7d4wVrgIFCdzcA842pX0hYxsStodHq"},
+      User{"alice", "alice@example.com", "Alice Wonderson", true,
+           "$2b$12$cPRekB3/i.lDE1jCBsT1s.9aigjzvk9XmvxL6jlhyYLjGPUEFzuWm"},
+  };
+}
+
+}  // namespace gatehouse

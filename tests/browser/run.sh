@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Browser test of /docs (Swagger UI) and /redoc (ReDoc) against a real gatehouse.
+#
+#   bash tests/browser/run.sh
+#
+# Starts ${GATEHOUSE_BIN:-build/gatehouse} serve on a free 127.0.0.1 port with a
+# throwaway data dir and a random SECRET_KEY, waits for /openapi.json, runs
+# `node --test tests/browser/` against it (headless /usr/bin/chromium through
+# playwright-core), stops the server and exits with the test's status.
+# Screenshots and the server log go to ${ARTIFACT_DIR:-build/test-artifacts}.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+cd "$REPO"
+
+GATEHOUSE_BIN="${GATEHOUSE_BIN:-build/gatehouse}"
+if [ ! -x "$GATEHOUSE_BIN" ]; then
+  echo "run.sh: $GATEHOUSE_BIN not found or not executable (build first, or set GATEHOUSE_BIN)" >&2
+  exit 2
+fi
+
+export ARTIFACT_DIR="${ARTIFACT_DIR:-build/test-artifacts}"
+mkdir -p "$ARTIFACT_DIR"
+ARTIFACT_DIR="$(cd "$ARTIFACT_DIR" && pwd)"
+
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  npm ci --prefix tests/browser --silent --no-audit --no-fund >/dev/null
+fi
+
+PORT="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
+DATA_DIR="$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-browser.XXXXXX")"
+SERVER_LOG="$ARTIFACT_DIR/browser-gatehouse.log"
+SERVER_PID=""
+
+cleanup() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  rm -rf "$DATA_DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+SECRET_KEY="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" \
+  "$GATEHOUSE_BIN" serve --host 127.0.0.1 --port "$PORT" --data-dir "$DATA_DIR" \
+  >"$SERVER_LOG" 2>&1 &
+SERVER_PID=$!
+
+BASE_URL="http://127.0.0.1:$PORT"
+ready=""
+for _ in $(seq 150); do   # up to ~15 s
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    echo "run.sh: gatehouse exited before answering; log follows" >&2
+    cat "$SERVER_LOG" >&2
+    exit 1
+  fi
+  if curl -fsS -o /dev/null --max-time 1 "$BASE_URL/openapi.json" 2>/dev/null; then
+    ready=1
+    break
+  fi
+  sleep 0.1
+done
+if [ -z "$ready" ]; then
+  echo "run.sh: $BASE_URL/openapi.json did not answer in time; log follows" >&2
+  cat "$SERVER_LOG" >&2
+  exit 1
+fi
+
+status=0
+BASE_URL="$BASE_URL" node --test tests/browser/ || status=$?
+exit "$status"
