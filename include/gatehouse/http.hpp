@@ -53,6 +53,9 @@ class Request {
   // "host:port" of the listening socket, for absolute URLs when there is no Host header.
   [[nodiscard]] std::string_view local_authority() const noexcept { return local_authority_; }
   void set_local_authority(std::string_view authority) { local_authority_ = authority; }
+  // "http", or what a trusted proxy said in X-Forwarded-Proto (as uvicorn does).
+  [[nodiscard]] std::string_view scheme() const noexcept { return scheme_; }
+  void set_scheme(std::string_view scheme) { scheme_ = scheme; }
 
  private:
   std::string_view method_;
@@ -62,6 +65,7 @@ class Request {
   const void* fields_ = nullptr;
   HeaderLookup lookup_ = nullptr;
   std::string_view local_authority_ = "127.0.0.1";
+  std::string_view scheme_ = "http";
 };
 
 struct Response {

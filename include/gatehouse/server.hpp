@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "gatehouse/app.hpp"
 
@@ -24,6 +25,8 @@ struct ServerOptions {
   std::chrono::seconds read_timeout{30};
   std::chrono::seconds shutdown_grace{10};
   bool access_log = true;
+  // Peers whose X-Forwarded-Proto is believed (uvicorn's --forwarded-allow-ips); "*": all.
+  std::vector<std::string> forwarded_allow_ips{"127.0.0.1"};
   // Called once the listening socket is bound, with the port (useful with port 0).
   std::function<void(std::uint16_t)> on_listening;
 };

@@ -74,7 +74,7 @@ Dispatch App::dispatch(const Request& request) const {
     for (const auto& r : routes_) {
       if (r->path != other) continue;
       // Starlette's redirect_slashes: 307 to the same URL with the slash toggled.
-      std::string url = "http://";
+      std::string url = latin1_to_utf8(request.scheme()) + "://";
       auto host = request.header("Host");
       url += host ? latin1_to_utf8(*host) : std::string(request.local_authority());
       url += other;
@@ -135,7 +135,7 @@ void App::add_docs_routes() {
   page(info_.docs_url, "swagger_ui_html",
        [this, assets] { return Response::html(docs::swagger_ui_html(info_, assets)); });
   page(info_.docs_url + "/oauth2-redirect", "swagger_ui_redirect",
-       [web_dir] { return docs::static_file(web_dir, "oauth2-redirect.html"); });
+       [web_dir] { return docs::oauth2_redirect_page(web_dir); });
   page(info_.redoc_url, "redoc_html",
        [this, assets] { return Response::html(docs::redoc_html(info_, assets)); });
   for (const char* file : docs::kAssetFiles) {

@@ -275,6 +275,7 @@ Result<std::vector<FormField>, std::string> parse_multipart(const OptionsHeader&
 
   std::vector<FormField> fields;
   std::size_t pos = 0;
+  if (body.empty()) return fields;  // python-multipart: no data, no parts, no error
   if (body.substr(0, delimiter.size()) != delimiter) return Err{std::string(kParseError)};
   pos = delimiter.size();
   while (true) {

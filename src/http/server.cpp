@@ -113,6 +113,9 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = ep.address().to_string();
+    for (const auto& ip : state_.options.forwarded_allow_ips) {
+      trusted_proxy_ = trusted_proxy_ || ip == "*" || ip == remote_;
+    }
   }
 
   ~Session() {
@@ -180,11 +183,25 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_request() {
     auto& req = parser_->get();
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is a bad request (h11 agrees).
+    if (req.version() >= 11 && req.find(bhttp::field::host) == req.end()) {
+      return respond_error(400, "Bad Request");
+    }
     auto target = req.target();
     auto raw_path = target.substr(0, target.find('?'));
     request_ = Request(req.method_string(), target, http::unquote(raw_path), req.body(),
                        &req.base(), &lookup_header);
     request_.set_local_authority(state_.local_authority);
+    if (trusted_proxy_) {
+      // uvicorn's ProxyHeadersMiddleware: the last X-Forwarded-Proto, stripped.
+      std::string_view proto;
+      for (auto it = req.find("X-Forwarded-Proto"); it != req.end() && beast::iequals(it->name_string(), "X-Forwarded-Proto"); ++it) {
+        proto = it->value();
+      }
+      while (!proto.empty() && (proto.front() == ' ' || proto.front() == '\t')) proto.remove_prefix(1);
+      while (!proto.empty() && (proto.back() == ' ' || proto.back() == '\t')) proto.remove_suffix(1);
+      if (!proto.empty()) request_.set_scheme(proto);
+    }
     auto dispatch = state_.app.dispatch(request_);
     if (dispatch.route == nullptr) return respond(std::move(*dispatch.response));
     if (!dispatch.route->options.offload) return respond(state_.app.run(*dispatch.route, request_));
@@ -330,6 +347,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<char> drain_;
   std::size_t drained_ = 0;
   bool idle_ = false;
+  bool trusted_proxy_ = false;
   std::chrono::steady_clock::time_point started_;
 };
 

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 namespace gatehouse::docs {
 
@@ -114,6 +116,18 @@ std::string redoc_html(const AppInfo& info, const std::string& assets) {
 </body>
 </html>
 )";
+}
+
+Response oauth2_redirect_page(const std::string& web_dir) {
+  std::ifstream in(std::filesystem::path(web_dir) / "oauth2-redirect.js", std::ios::binary);
+  if (!in) return HttpException(404, "Not Found").to_response();
+  std::ostringstream script;
+  script << in.rdbuf();
+  std::string js = script.str();
+  // Keep the script inside its element whatever it contains.
+  for (std::size_t p = 0; (p = js.find("</script", p)) != std::string::npos; p += 3) js.replace(p, 2, "<\\/");
+  return Response::html("<!doctype html>\n<html lang=\"en-US\">\n<head>\n<title>Swagger UI: OAuth2 Redirect</title>\n</head>\n<body>\n<script>\n" +
+                        js + "\n</script>\n</body>\n</html>\n");
 }
 
 Response static_file(const std::string& dir, const std::string& name) {

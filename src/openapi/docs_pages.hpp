@@ -15,6 +15,9 @@ inline constexpr const char* kAssetFiles[] = {"swagger-ui-bundle.js", "swagger-u
 // `configured` if set, else web/ next to the executable, else ../share/gatehouse/web.
 std::string find_web_dir(const std::string& configured);
 std::string swagger_ui_html(const AppInfo& info, const std::string& assets_url);
+// Swagger UI's OAuth2 redirect page: swagger-ui-dist's oauth2-redirect.js inline, as
+// FastAPI serves it (the page must work at /docs/oauth2-redirect without a sibling file).
+Response oauth2_redirect_page(const std::string& web_dir);
 std::string redoc_html(const AppInfo& info, const std::string& assets_url);
 // A response streaming `name` from `dir`, or 404 when it is not there.
 Response static_file(const std::string& dir, const std::string& name);

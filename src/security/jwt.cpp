@@ -325,6 +325,8 @@ Result<boost::json::object, Error> decode(const Hs256Key& key, std::string_view 
   if (const auto* jti = claims.if_contains("jti"); jti != nullptr && !jti->is_string()) {
     return Err{Error::bad_claim};
   }
+  // jose: an at_hash claim needs an access token to compare against; there is none.
+  if (claims.contains("at_hash")) return Err{Error::bad_claim};
   return std::move(claims);
 }
 

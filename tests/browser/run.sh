@@ -8,6 +8,8 @@
 # `node --test tests/browser/` against it (headless /usr/bin/chromium through
 # playwright-core), stops the server and exits with the test's status.
 # Screenshots and the server log go to ${ARTIFACT_DIR:-build/test-artifacts}.
+# GATEHOUSE_WEB_DIR, if set, is passed as --web-dir (default: the server's own
+# lookup, web/ next to the binary).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -48,6 +50,7 @@ trap 'exit 143' TERM
 
 SECRET_KEY="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" \
   "$GATEHOUSE_BIN" serve --host 127.0.0.1 --port "$PORT" --data-dir "$DATA_DIR" \
+  ${GATEHOUSE_WEB_DIR:+--web-dir "$GATEHOUSE_WEB_DIR"} \
   >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 

@@ -37,7 +37,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import pytest
 
@@ -302,12 +302,16 @@ def build_request(
     return out
 
 
-def exchange(host: str, port: int, data: bytes, timeout: float = 10.0,
-             chunks: Optional[Iterable[Tuple[bytes, float]]] = None) -> bytes:
-    """Send ``data`` and read until the server closes (or ``timeout``).
+def exchange_ex(host: str, port: int, data: bytes, timeout: float = 10.0,
+                expect_responses: Optional[int] = None, grace: float = 2.0,
+                head_flags: Sequence[bool] = ()) -> Tuple[bytes, bool]:
+    """Send ``data``; read until the server closes, or ``timeout``.
 
-    Returns everything received.  A reset after some bytes is not an error:
-    the bytes read so far are returned.
+    Returns (everything received, closed_by_server).  A reset counts as
+    closed; the bytes read before it are kept.  When ``expect_responses`` is
+    given, waiting stops ``grace`` seconds after that many complete responses
+    have arrived (so a server that ignores ``Connection: close`` costs
+    ``grace`` seconds, not ``timeout``).
     """
     with socket.create_connection((host, port), timeout=timeout) as s:
         s.settimeout(timeout)
@@ -321,13 +325,22 @@ def exchange(host: str, port: int, data: bytes, timeout: float = 10.0,
             try:
                 chunk = s.recv(65536)
             except socket.timeout:
-                break
+                return out, False
             except ConnectionResetError:
-                break
+                return out, True
             if not chunk:
-                break
+                return out, True
             out += chunk
-        return out
+            if expect_responses is not None and \
+                    len(parse_responses(out, head_flags)) >= expect_responses:
+                s.settimeout(grace)
+        return out, False
+
+
+def exchange(host: str, port: int, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send ``data`` and return everything read until the server closes
+    (or ``timeout``)."""
+    return exchange_ex(host, port, data, timeout)[0]
 
 
 @dataclass
@@ -427,26 +440,35 @@ def _parse_one(buf: bytes, head_request: bool) -> Tuple[RawResponse, bytes]:
     return resp, b""
 
 
-def parse_responses(data: bytes, head_flags: Sequence[bool] = (),
-                    skip_interim: bool = True) -> List[RawResponse]:
-    """Parse every complete response in ``data`` (pipelined responses too).
+def parse_responses_ex(data: bytes, head_flags: Sequence[bool] = (),
+                       skip_interim: bool = True) -> Tuple[List[RawResponse], bytes]:
+    """Parse every complete response in ``data`` (pipelined ones too).
 
-    ``head_flags[i]`` tells whether the i-th response answers a HEAD request.
-    Interim 1xx responses are dropped unless ``skip_interim`` is False.
+    Returns (responses, unparsed rest).  ``head_flags[i]`` tells whether the
+    i-th response answers a HEAD request.  Interim 1xx responses are dropped
+    unless ``skip_interim`` is False.  Bytes that are not a response (e.g. a
+    body sent after a HEAD answer) stay in the rest.
     """
     out: List[RawResponse] = []
     i = 0
     while data:
         is_head = head_flags[i] if i < len(head_flags) else False
         try:
-            resp, data = _parse_one(data, is_head)
-        except IncompleteResponse:
+            resp, rest = _parse_one(data, is_head)
+        except (IncompleteResponse, ValueError):
             break
+        data = rest
         if 100 <= resp.status < 200 and skip_interim:
             continue
         out.append(resp)
         i += 1
-    return out
+    return out, data
+
+
+def parse_responses(data: bytes, head_flags: Sequence[bool] = (),
+                    skip_interim: bool = True) -> List[RawResponse]:
+    """The complete responses in ``data``; see ``parse_responses_ex``."""
+    return parse_responses_ex(data, head_flags, skip_interim)[0]
 
 
 def url_host_port(base_url: str) -> Tuple[str, int]:

@@ -315,7 +315,17 @@ def test_route_redoc_local(gatehouse):
 def test_route_docs_oauth2_redirect(gatehouse):
     r = raw_request(gatehouse, "GET", "/docs/oauth2-redirect")
     assert r.status == 200 and r.content_type == "text/html; charset=utf-8", r
-    assert b"swaggerUIRedirectOauth2" in r.body
+    # The handler script may be inline (FastAPI's page) or an external file
+    # (swagger-ui-dist 5's oauth2-redirect.html loads oauth2-redirect.js
+    # relative to the page); either way the browser must be able to run it.
+    code = r.body
+    for src in re.findall(r'<script[^>]*\ssrc="([^"]+)"', r.body.decode()):
+        assert not re.match(r"^(https?:)?//", src), src
+        url = urllib.parse.urljoin("/docs/oauth2-redirect", src)
+        a = raw_request(gatehouse, "GET", url)
+        assert a.status == 200, (f"/docs/oauth2-redirect loads {src} = {url}", a)
+        code += a.body
+    assert b"swaggerUIRedirectOauth2" in code
 
 
 # ---------------------------------------------------------------------------
