@@ -617,22 +617,25 @@ _HASHES = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sh
 
 def make_token(claims=None, key: str = None, header: Optional[dict] = None,
                raw_payload: Optional[bytes] = None, signature: Optional[str] = None,
-               sign_as: Optional[str] = None) -> str:
+               sign_as: Optional[str] = None, raw_header: Optional[bytes] = None) -> str:
     """Hand-built JWS compact token.
 
     ``header`` defaults to ``{"alg":"HS256","typ":"JWT"}``.  The HMAC uses the
     header's ``alg`` when it is HS256/384/512 (or ``sign_as``), else SHA-256.
-    ``signature`` overrides the computed signature verbatim.
+    ``signature`` overrides the computed signature verbatim; ``raw_payload``
+    and ``raw_header`` give the exact JSON bytes to encode.
     """
     key = _SESSION_KEY if key is None else key
     header = {"alg": "HS256", "typ": "JWT"} if header is None else header
-    h = b64url(json.dumps(header, separators=(",", ":")).encode())
+    h = b64url(raw_header if raw_header is not None else
+               json.dumps(header, separators=(",", ":")).encode())
     payload = raw_payload if raw_payload is not None else json.dumps(
         claims, separators=(",", ":")).encode()
     p = b64url(payload)
     signing_input = f"{h}.{p}".encode()
     if signature is None:
-        digest = _HASHES.get(sign_as or header.get("alg"), hashlib.sha256)
+        alg = header.get("alg") if isinstance(header.get("alg"), str) else None
+        digest = _HASHES.get(sign_as or alg, hashlib.sha256)
         signature = b64url(hmac.new(key.encode(), signing_input, digest).digest())
     return f"{h}.{p}.{signature}"
 

@@ -132,6 +132,16 @@ def tok(**claims) -> Callable[[], str]:
     return build
 
 
+def _token_with_b64_specials() -> str:
+    """A valid token whose signature contains '-' or '_' (retries the jti)."""
+    for i in range(200):
+        t = tok(jti=f"j{i}")()
+        sig = t.rsplit(".", 1)[1]
+        if "-" in sig or "_" in sig:
+            return t
+    raise AssertionError("no signature with - or _ found")
+
+
 def bearer(token_fn: Callable[[], str], scheme: str = "Bearer", sep: str = " "):
     return lambda: f"{scheme}{sep}{token_fn()}"
 
@@ -424,6 +434,24 @@ CASES: List[Case] = [
     get("jwt-empty-segments-401", "/status/", auth="Bearer .."),
     get("jwt-signature-stripped-401", ME_ITEMS, auth=bearer(tok(_sig=""))),
     get("jwt-signature-base64-padding-accepted-quirk", ME_ITEMS, auth=bearer(tok(_suffix="="))),
+    get("jwt-signature-std-base64-alphabet-accepted-quirk", ME_ITEMS,
+        auth=lambda: "Bearer " + (lambda a: a.rsplit(".", 1)[0] + "." + a.rsplit(".", 1)[1]
+                                  .replace("-", "+").replace("_", "/"))(_token_with_b64_specials())),
+    get("jwt-payload-pretty-printed-json-ok", ME_ITEMS,
+        auth=lambda: "Bearer " + make_token(raw_payload=json.dumps(
+            {"sub": "johndoe", "scopes": ["me", "items"], "exp": int(time.time()) + 3600},
+            indent=2).encode())),
+    get("jwt-payload-trailing-garbage-401", ME_ITEMS,
+        auth=lambda: "Bearer " + make_token(raw_payload=json.dumps(
+            {"sub": "johndoe", "scopes": ["me", "items"]}).encode() + b"xx")),
+    get("jwt-payload-utf8-bom-401", ME_ITEMS,
+        auth=lambda: "Bearer " + make_token(raw_payload=b"\xef\xbb\xbf" + json.dumps(
+            {"sub": "johndoe", "scopes": ["me", "items"]}).encode())),
+    get("jwt-header-with-whitespace-ok", ME_ITEMS,
+        auth=lambda: "Bearer " + make_token({"sub": "johndoe", "scopes": ["me", "items"]},
+                                            header=None, raw_header=b' { "alg" : "HS256" } ')),
+    get("jwt-header-alg-list-401", ME_ITEMS, auth=bearer(tok(_header={"alg": ["HS256"]},
+                                                              _sign_as="HS256"))),
 
     # ---- JWT validation: time and registered claims ---------------------
     get("jwt-expired-401", ME_ITEMS, auth=bearer(tok(exp=lambda now: now - 60))),
@@ -441,6 +469,11 @@ CASES: List[Case] = [
     get("jwt-exp-string-with-spaces-ok-quirk", ME_ITEMS,
         auth=bearer(tok(exp=lambda now: f" {now + 3600} "))),
     get("jwt-exp-true-is-1-expired-quirk-401", "/status/", auth=bearer(tok(exp=True))),
+    get("jwt-exp-1e20-float-ok", ME_ITEMS,
+        auth=lambda: "Bearer " + make_token(raw_payload=b'{"sub":"johndoe","scopes":["me","items"],"exp":1e20}')),
+    get("jwt-exp-nan-literal-401", ME_ITEMS,
+        auth=lambda: "Bearer " + make_token(raw_payload=b'{"sub":"johndoe","scopes":["me","items"],"exp":NaN}')),
+    get("jwt-exp-negative-expired-401", "/status/", auth=bearer(tok(exp=-1))),
     get("jwt-nbf-future-401", ME_ITEMS, auth=bearer(tok(nbf=lambda now: now + 600))),
     get("jwt-nbf-past-ok", ME_ITEMS, auth=bearer(tok(nbf=lambda now: now - 600))),
     get("jwt-nbf-non-number-401", "/status/", auth=bearer(tok(nbf="soon"))),
@@ -509,6 +542,11 @@ CASES: List[Case] = [
     get("route-query-empty", "/items/?", auth="Bearer q"),
     get("route-query-token-param-not-read", "/items/?access_token=abc"),
     get("route-percent-encoded-path-matches", "/it%65ms/", auth="Bearer enc"),
+    get("route-encoded-slash-decoded-quirk", "/items%2F", auth="Bearer enc"),
+    get("route-encoded-slash-me-quirk", "/users/me%2F"),
+    get("route-dot-segments-not-normalised-404", "/users/me/../me/"),
+    get("route-bad-percent-in-query-ignored", "/items/?%zz&a=%", auth="Bearer q"),
+    get("route-long-path-404", "/" + "a" * 6000),
 
     # ---- docs -----------------------------------------------------------
     get("route-openapi-json", "/openapi.json"),
@@ -530,6 +568,17 @@ CASES: List[Case] = [
         ("GET", "/users/me", [], None)), head_flags=[False, False, True, False],
         expect_responses=4),
     get("http-10-request", "/items/", auth="Bearer v10", version="HTTP/1.0", host=None),
+    Case(id="http-pipelined-get-with-body-skipped", raw=_pipeline(
+        ("GET", "/items/", [("Authorization", "Bearer g1"), ("Content-Type", "text/plain")],
+         b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ("GET", "/items/", [("Authorization", "Bearer g2")], None)), expect_responses=2),
+    Case(id="http-pipelined-405-with-body-skipped", raw=_pipeline(
+        ("POST", "/users/me/", [FORM], b"username=johndoe&password=secret"),
+        ("DELETE", "/token", [("Content-Length", "0")], None),
+        ("GET", "/items/", [("Authorization", "Bearer after")], None)), expect_responses=3),
+    Case(id="http-unsupported-transfer-encoding", method="POST", target="/token",
+         headers=[FORM, ("Transfer-Encoding", "gzip")], content_length=False, body=b"",
+         compare="status"),
     get("http-10-with-host", "/users/me/", auth=bearer(tok()), version="HTTP/1.0"),
     get("http-non-utf8-in-path-404", "/items/%FF"),
     Case(id="http-bad-content-length", method="POST", target="/token",
@@ -777,6 +826,25 @@ KNOWN_DIFFERENCES: List[KnownDifference] = [
                     get("x", "/users/me/", auth=bearer(tok(exp={"a": 1}))),
                     _bad_token('Bearer scope="me"'), 500,
                     "unlisted reference crash (TypeError in python-jose), SPEC: non-number exp is invalid"),
+    KnownDifference("jwt-exp-1e400-overflow",
+                    get("x", ME_ITEMS, auth=lambda: "Bearer " + make_token(
+                        raw_payload=b'{"sub":"johndoe","scopes":["me","items"],"exp":1e400}')),
+                    _bad_token('Bearer scope="items me"'), 500,
+                    "unlisted reference crash: json gives inf, int(inf) raises OverflowError; "
+                    "an exp that is not a finite number is invalid"),
+    KnownDifference("jwt-exp-infinity-literal",
+                    get("x", "/status/", auth=lambda: "Bearer " + make_token(
+                        raw_payload=b'{"sub":"johndoe","exp":Infinity}')),
+                    _bad_token("Bearer"), 500,
+                    "unlisted reference crash (OverflowError); Infinity is not even JSON"),
+    KnownDifference("jwt-payload-nested-5000-deep",
+                    get("x", ME_ITEMS, auth=lambda: "Bearer " + make_token(
+                        raw_payload=b'{"sub":"johndoe","scopes":["me","items"],"x":'
+                        + b"[" * 5000 + b"]" * 5000 + b"}")),
+                    _bad_token('Bearer scope="items me"'), 500,
+                    "unlisted reference crash (RecursionError in json); refusing the token "
+                    "(or accepting it: SPEC ignores extra claims) would both be fine, but "
+                    "gatehouse must not crash - expectation chosen: 401"),
     KnownDifference("jwt-nbf-null",
                     get("x", ME_ITEMS, auth=bearer(tok(nbf=None))),
                     _bad_token('Bearer scope="items me"'), 500,
