@@ -2,11 +2,15 @@
 // acknowledged write survives a power cut), created 0600, with numbered migrations.
 // Connections are pooled; each is used by one thread at a time.
 #include <sqlite3.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <array>
+#include <atomic>
 #include <mutex>
+#include <unordered_map>
 #include <stdexcept>
 #include <string>
 
@@ -74,6 +78,7 @@ class Statement {
                        static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)));
   }
   int integer(int col) const { return sqlite3_column_int(stmt_, col); }
+  std::int64_t integer64(int col) const { return sqlite3_column_int64(stmt_, col); }
 
  private:
   sqlite3_stmt* stmt_ = nullptr;
@@ -139,6 +144,9 @@ class Connection {
 class SqliteStore final : public UserStore {
  public:
   explicit SqliteStore(std::filesystem::path file) : file_(std::move(file)) {
+    static std::once_flag configured;
+    // No global allocation statistics: they take a process-wide mutex per malloc.
+    std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
     // Create the file 0600 before SQLite does, so it is never readable by others.
     int fd = ::open(file_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) throw std::runtime_error("cannot create " + file_.string());
@@ -146,21 +154,40 @@ class SqliteStore final : public UserStore {
     ::close(fd);
     auto conn = std::make_unique<Connection>(file_);
     migrate(*conn);
+    // A read makes sure the WAL index exists; this connection stays open (it is the
+    // anchor that keeps the -shm file alive while the store is open).
+    conn->exec("SELECT count(*) FROM schema_migrations");
     for (const char* suffix : {"-wal", "-shm"}) {
       auto side = file_.string() + suffix;
       ::chmod(side.c_str(), 0600);
     }
-    release(std::move(conn));
+    map_wal_index();
+    anchor_ = std::move(conn);
   }
 
+  ~SqliteStore() override {
+    if (wal_map_ != nullptr) ::munmap(wal_map_, 136);
+  }
+
+  // Lookups run on a connection of the calling thread's own, through a small cache
+  // of that thread's. The cache is dropped whenever PRAGMA data_version says another
+  // connection (this process's writers, or `gatehouse user ...` in another process)
+  // committed, so a disabled or deleted user takes effect on the next request.
   UserPtr find(std::string_view username) override {
-    auto conn = acquire();
-    auto& s = conn->find_stmt();
+    Reader& r = reader();
+    const Version version = data_version(r);
+    if (version != r.version) {
+      r.cache.clear();
+      r.version = version;
+    }
+    if (auto it = r.cache.find(username); it != r.cache.end()) return it->second;
+    auto& s = r.conn->find_stmt();
     s.bind(1, username);
     UserPtr result;
     if (s.step() == SQLITE_ROW) result = std::make_shared<const User>(read_user(s));
     s.reset();
-    release(std::move(conn));
+    if (r.cache.size() >= kCachePerThread) r.cache.clear();
+    r.cache.emplace(std::string(username), result);  // unknown users are cached too
     return result;
   }
 
@@ -304,7 +331,79 @@ class SqliteStore final : public UserStore {
     if (pool_.size() < 16) pool_.push_back(std::move(c));
   }
 
+  static constexpr std::size_t kCachePerThread = 4096;
+
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  using Version = std::array<std::uint32_t, 3>;
+  struct Reader {
+    std::unique_ptr<Connection> conn;
+    std::unique_ptr<Statement> version_stmt;
+    Version version{~0u, ~0u, ~0u};
+    std::unordered_map<std::string, UserPtr, StringHash, std::equal_to<>> cache;
+  };
+
+  // What changes whenever any connection, in any process, commits. Every commit
+  // appends frames to the WAL and rewrites the WAL-index header in the -shm file
+  // (sqlite.org/walformat.html §2.1): mxFrame grows, and when the WAL restarts the
+  // salts change. Reading (mxFrame, salt-1, salt-2) from a read-only mapping costs
+  // no system call and no lock. Without a mapping, PRAGMA data_version tells the same.
+  Version data_version(Reader& r) {
+    if (wal_header_ != nullptr) {
+      return Version{__atomic_load_n(wal_header_ + 4, __ATOMIC_ACQUIRE),   // mxFrame
+                     __atomic_load_n(wal_header_ + 8, __ATOMIC_ACQUIRE),   // aSalt[0]
+                     __atomic_load_n(wal_header_ + 9, __ATOMIC_ACQUIRE)};  // aSalt[1]
+    }
+    r.version_stmt->step();
+    const auto v = static_cast<std::uint64_t>(r.version_stmt->integer64(0));
+    r.version_stmt->reset();
+    return Version{static_cast<std::uint32_t>(v), static_cast<std::uint32_t>(v >> 32), 0};
+  }
+
+  void map_wal_index() {
+    const auto shm = file_.string() + "-shm";
+    int fd = ::open(shm.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && st.st_size >= 136) {
+      void* p = ::mmap(nullptr, 136, PROT_READ, MAP_SHARED, fd, 0);
+      if (p != MAP_FAILED) {
+        wal_map_ = p;
+        wal_header_ = static_cast<const std::uint32_t*>(p);  // the first header copy
+      }
+    }
+    ::close(fd);
+  }
+
+  // The calling thread's reader for this store, made on first use.
+  Reader& reader() {
+    thread_local std::unordered_map<std::uint64_t, Reader*> mine;
+    if (auto it = mine.find(id_); it != mine.end()) return *it->second;
+    auto r = std::make_unique<Reader>();
+    r->conn = std::make_unique<Connection>(file_);
+    r->version_stmt = std::make_unique<Statement>(r->conn->db(), "PRAGMA data_version");
+    Reader* raw = r.get();
+    {
+      std::lock_guard lock(mutex_);
+      readers_.push_back(std::move(r));
+    }
+    mine.emplace(id_, raw);
+    return *raw;
+  }
+
+  static std::uint64_t next_id() {
+    static std::atomic<std::uint64_t> n{1};
+    return n.fetch_add(1);
+  }
+
   std::filesystem::path file_;
+  const std::uint64_t id_ = next_id();  // never reused, so a dead store's readers are never found
+  std::vector<std::unique_ptr<Reader>> readers_;
+  std::unique_ptr<Connection> anchor_;
+  void* wal_map_ = nullptr;
+  const std::uint32_t* wal_header_ = nullptr;
   bool created_ = false;
   std::mutex mutex_;
   std::vector<std::unique_ptr<Connection>> pool_;
