@@ -1,8 +1,17 @@
-// The gatehouse command: flags, environment, then library calls.
+// The gatehouse command: settings from flags, environment and a config file (in that
+// order of precedence), then library calls. Exit codes a script can rely on:
+//   0 success · 1 runtime error · 2 usage error · 3 no such user · 4 user exists
 #include <CLI/CLI.hpp>
+#include <termios.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
 
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <map>
+#include <sstream>
 #include <string>
 
 #include "gatehouse/gatehouse.hpp"
@@ -11,93 +20,464 @@
 
 namespace {
 
-std::string env_or(const char* name, std::string fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
-}
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitNoUser = 3;
+constexpr int kExitExists = 4;
 
-struct Common {
-  std::string data_dir = env_or("GATEHOUSE_DATA_DIR", "gatehouse-data");
+struct ExitError : std::runtime_error {
+  int code;
+  ExitError(int c, const std::string& what) : std::runtime_error(what), code(c) {}
 };
 
-std::shared_ptr<gatehouse::UserStore> open_store(const Common& common) {
-  gatehouse::ensure_private_dir(common.data_dir);
-  return gatehouse::open_sqlite_store(std::filesystem::path(common.data_dir) / "gatehouse.db");
-}
+// A setting: a flag, an environment variable and a config-file key, resolved as
+// flag > environment > config file > default.
+struct Setting {
+  std::string key;  // config-file key, e.g. "port"
+  std::string env;  // environment variable, e.g. "GATEHOUSE_PORT"
+  CLI::Option* option = nullptr;
+  std::string value;  // the default, then the resolved value
+};
 
-int parse_minutes(const std::string& text) {
+class Settings {
+ public:
+  Setting& add(CLI::App* cmd, const std::string& flag, const std::string& key, const std::string& env,
+               std::string default_value, const std::string& help) {
+    auto s = std::make_unique<Setting>();
+    s->key = key;
+    s->env = env;
+    s->value = std::move(default_value);
+    std::string text = help;
+    if (!env.empty()) text += " [env " + env + "]";
+    if (!s->value.empty()) text += " (default: " + s->value + ")";
+    s->option = cmd->add_option(flag, cli_values_[s.get()], text);
+    settings_.push_back(std::move(s));
+    return *settings_.back();
+  }
+
+  // Applies the precedence once the command line is parsed.
+  void resolve(const std::string& config_file) {
+    std::map<std::string, std::string> config;
+    if (!config_file.empty()) {
+      std::ifstream probe(config_file);
+      if (!probe) throw ExitError(kExitUsage, "cannot read config file " + config_file);
+      for (const auto& item : CLI::ConfigTOML().from_file(config_file)) {
+        if (item.inputs.empty()) continue;
+        config[item.name] = item.inputs.front();
+      }
+    }
+    for (auto& s : settings_) {
+      if (s->option->count() > 0) {
+        s->value = cli_values_[s.get()];
+      } else if (const char* e = s->env.empty() ? nullptr : std::getenv(s->env.c_str());
+                 e != nullptr && *e != '\0') {
+        s->value = e;
+      } else if (auto it = config.find(s->key); it != config.end()) {
+        s->value = it->second;
+      }
+    }
+  }
+
+ private:
+  std::vector<std::unique_ptr<Setting>> settings_;
+  std::map<const Setting*, std::string> cli_values_;
+};
+
+unsigned long parse_number(const Setting& s, unsigned long max) {
   try {
     std::size_t used = 0;
-    int v = std::stoi(text, &used);
-    if (used != text.size() || v <= 0) throw std::invalid_argument(text);
-    return v;
+    unsigned long v = std::stoul(s.value, &used);
+    if (used == s.value.size() && v <= max) return v;
   } catch (const std::exception&) {
-    throw std::runtime_error("ACCESS_TOKEN_EXPIRE_MINUTES must be a positive whole number, got '" +
-                             text + "'");
   }
+  throw ExitError(kExitUsage, s.key + " must be a whole number up to " + std::to_string(max) +
+                                  ", got '" + s.value + "'");
+}
+
+bool parse_bool(const Setting& s) {
+  std::string v = s.value;
+  for (auto& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (v == "1" || v == "true" || v == "yes" || v == "on") return true;
+  if (v == "0" || v == "false" || v == "no" || v == "off" || v.empty()) return false;
+  throw ExitError(kExitUsage, s.key + " must be true or false, got '" + s.value + "'");
+}
+
+bool is_postgres_url(const std::string& db) {
+  return db.rfind("postgresql://", 0) == 0 || db.rfind("postgres://", 0) == 0;
+}
+
+std::shared_ptr<gatehouse::UserStore> open_store(const Setting& data_dir, const Setting& database) {
+  if (is_postgres_url(database.value)) return gatehouse::open_postgres_store(database.value);
+  gatehouse::ensure_private_dir(data_dir.value);
+  auto file = database.value.empty() ? std::filesystem::path(data_dir.value) / "gatehouse.db"
+                                     : std::filesystem::path(database.value);
+  return gatehouse::open_sqlite_store(file);
+}
+
+// Reads a password: from standard input (one line) or from the terminal without echo.
+std::string read_password(bool from_stdin, bool confirm) {
+  std::string password;
+  if (from_stdin) {
+    if (!std::getline(std::cin, password)) throw ExitError(kExitUsage, "no password on standard input");
+    if (!password.empty() && password.back() == '\r') password.pop_back();
+  } else {
+    if (!isatty(STDIN_FILENO)) {
+      throw ExitError(kExitUsage, "no terminal to ask for a password; use --password-stdin");
+    }
+    auto ask = [](const char* prompt) {
+      std::cerr << prompt << std::flush;
+      termios old{};
+      tcgetattr(STDIN_FILENO, &old);
+      termios quiet = old;
+      quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+      tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+      std::string line;
+      std::getline(std::cin, line);
+      tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+      std::cerr << "\n";
+      return line;
+    };
+    password = ask("Password: ");
+    if (confirm && ask("Repeat password: ") != password) {
+      throw ExitError(kExitUsage, "the passwords do not match");
+    }
+  }
+  if (password.empty()) throw ExitError(kExitUsage, "the password is empty");
+  if (password.size() > gatehouse::PasswordHasher::kMaxPasswordBytes ||
+      password.find('\0') != std::string::npos) {
+    throw ExitError(kExitUsage, "the password is longer than 4096 bytes or contains a NUL byte");
+  }
+  return password;
+}
+
+void check_status(gatehouse::StoreStatus status, const std::string& username) {
+  if (status == gatehouse::StoreStatus::not_found) throw ExitError(kExitNoUser, "no such user: " + username);
+  if (status == gatehouse::StoreStatus::exists) throw ExitError(kExitExists, "user already exists: " + username);
+}
+
+boost::json::object user_json(const gatehouse::User& u) {
+  boost::json::object o;
+  o["username"] = u.username;
+  o["email"] = u.email ? boost::json::value(*u.email) : nullptr;
+  o["full_name"] = u.full_name ? boost::json::value(*u.full_name) : nullptr;
+  o["disabled"] = u.disabled;
+  std::string scheme = u.hashed_password.substr(0, u.hashed_password.find('$', 1) + 1);
+  o["hash_scheme"] = scheme;
+  return o;
+}
+
+// Users exported from a FastAPI app: a JSON array of objects, or CSV with a header
+// line, with at least username and hashed_password (email, full_name, disabled too).
+std::vector<gatehouse::User> read_import(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ExitError(kExitUsage, "cannot read " + path);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  std::string text = buf.str();
+  std::vector<gatehouse::User> users;
+  auto first = text.find_first_not_of(" \t\r\n");
+  auto truthy = [](std::string v) {
+    for (auto& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return v == "1" || v == "true" || v == "yes";
+  };
+  if (first != std::string::npos && (text[first] == '[' || text[first] == '{')) {
+    boost::system::error_code ec;
+    auto doc = boost::json::parse(text, ec);
+    if (ec) throw ExitError(kExitUsage, path + ": not valid JSON: " + ec.message());
+    // Either a list of users or the tutorial's dict {username: {...}}.
+    std::vector<boost::json::value> items;
+    if (doc.is_array()) {
+      for (auto& v : doc.as_array()) items.push_back(v);
+    } else {
+      for (auto& kv : doc.as_object()) items.push_back(kv.value());
+    }
+    for (auto& v : items) {
+      if (!v.is_object()) throw ExitError(kExitUsage, path + ": each user must be a JSON object");
+      const auto& o = v.as_object();
+      auto str = [&](const char* k) -> std::optional<std::string> {
+        auto* p = o.if_contains(k);
+        if (p == nullptr || p->is_null()) return std::nullopt;
+        if (!p->is_string()) throw ExitError(kExitUsage, path + ": " + k + " must be a string");
+        return std::string(p->as_string());
+      };
+      gatehouse::User u;
+      u.username = str("username").value_or("");
+      u.hashed_password = str("hashed_password").value_or("");
+      u.email = str("email");
+      u.full_name = str("full_name");
+      if (auto* d = o.if_contains("disabled"); d != nullptr && d->is_bool()) u.disabled = d->as_bool();
+      users.push_back(std::move(u));
+    }
+  } else {
+    std::istringstream lines(text);
+    std::string line;
+    std::vector<std::string> header;
+    auto split = [](const std::string& l) {
+      std::vector<std::string> out;
+      std::string cur;
+      bool quoted = false;
+      for (std::size_t i = 0; i < l.size(); ++i) {
+        char c = l[i];
+        if (quoted) {
+          if (c == '"' && i + 1 < l.size() && l[i + 1] == '"') {
+            cur += '"';
+            ++i;
+          } else if (c == '"') {
+            quoted = false;
+          } else {
+            cur += c;
+          }
+        } else if (c == '"') {
+          quoted = true;
+        } else if (c == ',') {
+          out.push_back(cur);
+          cur.clear();
+        } else if (c != '\r') {
+          cur += c;
+        }
+      }
+      out.push_back(cur);
+      return out;
+    };
+    while (std::getline(lines, line)) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      auto cells = split(line);
+      if (header.empty()) {
+        header = cells;
+        continue;
+      }
+      gatehouse::User u;
+      for (std::size_t i = 0; i < header.size() && i < cells.size(); ++i) {
+        const auto& h = header[i];
+        if (h == "username") u.username = cells[i];
+        if (h == "hashed_password") u.hashed_password = cells[i];
+        if (h == "email" && !cells[i].empty()) u.email = cells[i];
+        if (h == "full_name" && !cells[i].empty()) u.full_name = cells[i];
+        if (h == "disabled") u.disabled = truthy(cells[i]);
+      }
+      users.push_back(std::move(u));
+    }
+  }
+  for (const auto& u : users) {
+    if (u.username.empty() || u.hashed_password.empty()) {
+      throw ExitError(kExitUsage, path + ": every user needs username and hashed_password");
+    }
+    const auto& h = u.hashed_password;
+    if (h.rfind("$2a$", 0) != 0 && h.rfind("$2b$", 0) != 0 && h.rfind("$2y$", 0) != 0 &&
+        h.rfind("$argon2id$", 0) != 0 && h.rfind("$argon2i$", 0) != 0) {
+      throw ExitError(kExitUsage, path + ": " + u.username + ": unsupported hash (bcrypt or argon2 expected)");
+    }
+  }
+  return users;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App cli{"gatehouse: an OAuth2 password-flow token server with FastAPI's behaviour"};
+  CLI::App cli{"gatehouse: an OAuth2 password-flow token server that answers like FastAPI's tutorial"};
   cli.require_subcommand(1);
-  Common common;
+  cli.footer(
+      "Settings come from flags, then the environment, then the config file (--config or "
+      "GATEHOUSE_CONFIG, TOML/INI `key = value`).\nExit codes: 0 ok, 1 error, 2 usage, 3 no such "
+      "user, 4 user exists.");
+  Settings settings;
+  std::string config_file;
+  cli.add_option("--config", config_file, "Config file (TOML or INI: key = value)")
+      ->envname("GATEHOUSE_CONFIG");
+
+  // Options every command that touches the store takes.
+  auto store_options = [&](CLI::App* cmd) {
+    auto& dir = settings.add(cmd, "--data-dir", "data-dir", "GATEHOUSE_DATA_DIR", "gatehouse-data",
+                             "Directory for the SQLite database and key file (created 0700)");
+    auto& db = settings.add(cmd, "--database", "database", "GATEHOUSE_DATABASE", "",
+                            "postgresql://... URL, or a SQLite file (default: DATA_DIR/gatehouse.db)");
+    return std::pair<Setting*, Setting*>{&dir, &db};
+  };
 
   // ---- serve ----
-  auto* serve = cli.add_subcommand("serve", "Serve the tutorial API: /token, /users/me/, /docs, ...");
-  gatehouse::ServerOptions options;
-  options.host = env_or("GATEHOUSE_HOST", "127.0.0.1");
-  options.port = static_cast<std::uint16_t>(std::stoi(env_or("GATEHOUSE_PORT", "8000")));
+  auto* serve = cli.add_subcommand("serve", "Serve /token, /users/me/, /docs ... (FastAPI's tutorial API)");
+  auto [serve_dir, serve_db] = store_options(serve);
+  auto& host = settings.add(serve, "--host", "host", "GATEHOUSE_HOST", "127.0.0.1", "Address to listen on");
+  auto& port = settings.add(serve, "--port", "port", "GATEHOUSE_PORT", "8000", "Port (0: any free port)");
+  auto& minutes = settings.add(serve, "--access-token-expire-minutes", "access-token-expire-minutes",
+                               "ACCESS_TOKEN_EXPIRE_MINUTES", "30", "Access token lifetime");
+  auto& io_threads = settings.add(serve, "--io-threads", "io-threads", "GATEHOUSE_IO_THREADS", "0",
+                                  "I/O threads, 0: one per core");
+  auto& workers = settings.add(serve, "--workers", "workers", "GATEHOUSE_WORKERS", "0",
+                               "Password-hashing threads, 0: one per core");
+  auto& queue = settings.add(serve, "--worker-queue", "worker-queue", "GATEHOUSE_WORKER_QUEUE", "256",
+                             "Logins waiting for a hashing thread before 503");
+  auto& web_dir = settings.add(serve, "--web-dir", "web-dir", "GATEHOUSE_WEB_DIR", "",
+                               "Directory with the Swagger UI and ReDoc files");
+  auto& access_log = settings.add(serve, "--access-log", "access-log", "GATEHOUSE_ACCESS_LOG", "true",
+                                  "One JSON line per request on stderr (true/false)");
+  auto& demo = settings.add(serve, "--demo-users", "demo-users", "GATEHOUSE_DEMO_USERS", "",
+                            "Seed johndoe and alice into a new store (default: true for a new "
+                            "SQLite store, false for PostgreSQL)");
   bool no_demo_users = false;
   bool no_access_log = false;
-  std::string web_dir;
-  serve->add_option("--host", options.host, "Address to listen on")->capture_default_str();
-  serve->add_option("--port", options.port, "Port to listen on (0: any free port)")->capture_default_str();
-  serve->add_option("--data-dir", common.data_dir,
-                    "Directory for the database and key file (created 0700; env GATEHOUSE_DATA_DIR)")
-      ->capture_default_str();
-  serve->add_option("--io-threads", options.io_threads, "I/O threads (0: one per core)");
-  serve->add_option("--workers", options.worker_threads, "Password-hashing threads (0: one per core)");
-  serve->add_option("--worker-queue", options.worker_queue,
-                    "Logins waiting for a hashing thread before 503")->capture_default_str();
-  serve->add_flag("--no-demo-users", no_demo_users, "Do not seed johndoe and alice into a new store");
-  serve->add_flag("--no-access-log", no_access_log, "Do not write one JSON line per request to stderr");
-  serve->add_option("--web-dir", web_dir, "Directory with the Swagger UI and ReDoc files");
+  serve->add_flag("--no-demo-users", no_demo_users, "Same as --demo-users=false");
+  serve->add_flag("--no-access-log", no_access_log, "Same as --access-log=false");
   serve->footer(
-      "Environment: SECRET_KEY (HS256 key; without it a random key is kept in DATA_DIR/secret_key),\n"
-      "ACCESS_TOKEN_EXPIRE_MINUTES (token lifetime, default 30).");
+      "The HS256 key comes from SECRET_KEY, else from DATA_DIR/secret_key (made once, mode 0600).");
   serve->callback([&] {
-    auto store = open_store(common);
-    if (store->created() && !no_demo_users) {
+    settings.resolve(config_file);
+    auto store = open_store(*serve_dir, *serve_db);
+    const bool postgres = is_postgres_url(serve_db->value);
+    bool seed = demo.value.empty() ? !postgres : parse_bool(demo);
+    if (no_demo_users) seed = false;
+    if (store->created() && seed) {
       for (const auto& u : gatehouse::demo_users()) store->add(u);
-      std::cerr << "gatehouse: new store seeded with the tutorial's demo users johndoe and alice "
-                   "(well-known passwords; use --no-demo-users in production)\n";
+      std::cerr << "gatehouse: warning: new store seeded with the tutorial's demo users johndoe and "
+                   "alice, whose passwords are public; use --no-demo-users in production\n";
     }
-    std::string secret = env_or("SECRET_KEY", "");
-    if (secret.empty()) secret = gatehouse::load_or_create_secret_key(common.data_dir);
-    const int minutes = parse_minutes(env_or("ACCESS_TOKEN_EXPIRE_MINUTES", "30"));
+    std::string secret;
+    if (const char* k = std::getenv("SECRET_KEY"); k != nullptr && *k != '\0') {
+      secret = k;
+    } else if (postgres) {
+      // Instances sharing one database share the key through it.
+      secret = store->setting_or_init("secret_key", gatehouse::generate_secret_key());
+    } else {
+      secret = gatehouse::load_or_create_secret_key(serve_dir->value);
+    }
+    const auto lifetime = parse_number(minutes, 525600);
+    if (lifetime == 0) throw ExitError(kExitUsage, "access-token-expire-minutes must be at least 1");
+
+    gatehouse::ServerOptions options;
+    options.host = host.value;
+    options.port = static_cast<std::uint16_t>(parse_number(port, 65535));
+    options.io_threads = static_cast<unsigned>(parse_number(io_threads, 256));
+    options.worker_threads = static_cast<unsigned>(parse_number(workers, 256));
+    options.worker_queue = parse_number(queue, 1000000);
+    options.access_log = parse_bool(access_log) && !no_access_log;
 
     gatehouse::AppInfo info;
-    info.web_dir = web_dir;
+    info.web_dir = web_dir.value;
     gatehouse::App app(info);
-    tutorial::install(app, {.users = std::move(store),
+    tutorial::install(app, {.users = store,
                             .secret_key = std::make_shared<gatehouse::jwt::Hs256Key>(secret),
                             .passwords = std::make_shared<gatehouse::PasswordHasher>(),
-                            .access_token_expire_minutes = minutes});
-    options.access_log = !no_access_log;
-    const std::string host = options.host;
-    options.on_listening = [host](std::uint16_t port) {
-      std::string base = "http://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) +
-                         ":" + std::to_string(port);
+                            .access_token_expire_minutes = static_cast<int>(lifetime)});
+    const std::string shown = host.value.find(':') != std::string::npos ? "[" + host.value + "]" : host.value;
+    options.on_listening = [shown](std::uint16_t p) {
+      std::string base = "http://" + shown + ":" + std::to_string(p);
       std::cerr << "gatehouse: listening on " << base << "  (docs: " << base << "/docs)" << std::endl;
     };
     gatehouse::serve(app, options);
     std::cerr << "gatehouse: stopped" << std::endl;
   });
 
+  // ---- migrate ----
+  auto* migrate = cli.add_subcommand("migrate", "Create or upgrade the store's schema, then exit");
+  auto [mig_dir, mig_db] = store_options(migrate);
+  migrate->callback([&] {
+    settings.resolve(config_file);
+    open_store(*mig_dir, *mig_db);  // opening applies pending migrations
+    std::cout << "schema is up to date\n";
+  });
+
+  // ---- user ... ----
+  auto* user = cli.add_subcommand("user", "Manage users");
+  user->require_subcommand(1);
+  std::string username;
+  bool password_stdin = false;
+
+  auto* add = user->add_subcommand("add", "Add a user (password from a prompt, or --password-stdin)");
+  auto [add_dir, add_db] = store_options(add);
+  std::string email;
+  std::string full_name;
+  bool disabled = false;
+  add->add_option("username", username, "User name")->required();
+  add->add_option("--email", email, "E-mail address");
+  add->add_option("--full-name", full_name, "Full name");
+  add->add_flag("--disabled", disabled, "Create the user disabled");
+  add->add_flag("--password-stdin", password_stdin, "Read the password from standard input");
+  add->callback([&] {
+    settings.resolve(config_file);
+    auto store = open_store(*add_dir, *add_db);
+    if (store->find(username)) throw ExitError(kExitExists, "user already exists: " + username);
+    gatehouse::User u;
+    u.username = username;
+    if (!email.empty()) u.email = email;
+    if (!full_name.empty()) u.full_name = full_name;
+    u.disabled = disabled;
+    u.hashed_password = gatehouse::PasswordHasher().hash(read_password(password_stdin, true));
+    check_status(store->add(u), username);
+    std::cout << "added " << username << "\n";
+  });
+
+  auto* list = user->add_subcommand("list", "List users");
+  auto [list_dir, list_db] = store_options(list);
+  bool as_json = false;
+  list->add_flag("--json", as_json, "One JSON object per line");
+  list->callback([&] {
+    settings.resolve(config_file);
+    auto users = open_store(*list_dir, *list_db)->list();
+    for (const auto& u : users) {
+      if (as_json) {
+        std::cout << boost::json::serialize(user_json(u)) << "\n";
+      } else {
+        std::cout << u.username << "\t" << u.email.value_or("-") << "\t" << u.full_name.value_or("-")
+                  << "\t" << (u.disabled ? "disabled" : "active") << "\n";
+      }
+    }
+  });
+
+  auto* show = user->add_subcommand("show", "Show one user as JSON (never the hash)");
+  auto [show_dir, show_db] = store_options(show);
+  show->add_option("username", username, "User name")->required();
+  show->callback([&] {
+    settings.resolve(config_file);
+    auto u = open_store(*show_dir, *show_db)->find(username);
+    if (!u) throw ExitError(kExitNoUser, "no such user: " + username);
+    std::cout << boost::json::serialize(user_json(*u)) << "\n";
+  });
+
+  auto simple = [&](const char* name, const char* help, auto action) {
+    auto* cmd = user->add_subcommand(name, help);
+    auto [dir, db] = store_options(cmd);
+    cmd->add_option("username", username, "User name")->required();
+    cmd->callback([&, dir = dir, db = db, action, name] {
+      settings.resolve(config_file);
+      auto store = open_store(*dir, *db);
+      check_status(action(*store), username);
+      std::cout << name << (std::string(name).back() == 'e' ? "d " : "ed ") << username << "\n";
+    });
+    return cmd;
+  };
+  simple("disable", "Disable a user (tokens stop working at once)",
+         [&](gatehouse::UserStore& s) { return s.set_disabled(username, true); });
+  simple("enable", "Enable a user", [&](gatehouse::UserStore& s) { return s.set_disabled(username, false); });
+  simple("delete", "Delete a user", [&](gatehouse::UserStore& s) { return s.remove(username); });
+  auto* passwd = simple("passwd", "Set a user's password (argon2id)", [&](gatehouse::UserStore& s) {
+    if (!s.find(username)) return gatehouse::StoreStatus::not_found;
+    return s.set_password_hash(username, gatehouse::PasswordHasher().hash(read_password(password_stdin, true)));
+  });
+  passwd->add_flag("--password-stdin", password_stdin, "Read the password from standard input");
+
+  auto* import = user->add_subcommand("import", "Import users with their hashes from JSON or CSV");
+  auto [imp_dir, imp_db] = store_options(import);
+  std::string import_file;
+  import->add_option("file", import_file, "JSON (list, or {name: user}) or CSV with a header line")->required();
+  import->callback([&] {
+    settings.resolve(config_file);
+    auto users = read_import(import_file);
+    auto store = open_store(*imp_dir, *imp_db);
+    std::size_t added = 0;
+    std::size_t skipped = 0;
+    for (const auto& u : users) {
+      if (store->add(u) == gatehouse::StoreStatus::ok) {
+        ++added;
+      } else {
+        ++skipped;
+        std::cerr << "gatehouse: skipped " << u.username << ": already exists\n";
+      }
+    }
+    std::cout << "imported " << added << " users, skipped " << skipped << "\n";
+  });
+
   // ---- hash ----
-  auto* hash = cli.add_subcommand("hash", "Print a password hash read from standard input");
+  auto* hash = cli.add_subcommand("hash", "Print a password hash (password on standard input, or a prompt)");
   std::string algorithm = "argon2id";
   int cost = 12;
   hash->add_option("--algorithm", algorithm, "argon2id or bcrypt")
@@ -105,9 +485,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   hash->add_option("--cost", cost, "bcrypt cost")->check(CLI::Range(4, 31))->capture_default_str();
   hash->callback([&] {
-    std::string password;
-    std::getline(std::cin, password);
-    if (password.empty()) throw std::runtime_error("no password on standard input");
+    std::string password = read_password(!isatty(STDIN_FILENO), false);
     if (algorithm == "bcrypt") {
       std::cout << gatehouse::PasswordHasher::hash_bcrypt(password, cost) << "\n";
     } else {
@@ -118,10 +496,14 @@ int main(int argc, char** argv) {
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return cli.exit(e);
+    int code = cli.exit(e);
+    return code == 0 ? 0 : kExitUsage;
+  } catch (const ExitError& e) {
+    std::cerr << "gatehouse: " << e.what() << "\n";
+    return e.code;
   } catch (const std::exception& e) {
     std::cerr << "gatehouse: error: " << e.what() << "\n";
-    return 1;
+    return kExitRuntime;
   }
   return 0;
 }

@@ -11,6 +11,9 @@ namespace gatehouse {
 // or when the file is readable by others.
 std::string load_or_create_secret_key(const std::filesystem::path& dir);
 
+// 32 random bytes as 64 hex characters: a new HS256 secret.
+std::string generate_secret_key();
+
 // Creates `dir` (and parents) with mode 0700 if missing.
 void ensure_private_dir(const std::filesystem::path& dir);
 

@@ -14,6 +14,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>
@@ -75,10 +76,29 @@ class RequestContext {
   [[nodiscard]] const FormData& form() const noexcept { return form_; }
   void set_form(FormData form) { form_ = std::move(form); }
 
+  // Values of dependencies used more than once in a route, by cache slot.
+  [[nodiscard]] const void* cached(std::size_t slot) const {
+    return slot < cache_.size() ? cache_[slot].get() : nullptr;
+  }
+  void store(std::size_t slot, std::shared_ptr<const void> value) {
+    if (cache_.size() <= slot) cache_.resize(slot + 1);
+    cache_[slot] = std::move(value);
+  }
+
  private:
   const Request& request_;
   FormData form_;
+  std::vector<std::shared_ptr<const void>> cache_;
 };
+
+namespace detail {
+// A dependency's place in a route's per-request cache: FastAPI resolves a dependency
+// once per request for each set of scopes (use_cache), however often it is required.
+struct CacheSlot {
+  std::size_t index = 0;
+  int uses = 0;
+};
+}  // namespace detail
 
 // An OpenAPI security scheme: its name in components.securitySchemes and its object.
 struct SecuritySchemeInfo {
@@ -93,9 +113,22 @@ class Binding {
     std::shared_ptr<const SecuritySchemeInfo> scheme;
     std::vector<std::string> scopes;
   };
+  // Records that the tree reached `scheme` with these scopes. As FastAPI's
+  // get_flat_dependant(skip_repeats=True), a repeat of the same scheme with the same
+  // set of scopes is listed once.
   void add_security(std::shared_ptr<const SecuritySchemeInfo> scheme,
                     std::vector<std::string> scopes) {
-    security_.push_back({std::move(scheme), std::move(scopes)});
+    auto key = [](const SecurityUse& u) {
+      std::vector<std::string> sorted = u.scopes;
+      std::sort(sorted.begin(), sorted.end());
+      sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+      return std::make_pair(u.scheme->name, sorted);
+    };
+    SecurityUse use{std::move(scheme), std::move(scopes)};
+    for (const auto& existing : security_) {
+      if (key(existing) == key(use)) return;
+    }
+    security_.push_back(std::move(use));
   }
   void add_form_fields(const std::vector<Field>& fields) {
     form_fields_.insert(form_fields_.end(), fields.begin(), fields.end());
@@ -104,7 +137,22 @@ class Binding {
   [[nodiscard]] const std::vector<Field>& form_fields() const noexcept { return form_fields_; }
   [[nodiscard]] bool has_form_body() const noexcept { return !form_fields_.empty(); }
 
+  // The cache slot of dependency `id` bound with these scopes in this route.
+  std::shared_ptr<detail::CacheSlot> cache_slot(const void* id, const std::vector<std::string>& scopes) {
+    std::vector<std::string> sorted = scopes;
+    std::sort(sorted.begin(), sorted.end());
+    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+    auto& slot = slots_[{id, std::move(sorted)}];
+    if (!slot) {
+      slot = std::make_shared<detail::CacheSlot>();
+      slot->index = slots_.size() - 1;
+    }
+    ++slot->uses;
+    return slot;
+  }
+
  private:
+  std::map<std::pair<const void*, std::vector<std::string>>, std::shared_ptr<detail::CacheSlot>> slots_;
   std::vector<SecurityUse> security_;
   std::vector<Field> form_fields_;
 };
@@ -175,10 +223,20 @@ decltype(auto) invoke_dependency(const F& fn, RequestContext& ctx, const Securit
 template <class T, class F, class... Ts>
 class Composite {
  public:
-  Composite(F fn, SecurityScopes scopes, std::tuple<typename Dependency<Ts>::Resolver...> subs)
-      : fn_(std::move(fn)), scopes_(std::move(scopes)), subs_(std::move(subs)) {}
+  Composite(F fn, SecurityScopes scopes, std::tuple<typename Dependency<Ts>::Resolver...> subs,
+            std::shared_ptr<CacheSlot> slot)
+      : fn_(std::move(fn)), scopes_(std::move(scopes)), subs_(std::move(subs)), slot_(std::move(slot)) {}
 
   Outcome<T> operator()(RequestContext& ctx) const {
+    if (slot_->uses < 2) return resolve(ctx);
+    if (const void* hit = ctx.cached(slot_->index)) return *static_cast<const T*>(hit);
+    auto r = resolve(ctx);
+    if (r) ctx.store(slot_->index, std::make_shared<const T>(*r));
+    return r;
+  }
+
+ private:
+  Outcome<T> resolve(RequestContext& ctx) const {
     std::tuple<std::optional<Ts>...> values;
     std::optional<HttpException> validation;
     std::optional<HttpException> stop;
@@ -197,7 +255,6 @@ class Composite {
         values);
   }
 
- private:
   template <std::size_t... I>
   void resolve_all(RequestContext& ctx, std::tuple<std::optional<Ts>...>& values,
                    std::optional<HttpException>& validation, std::optional<HttpException>& stop,
@@ -222,6 +279,7 @@ class Composite {
   F fn_;
   SecurityScopes scopes_;
   std::tuple<typename Dependency<Ts>::Resolver...> subs_;
+  std::shared_ptr<CacheSlot> slot_;
 };
 
 }  // namespace detail
@@ -232,12 +290,14 @@ class Composite {
 // requirement. It returns T or Outcome<T>.
 template <class T, class F, class... Ts>
 Dependency<T> dependency(F fn, Requirement<Ts>... requirements) {
-  return Dependency<T>([fn = std::move(fn), requirements...](const SecurityScopes& scopes,
-                                                             Binding& binding) {
+  auto id = std::make_shared<const char>('d');  // this dependency's identity
+  return Dependency<T>([fn = std::move(fn), id, requirements...](const SecurityScopes& scopes,
+                                                                 Binding& binding) {
+    auto slot = binding.cache_slot(id.get(), scopes.scopes());
     std::tuple<typename Dependency<Ts>::Resolver...> subs{
         requirements.dependency.bind(scopes.plus(requirements.scopes), binding)...};
     return typename Dependency<T>::Resolver(
-        detail::Composite<T, F, Ts...>(fn, scopes, std::move(subs)));
+        detail::Composite<T, F, Ts...>(fn, scopes, std::move(subs), std::move(slot)));
   });
 }
 

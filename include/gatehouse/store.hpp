@@ -34,6 +34,13 @@ class UserStore {
   // A value kept in the store (key material, settings); nullopt when unset.
   [[nodiscard]] virtual std::optional<std::string> setting(std::string_view name) = 0;
   virtual void set_setting(std::string_view name, std::string_view value) = 0;
+  // The setting's value, storing `value` first if it has none; when several processes
+  // race, they all get the one value that was stored first.
+  virtual std::string setting_or_init(std::string_view name, std::string_view value) {
+    if (auto v = setting(name)) return *v;
+    set_setting(name, value);
+    return setting(name).value_or(std::string(value));
+  }
   // True when the store was created by this open (no schema existed before).
   [[nodiscard]] virtual bool created() const = 0;
 };
@@ -41,6 +48,12 @@ class UserStore {
 // Opens (creating if needed, mode 0600) the SQLite database at `file` in WAL mode and
 // applies pending schema migrations. Throws std::runtime_error when it cannot.
 std::unique_ptr<UserStore> open_sqlite_store(const std::filesystem::path& file);
+
+// Connects to PostgreSQL (`url` goes to libpq unchanged: postgresql://user@host/db?sslmode=...)
+// and applies pending migrations under an advisory lock, so several instances may share
+// one database. User writes NOTIFY gatehouse_users with the username. Throws
+// std::runtime_error (never showing the password) when it cannot.
+std::unique_ptr<UserStore> open_postgres_store(const std::string& url);
 
 // The tutorial's demo users: johndoe/secret (active) and alice/secret2 (disabled),
 // with the exact passlib bcrypt hashes of FastAPI's tutorial reference.

@@ -8,6 +8,11 @@ namespace {
 
 constexpr std::string_view kParseError = "There was an error parsing the body";
 
+std::string too_many(const char* what) {
+  return std::string("Too many ") + what + ". Maximum number of " + what + " is " +
+         std::to_string(kMaxFormFields) + ".";
+}
+
 std::string lower(std::string_view s) {
   std::string out(s);
   for (auto& c : out) {
@@ -195,7 +200,7 @@ OptionsHeader parse_options_header(std::string_view header) {
 std::string unquote_plus(std::string_view raw) { return unquote_impl(raw, true); }
 std::string unquote(std::string_view raw) { return unquote_impl(raw, false); }
 
-std::vector<FormField> parse_urlencoded(std::string_view data) {
+Result<std::vector<FormField>, std::string> parse_urlencoded(std::string_view data) {
   enum class State { before_field, field_name, field_data };
   std::vector<FormField> fields;
   State state = State::before_field;
@@ -262,6 +267,7 @@ std::vector<FormField> parse_urlencoded(std::string_view data) {
   }
   if (state == State::field_data) end_field();
   (void)found_sep;
+  if (fields.size() > kMaxFormFields) return Err{too_many("fields")};
   return fields;
 }
 
@@ -274,6 +280,8 @@ Result<std::vector<FormField>, std::string> parse_multipart(const OptionsHeader&
   const std::string next_delimiter = "\r\n" + delimiter;
 
   std::vector<FormField> fields;
+  std::size_t files = 0;
+  std::size_t non_files = 0;
   std::size_t pos = 0;
   if (body.empty()) return fields;  // python-multipart: no data, no parts, no error
   if (body.substr(0, delimiter.size()) != delimiter) return Err{std::string(kParseError)};
@@ -308,11 +316,13 @@ Result<std::vector<FormField>, std::string> parse_multipart(const OptionsHeader&
     if (field_name == nullptr) {
       return Err{std::string("The Content-Disposition header field \"name\" must be provided.")};
     }
+    // Counted when a part's headers end, as Starlette does, whether or not it ends.
+    const bool is_file = options.param("filename") != nullptr;
+    if (++(is_file ? files : non_files) > kMaxFormFields) return Err{too_many(is_file ? "files" : "fields")};
     auto data_end = body.find(next_delimiter, pos);
     if (data_end == std::string_view::npos) break;  // the part never ends: dropped
     fields.push_back(FormField{user_safe_decode(*field_name),
-                               user_safe_decode(body.substr(pos, data_end - pos)),
-                               options.param("filename") != nullptr});
+                               user_safe_decode(body.substr(pos, data_end - pos)), is_file});
     pos = data_end + next_delimiter.size();
   }
   return fields;
@@ -325,7 +335,11 @@ Result<FormData, std::string> parse_form(std::string_view content_type, std::str
     if (!parts) return Err{std::move(parts).error()};
     return FormData(std::move(*parts));
   }
-  if (ct.value == "application/x-www-form-urlencoded") return FormData(parse_urlencoded(body));
+  if (ct.value == "application/x-www-form-urlencoded") {
+    auto fields = parse_urlencoded(body);
+    if (!fields) return Err{std::move(fields).error()};
+    return FormData(std::move(*fields));
+  }
   return FormData{};
 }
 

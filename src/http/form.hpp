@@ -28,9 +28,12 @@ std::string unquote_plus(std::string_view raw);
 // The same without the '+' rule (for paths, as uvicorn's unquote).
 std::string unquote(std::string_view raw);
 
+// Starlette's limit on fields (and on file parts) in one form.
+inline constexpr std::size_t kMaxFormFields = 1000;
+
 // Splits an application/x-www-form-urlencoded body (python-multipart's
-// QuerystringParser, non-strict).
-std::vector<FormField> parse_urlencoded(std::string_view body);
+// QuerystringParser, non-strict). The error is the 400 detail to answer with.
+Result<std::vector<FormField>, std::string> parse_urlencoded(std::string_view body);
 
 // Parses a multipart/form-data body. The error is the 400 detail to answer with.
 Result<std::vector<FormField>, std::string> parse_multipart(const OptionsHeader& content_type,

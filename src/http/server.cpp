@@ -158,6 +158,18 @@ class Session : public std::enable_shared_from_this<Session> {
     idle_ = false;
     if (ec) return fail(ec);
     started_ = std::chrono::steady_clock::now();
+    // RFC 9112 §6.1: a request whose Transfer-Encoding is not exactly "chunked" (the
+    // only coding supported) has no body length we can trust: 400 and close, so
+    // nothing after it can be read as a smuggled request.
+    if (auto te = parser_->get().find(bhttp::field::transfer_encoding); te != parser_->get().end()) {
+      std::string_view v = te->value();
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+      while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+      if (!beast::iequals(v, "chunked") ||
+          parser_->get().count(bhttp::field::transfer_encoding) > 1) {
+        return respond_error(400, "Bad Request");
+      }
+    }
     if (parser_->is_done()) return on_request();
     auto& req = parser_->get();
     auto expect = req[bhttp::field::expect];

@@ -39,7 +39,9 @@ bool verify_bcrypt(std::string_view password, std::string_view hash) {
   // crypt_rn needs C strings and a large scratch area: one per thread.
   thread_local std::unique_ptr<crypt_data> data = std::make_unique<crypt_data>();
   std::memset(data.get(), 0, sizeof(crypt_data));
-  std::string phrase(password);
+  // bcrypt reads at most 72 bytes of a password; libxcrypt refuses phrases over 512
+  // bytes outright, so pass only what bcrypt would read (what passlib/bcrypt check).
+  std::string phrase(password.substr(0, 72));
   std::string setting(hash);
   const char* out = crypt_rn(phrase.c_str(), setting.c_str(), data.get(), sizeof(crypt_data));
   OPENSSL_cleanse(phrase.data(), phrase.size());
@@ -130,7 +132,7 @@ std::string PasswordHasher::hash_bcrypt(std::string_view password, int cost) {
   }
   auto data = std::make_unique<crypt_data>();
   std::memset(data.get(), 0, sizeof(crypt_data));
-  std::string phrase(password);
+  std::string phrase(password.substr(0, 72));
   const char* out = crypt_rn(phrase.c_str(), setting, data.get(), sizeof(crypt_data));
   OPENSSL_cleanse(phrase.data(), phrase.size());
   if (out == nullptr || out[0] == '*') throw std::runtime_error("bcrypt failed");

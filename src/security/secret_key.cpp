@@ -24,6 +24,19 @@ void ensure_private_dir(const std::filesystem::path& dir) {
   }
 }
 
+std::string generate_secret_key() {
+  unsigned char raw[32];
+  if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("no randomness for a key");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string key;
+  for (unsigned char c : raw) {
+    key += kHex[c >> 4];
+    key += kHex[c & 15];
+  }
+  OPENSSL_cleanse(raw, sizeof raw);
+  return key;
+}
+
 std::string load_or_create_secret_key(const std::filesystem::path& dir) {
   const auto file = dir / "secret_key";
   int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
@@ -43,15 +56,7 @@ std::string load_or_create_secret_key(const std::filesystem::path& dir) {
     if (key.empty()) throw std::runtime_error(file.string() + " is empty");
     return key;
   }
-  unsigned char raw[32];
-  if (RAND_bytes(raw, sizeof raw) != 1) throw std::runtime_error("no randomness for a key");
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string key;
-  for (unsigned char c : raw) {
-    key += kHex[c >> 4];
-    key += kHex[c & 15];
-  }
-  OPENSSL_cleanse(raw, sizeof raw);
+  std::string key = generate_secret_key();
   fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) throw std::runtime_error("cannot create " + file.string());
   std::string line = key + "\n";

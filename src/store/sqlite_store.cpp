@@ -258,6 +258,16 @@ class SqliteStore final : public UserStore {
     });
   }
 
+  std::string setting_or_init(std::string_view name, std::string_view value) override {
+    write([&](Connection& c) {
+      Statement s(c.db(), "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING");
+      s.bind(1, name).bind(2, value);
+      check(c, s.step());
+      return StoreStatus::ok;
+    });
+    return setting(name).value_or(std::string(value));
+  }
+
   bool created() const override { return created_; }
 
  private:

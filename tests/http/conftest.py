@@ -35,7 +35,7 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -183,6 +183,7 @@ def start_gatehouse(
     data_dir: Optional[Path] = None,
     extra_env: Optional[dict] = None,
     name: str = "gatehouse",
+    umask: Optional[int] = None,
 ) -> Server:
     binary = gatehouse_bin()
     if not binary.exists():
@@ -201,6 +202,7 @@ def start_gatehouse(
          "--data-dir", str(data_dir)],
         env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         cwd=str(workdir),
+        preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,
     )
     log.close()
     server = Server(name, f"http://127.0.0.1:{port}", proc=proc, data_dir=data_dir,

@@ -18,7 +18,6 @@ import stat
 import threading
 import time
 import urllib.parse
-from pathlib import Path
 
 import pytest
 
@@ -683,7 +682,7 @@ def test_slow_partial_requests_do_not_block_others(gatehouse):
             b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-"
             b"urlencoded\r\nContent-Length: 100\r\n\r\nusername=johndoe",  # body cut
         ]
-        for i in range(24):
+        for i in range(100):
             s = socket.create_connection((h, p), timeout=5)
             s.sendall(partials[i % len(partials)])
             stalled.append(s)
@@ -703,27 +702,28 @@ def test_slow_partial_requests_do_not_block_others(gatehouse):
 
 def test_logins_do_not_block_cheap_requests(gatehouse):
     """SPEC part C (stated here because part A's HTTP row needs it to hold under
-    load): hashing does not run on the I/O threads, so /items/ stays fast while
-    bcrypt logins are running.  The reference fails this (bcrypt in its event loop)."""
+    load): hashing does not run on the I/O threads, so /items/ is answered while
+    bcrypt logins are still queued.  Asserts an order of events, not a duration: the
+    five /items/ answers all arrive before the last of eight logins (each a
+    bcrypt-12 verify on a pool of one thread per core) has been answered.  The
+    reference fails this: bcrypt runs in its event loop."""
     results = []
 
     def do_login():
-        results.append(post_form(gatehouse, "username=johndoe&password=wrong", timeout=30).status)
+        results.append(post_form(gatehouse, "username=johndoe&password=wrong", timeout=60).status)
 
-    threads = [threading.Thread(target=do_login) for _ in range(6)]
+    threads = [threading.Thread(target=do_login) for _ in range(8)]
     for t in threads:
         t.start()
     time.sleep(0.05)
-    worst = 0.0
     for i in range(5):
-        t0 = time.monotonic()
         r = raw_request(gatehouse, "GET", "/items/", [("Authorization", "Bearer fast")])
-        worst = max(worst, time.monotonic() - t0)
         assert r.status == 200, r
+    logins_done_when_items_answered = len(results)
     for t in threads:
-        t.join(30)
-    assert results == [401] * 6, results
-    assert worst < 1.0, f"/items/ took {worst:.2f}s while logins were running"
+        t.join(60)
+    assert results == [401] * 8, results
+    assert logins_done_when_items_answered < 8, "/items/ waited for every login to finish"
 
 
 def test_concurrent_connections(gatehouse):
@@ -769,9 +769,14 @@ def test_data_dir_permissions(gatehouse_server, gatehouse):
 
 @needs_process
 def test_expiry_setting_and_restart_on_same_data_dir(workdir, secret_key):
+    """ACCESS_TOKEN_EXPIRE_MINUTES is honoured; a second start on the same
+    data dir (no re-seeding needed) still logs both demo users in; modes hold
+    even under umask 0."""
     data_dir = workdir / "restart-data"
+    # umask 0: the 0700/0600 modes must be set explicitly, not inherited
     server = start_gatehouse(secret_key, workdir, data_dir=data_dir,
-                             extra_env={"ACCESS_TOKEN_EXPIRE_MINUTES": "5"}, name="gh-expiry")
+                             extra_env={"ACCESS_TOKEN_EXPIRE_MINUTES": "5"}, name="gh-expiry",
+                             umask=0)
     try:
         t0 = now()
         _, claims = decode_jwt(login(server.url, "johndoe", "secret"), secret_key)

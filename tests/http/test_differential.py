@@ -46,9 +46,8 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import pytest
@@ -295,6 +294,27 @@ CASES: List[Case] = [
     form("username=johndoe;password=secret", id="token-semicolon-separator"),
     form(JD + ";scope=me", id="token-semicolon-then-scope"),
     form("username=johndoe&password==secret", id="token-value-with-equals-401"),
+    form("username=johndoe;password=secret&scope=me",
+         id="token-semicolon-ignored-when-ampersand-follows-quirk-422"),
+    form("username=johndoe&password=secret;x&scope=me",
+         id="token-semicolon-inside-value-when-ampersand-follows-quirk-401"),
+    form("password=secret;username=johndoe;scope=me", id="token-semicolons-only"),
+    form(JD + "&password&", id="token-bare-name-before-ampersand-clears-field-quirk-422"),
+    form("username=johndoe&password&password=secret", id="token-bare-name-then-value"),
+    form("username;password=secret&username=johndoe", id="token-bare-name-semicolon-quirk-422"),
+    form(JD + "&=x&;&", id="token-empty-name-ignored"),
+    form("username=johndoe&password=wrong&" + "&".join(f"f{i}=1" for i in range(998)),
+         id="token-1000-fields-401"),
+    form("username=johndoe&password=wrong&" + "&".join(f"f{i}=1" for i in range(999)),
+         id="token-1001-fields-400"),
+    form("username=johndoe&password=wrong&" + "&".join("f" for i in range(999)) + "&",
+         id="token-1001-fields-bare-names-count-400"),
+    form("username=johndoe&password=wrong" + "&" * 3000, id="token-empty-pairs-do-not-count-401"),
+    Case(id="token-multipart-1001-fields-400", method="POST", target="/token",
+         headers=[("Content-Type", "multipart/form-data; boundary=b")],
+         body=b"".join(b'--b\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+                       % (n, v) for n, v in [(b"username", b"johndoe"), (b"password", b"x")]
+                       + [(b"f%d" % i, b"1") for i in range(999)]) + b"--b--\r\n"),
     form("username=johndoe&password=sec%ZZret", id="token-invalid-percent-escape-401"),
     form("username=johndoe&password=secret%", id="token-trailing-percent-401"),
     form(JD + "&client_id=abc&client_secret=xyz&foo=bar&grant_type=password",
@@ -579,6 +599,32 @@ CASES: List[Case] = [
     Case(id="http-unsupported-transfer-encoding", method="POST", target="/token",
          headers=[FORM, ("Transfer-Encoding", "gzip")], content_length=False, body=b"",
          compare="status"),
+    Case(id="http-unknown-transfer-encoding-body-not-a-request", compare="status",
+         raw=lambda auth: (b"POST /token HTTP/1.1\r\nHost: " + auth.encode()
+                           + b"\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                           b"Transfer-Encoding: gzip\r\n\r\n"
+                           b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")),
+    Case(id="http-transfer-encoding-chunked-not-last", method="POST", target="/token",
+         headers=[FORM, ("Transfer-Encoding", "gzip, chunked")], content_length=False,
+         body=b"0\r\n\r\n", compare="status"),
+    Case(id="http-transfer-encoding-xchunked", method="POST", target="/token",
+         headers=[FORM, ("Transfer-Encoding", "xchunked")], content_length=False,
+         body=b"0\r\n\r\n", compare="status"),
+    Case(id="http-transfer-encoding-chunked-any-case", method="POST", target="/token",
+         headers=[FORM, ("Transfer-Encoding", "Chunked")], content_length=False,
+         body=b"1f\r\nusername=johndoe&password=wrong\r\n0\r\n\r\n"),
+    Case(id="http-chunk-extension-and-trailer", method="POST", target="/token",
+         headers=[FORM, ("Transfer-Encoding", "chunked")], content_length=False,
+         body=b"1F;ext=1\r\nusername=johndoe&password=wrong\r\n0\r\nX-Trailer: 1\r\n\r\n"),
+    Case(id="http-duplicate-identical-content-length", method="POST", target="/token",
+         headers=[FORM, ("Content-Length", "31"), ("Content-Length", "31")],
+         content_length=False, body=b"username=johndoe&password=wrong"),
+    Case(id="http-content-length-list", method="POST", target="/token",
+         headers=[FORM, ("Content-Length", "31, 31")],
+         content_length=False, body=b"username=johndoe&password=wrong"),
+    Case(id="http-content-length-plus-sign", method="POST", target="/token",
+         headers=[FORM, ("Content-Length", "+31")],
+         content_length=False, body=b"username=johndoe&password=wrong", compare="status"),
     get("http-10-with-host", "/users/me/", auth=bearer(tok()), version="HTTP/1.0"),
     get("http-non-utf8-in-path-404", "/items/%FF"),
     Case(id="http-bad-content-length", method="POST", target="/token",

@@ -1,0 +1,691 @@
+// The shared store: PostgreSQL through libpq, for several gatehouse instances behind
+// one load balancer. Same schema and semantics as the SQLite store (numbered
+// migrations in schema_migrations, users ordered by the bytes of their names), with:
+//  - a connection pool (grows on demand to kMaxConnections, then callers wait); an idle
+//    connection is checked without a round trip before reuse and replaced if the server
+//    closed it; a read that fails because the connection died is retried once;
+//  - every statement prepared once per connection (PQprepare on first use), run with
+//    PQexecPrepared and text parameters;
+//  - migrations applied at open in one transaction holding a transaction-scoped advisory
+//    lock, so instances starting together migrate exactly once;
+//  - the URL handed to PQconnectdb unchanged (sslmode, sslrootcert, options,
+//    connect_timeout... all apply); it is never echoed with its password.
+#include <libpq-fe.h>
+#include <poll.h>
+
+#include <array>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "gatehouse/store.hpp"
+
+namespace gatehouse {
+
+namespace {
+
+// Migration N brings the schema from version N-1 to N. Never edit one that shipped.
+// Names compare and sort by their bytes (COLLATE "C"), as SQLite's BINARY collation
+// does, whatever the database's default collation is.
+constexpr const char* kMigrations[] = {
+    // 1: users and settings.
+    R"sql(
+CREATE TABLE users (
+  username        text COLLATE "C" PRIMARY KEY,
+  email           text,
+  full_name       text,
+  disabled        boolean NOT NULL DEFAULT false,
+  hashed_password text NOT NULL,
+  created_at      timestamptz NOT NULL DEFAULT now(),
+  updated_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE settings (
+  name  text COLLATE "C" PRIMARY KEY,
+  value text NOT NULL
+);
+)sql",
+};
+
+// The advisory lock taken by migrations: "gatehous" in ASCII. Advisory locks are per
+// database, so stores in different databases on one server do not wait for each other.
+constexpr std::int64_t kMigrationLockKey = 0x6761'7465'686f'7573;
+
+constexpr std::size_t kMaxConnections = 16;
+
+// Cache invalidation. Every committed change to a user sends
+//   NOTIFY gatehouse_users, '<username>'
+// (pg_notify, evaluated in the same statement, hence the same transaction, as the
+// change: it is delivered when and only when the change commits, and not at all when
+// nothing changed). An instance that caches users can LISTEN gatehouse_users and drop
+// the named entry. A payload must be shorter than 8000 bytes; for a longer name the
+// payload is empty, which means "drop every cached user".
+#define GATEHOUSE_NOTIFY_USER \
+  "SELECT pg_notify('gatehouse_users', " \
+  "CASE WHEN octet_length(username) < 8000 THEN username ELSE '' END) FROM changed"
+
+#define GATEHOUSE_USER_COLUMNS "username, email, full_name, disabled, hashed_password"
+
+enum Stmt : std::size_t {
+  kFind,
+  kList,
+  kAdd,
+  kSetDisabled,
+  kSetPasswordHash,
+  kRemove,
+  kGetSetting,
+  kSetSetting,
+  kInitSetting,
+  kStmtCount,
+};
+
+struct StmtDef {
+  const char* name;
+  const char* sql;
+  int params;
+};
+
+// User writes return one row per changed user (the NOTIFY), none when nothing matched.
+constexpr std::array<StmtDef, kStmtCount> kStatements{{
+    {"gh_find", "SELECT " GATEHOUSE_USER_COLUMNS " FROM users WHERE username = $1", 1},
+    {"gh_list", "SELECT " GATEHOUSE_USER_COLUMNS " FROM users ORDER BY username", 0},
+    {"gh_add",
+     "WITH changed AS (INSERT INTO users (" GATEHOUSE_USER_COLUMNS ") "
+     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (username) DO NOTHING RETURNING username) "
+     GATEHOUSE_NOTIFY_USER,
+     5},
+    {"gh_set_disabled",
+     "WITH changed AS (UPDATE users SET disabled = $2, updated_at = now() "
+     "WHERE username = $1 RETURNING username) " GATEHOUSE_NOTIFY_USER,
+     2},
+    {"gh_set_password_hash",
+     "WITH changed AS (UPDATE users SET hashed_password = $2, updated_at = now() "
+     "WHERE username = $1 RETURNING username) " GATEHOUSE_NOTIFY_USER,
+     2},
+    {"gh_remove",
+     "WITH changed AS (DELETE FROM users WHERE username = $1 RETURNING username) "
+     GATEHOUSE_NOTIFY_USER,
+     1},
+    {"gh_get_setting", "SELECT value FROM settings WHERE name = $1", 1},
+    {"gh_set_setting",
+     "INSERT INTO settings (name, value) VALUES ($1, $2) "
+     "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+     2},
+    {"gh_init_setting",
+     "INSERT INTO settings (name, value) VALUES ($1, $2) "
+     "ON CONFLICT (name) DO NOTHING RETURNING value",
+     2},
+}};
+
+#undef GATEHOUSE_NOTIFY_USER
+#undef GATEHOUSE_USER_COLUMNS
+
+// ---- keeping the password out of messages ----------------------------------------
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 &&
+        hex_value(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+// The URL with its password removed, and the password's spellings, to scrub from any
+// message (libpq's own messages do not contain it, but nothing is left to chance).
+class Redactor {
+ public:
+  explicit Redactor(std::string_view url) {
+    for (std::string_view scheme : {"postgresql://", "postgres://"}) {
+      if (url.substr(0, scheme.size()) == scheme) {
+        safe_ = redact_uri(url, scheme.size());
+        return;
+      }
+    }
+    safe_ = redact_keywords(url);
+  }
+
+  const std::string& safe_url() const { return safe_; }
+
+  std::string scrub(std::string text) const {
+    for (const auto& secret : secrets_) {
+      if (secret.empty()) continue;
+      for (auto pos = text.find(secret); pos != std::string::npos;
+           pos = text.find(secret, pos + 3)) {
+        text.replace(pos, secret.size(), "***");
+      }
+    }
+    return text;
+  }
+
+ private:
+  void keep_secret(std::string_view raw) {
+    if (raw.empty()) return;
+    secrets_.emplace_back(raw);
+    secrets_.push_back(percent_decode(raw));
+  }
+
+  // scheme://[user[:password]@]host[:port][,...][/dbname][?param=value&...]
+  // Like libpq, the user info ends at the first '@' seen before any '/'.
+  std::string redact_uri(std::string_view url, std::size_t start) {
+    std::string out(url.substr(0, start));
+    std::size_t rest = start;
+    const std::size_t stop = url.find_first_of("@/", start);
+    if (stop != std::string_view::npos && url[stop] == '@') {
+      std::string_view userinfo = url.substr(start, stop - start);
+      const std::size_t colon = userinfo.find(':');
+      if (colon != std::string_view::npos) {
+        keep_secret(userinfo.substr(colon + 1));
+        userinfo = userinfo.substr(0, colon);
+      }
+      out.append(userinfo).push_back('@');
+      rest = stop + 1;
+    }
+    const std::size_t query = url.find('?', rest);
+    out.append(url.substr(rest, query == std::string_view::npos ? url.npos : query - rest));
+    if (query == std::string_view::npos) return out;
+    char sep = '?';
+    std::string_view params = url.substr(query + 1);
+    while (true) {
+      const std::size_t amp = params.find('&');
+      const std::string_view param = params.substr(0, amp);
+      const std::size_t eq = param.find('=');
+      if (percent_decode(param.substr(0, eq)) == "password") {
+        if (eq != std::string_view::npos) keep_secret(param.substr(eq + 1));
+      } else if (!param.empty()) {
+        out.push_back(sep);
+        out.append(param);
+        sep = '&';
+      }
+      if (amp == std::string_view::npos) break;
+      params = params.substr(amp + 1);
+    }
+    return out;
+  }
+
+  // keyword = value pairs; a value is a bare word or single-quoted, with \ escapes.
+  std::string redact_keywords(std::string_view s) {
+    std::string out;
+    std::size_t i = 0;
+    auto space = [&] {
+      while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
+    };
+    while (true) {
+      space();
+      if (i >= s.size()) break;
+      const std::size_t key_start = i;
+      while (i < s.size() && s[i] != '=' && s[i] != ' ' && s[i] != '\t' && s[i] != '\n') ++i;
+      const std::string_view key = s.substr(key_start, i - key_start);
+      space();
+      if (i < s.size() && s[i] == '=') ++i;
+      space();
+      const std::size_t value_start = i;
+      std::string value;
+      if (i < s.size() && s[i] == '\'') {
+        ++i;
+        while (i < s.size() && s[i] != '\'') {
+          if (s[i] == '\\' && i + 1 < s.size()) ++i;
+          value.push_back(s[i++]);
+        }
+        if (i < s.size()) ++i;
+      } else {
+        while (i < s.size() && s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') {
+          if (s[i] == '\\' && i + 1 < s.size()) ++i;
+          value.push_back(s[i++]);
+        }
+      }
+      if (key == "password") {
+        keep_secret(s.substr(value_start, i - value_start));
+        secrets_.push_back(value);
+        continue;
+      }
+      if (!out.empty()) out.push_back(' ');
+      out.append(key).push_back('=');
+      out.append(s.substr(value_start, i - value_start));
+    }
+    return out;
+  }
+
+  std::string safe_;
+  std::vector<std::string> secrets_;
+};
+
+// ---- libpq wrappers -----------------------------------------------------------------
+
+std::string trimmed(const char* text) {
+  std::string s = text != nullptr ? text : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s.empty() ? "unknown error" : s;
+}
+
+// A failed statement. `sqlstate` is the server's error code ("23505"...), empty when the
+// statement never got an answer; `connection_lost` when the connection is now unusable.
+class PgError : public std::runtime_error {
+ public:
+  PgError(const std::string& what, std::string state, bool lost)
+      : std::runtime_error(what), sqlstate(std::move(state)), connection_lost(lost) {}
+  std::string sqlstate;
+  bool connection_lost;
+};
+
+class Result {
+ public:
+  explicit Result(PGresult* r) : r_(r) {}
+  ~Result() { PQclear(r_); }
+  Result(Result&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
+  Result(const Result&) = delete;
+  Result& operator=(const Result&) = delete;
+  Result& operator=(Result&&) = delete;
+
+  int rows() const { return PQntuples(r_); }
+  std::optional<std::string> text(int row, int col) const {
+    if (PQgetisnull(r_, row, col) != 0) return std::nullopt;
+    return std::string(PQgetvalue(r_, row, col), static_cast<std::size_t>(PQgetlength(r_, row, col)));
+  }
+  PGresult* get() const { return r_; }
+
+ private:
+  PGresult* r_;
+};
+
+User read_user(const Result& r, int row) {
+  User u;
+  u.username = r.text(row, 0).value_or("");
+  u.email = r.text(row, 1);
+  u.full_name = r.text(row, 2);
+  u.disabled = r.text(row, 3).value_or("f") == "t";
+  u.hashed_password = r.text(row, 4).value_or("");
+  return u;
+}
+
+class Connection {
+ public:
+  Connection(const std::string& url, const Redactor& redactor) : redactor_(redactor) {
+    conn_ = PQconnectdb(url.c_str());
+    if (conn_ == nullptr) throw std::runtime_error("postgres: out of memory");
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      std::string msg = redactor_.scrub(trimmed(PQerrorMessage(conn_)));
+      PQfinish(conn_);
+      throw std::runtime_error("postgres: cannot connect to " + redactor_.safe_url() + ": " + msg);
+    }
+    // Errors come back as exceptions; nothing is printed on the process's stderr (which
+    // may carry the access log as JSON lines).
+    PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
+    // Strings in and out are UTF-8, whatever PGCLIENTENCODING or the server default say.
+    if (PQsetClientEncoding(conn_, "UTF8") != 0) {
+      std::string msg = redactor_.scrub(trimmed(PQerrorMessage(conn_)));
+      PQfinish(conn_);
+      throw std::runtime_error("postgres: cannot use UTF8 with " + redactor_.safe_url() + ": " + msg);
+    }
+  }
+  ~Connection() { PQfinish(conn_); }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // A simple statement (no parameters; several statements allowed).
+  Result exec(const char* what, const char* sql) { return check(what, PQexec(conn_, sql)); }
+
+  Result exec(Stmt stmt, const std::vector<const char*>& params) {
+    const StmtDef& def = kStatements[stmt];
+    if (!prepared_[stmt]) {
+      check(def.name, PQprepare(conn_, def.name, def.sql, def.params, nullptr));
+      prepared_[stmt] = true;
+    }
+    return check(def.name, PQexecPrepared(conn_, def.name, static_cast<int>(params.size()),
+                                          params.data(), nullptr, nullptr, 0));
+  }
+
+  // False when this idle connection can no longer be used. No round trip: an idle
+  // connection has nothing to read unless the server closed it (or sent a notice).
+  bool usable() {
+    if (PQstatus(conn_) != CONNECTION_OK) return false;
+    pollfd p{PQsocket(conn_), POLLIN, 0};
+    if (p.fd < 0) return false;
+    // Readable while idle: almost always the server's FATAL message before it closed
+    // the connection (shutdown, pg_terminate_backend, idle_session_timeout), which
+    // libpq would only notice as a failed statement. Not worth keeping either way.
+    if (::poll(&p, 1, 0) != 0) return false;
+    return idle();
+  }
+
+  bool idle() const {
+    return PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) == PQTRANS_IDLE;
+  }
+
+ private:
+  Result check(const char* what, PGresult* raw) {
+    Result r(raw);
+    const ExecStatusType status = raw != nullptr ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return r;
+    const bool lost = PQstatus(conn_) != CONNECTION_OK;
+    const char* state = raw != nullptr ? PQresultErrorField(raw, PG_DIAG_SQLSTATE) : nullptr;
+    const char* msg = raw != nullptr ? PQresultErrorMessage(raw) : PQerrorMessage(conn_);
+    if (msg == nullptr || *msg == '\0') msg = PQerrorMessage(conn_);
+    throw PgError(std::string("postgres: ") + what + ": " + redactor_.scrub(trimmed(msg)),
+                  state != nullptr ? state : "", lost);
+  }
+
+  PGconn* conn_ = nullptr;
+  const Redactor& redactor_;
+  std::array<bool, kStmtCount> prepared_{};
+};
+
+// ---- text parameters ----------------------------------------------------------------
+
+// PostgreSQL text holds neither NUL bytes nor (in a UTF8 database) invalid UTF-8, and a
+// text parameter is a C string: a name containing either cannot name a stored row.
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c == 0) return false;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 2;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 3;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return false;
+    }
+    if (i + len >= s.size()) return false;  // truncated sequence
+    for (std::size_t k = 1; k <= len; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) return false;
+    }
+    i += len + 1;
+  }
+  return true;
+}
+
+void require_text(std::string_view what, std::string_view value) {
+  if (!valid_utf8(value)) {
+    throw std::runtime_error("postgres: " + std::string(what) +
+                             " must be UTF-8 text without NUL bytes");
+  }
+}
+
+// ---- the store ----------------------------------------------------------------------
+
+class PostgresStore final : public UserStore {
+ public:
+  explicit PostgresStore(const std::string& url) : url_(url), redactor_(url) {
+    auto conn = std::make_unique<Connection>(url_, redactor_);
+    migrate(*conn);
+    open_ = 1;
+    idle_.push_back(std::move(conn));
+  }
+
+  ~PostgresStore() override = default;
+  PostgresStore(const PostgresStore&) = delete;
+  PostgresStore& operator=(const PostgresStore&) = delete;
+
+  UserPtr find(std::string_view username) override {
+    if (!valid_utf8(username)) return nullptr;
+    const std::string name(username);
+    return read([&](Connection& c) -> UserPtr {
+      Result r = c.exec(kFind, {name.c_str()});
+      if (r.rows() == 0) return nullptr;
+      return std::make_shared<const User>(read_user(r, 0));
+    });
+  }
+
+  StoreStatus add(const User& user) override {
+    require_text("username", user.username);
+    if (user.email) require_text("email", *user.email);
+    if (user.full_name) require_text("full_name", *user.full_name);
+    require_text("hashed_password", user.hashed_password);
+    try {
+      return write([&](Connection& c) {
+        Result r = c.exec(kAdd, {user.username.c_str(), user.email ? user.email->c_str() : nullptr,
+                                 user.full_name ? user.full_name->c_str() : nullptr,
+                                 user.disabled ? "t" : "f", user.hashed_password.c_str()});
+        return r.rows() == 1 ? StoreStatus::ok : StoreStatus::exists;
+      });
+    } catch (const PgError& e) {
+      if (e.sqlstate == "23505") return StoreStatus::exists;  // unique_violation
+      throw;
+    }
+  }
+
+  StoreStatus set_disabled(std::string_view username, bool disabled) override {
+    if (!valid_utf8(username)) return StoreStatus::not_found;
+    return update(kSetDisabled, username, disabled ? "t" : "f");
+  }
+
+  StoreStatus set_password_hash(std::string_view username, std::string_view hash) override {
+    require_text("hashed_password", hash);
+    if (!valid_utf8(username)) return StoreStatus::not_found;
+    return update(kSetPasswordHash, username, hash);
+  }
+
+  StoreStatus remove(std::string_view username) override {
+    if (!valid_utf8(username)) return StoreStatus::not_found;
+    const std::string name(username);
+    return write([&](Connection& c) {
+      return c.exec(kRemove, {name.c_str()}).rows() == 1 ? StoreStatus::ok : StoreStatus::not_found;
+    });
+  }
+
+  std::vector<User> list() override {
+    return read([&](Connection& c) {
+      Result r = c.exec(kList, {});
+      std::vector<User> users;
+      users.reserve(static_cast<std::size_t>(r.rows()));
+      for (int i = 0; i < r.rows(); ++i) users.push_back(read_user(r, i));
+      return users;
+    });
+  }
+
+  std::optional<std::string> setting(std::string_view name) override {
+    if (!valid_utf8(name)) return std::nullopt;
+    const std::string key(name);
+    return read([&](Connection& c) -> std::optional<std::string> {
+      Result r = c.exec(kGetSetting, {key.c_str()});
+      if (r.rows() == 0) return std::nullopt;
+      return r.text(0, 0);
+    });
+  }
+
+  void set_setting(std::string_view name, std::string_view value) override {
+    require_text("setting name", name);
+    require_text("setting value", value);
+    const std::string key(name), val(value);
+    write([&](Connection& c) {
+      c.exec(kSetSetting, {key.c_str(), val.c_str()});
+      return StoreStatus::ok;
+    });
+  }
+
+  // Atomic across instances: the INSERT either stores `value` or waits for the
+  // concurrent transaction that stored another one and does nothing; the SELECT that
+  // follows is a new statement, so it sees that committed winner.
+  std::string setting_or_init(std::string_view name, std::string_view value) override {
+    require_text("setting name", name);
+    require_text("setting value", value);
+    const std::string key(name), val(value);
+    return read([&](Connection& c) {
+      if (c.exec(kInitSetting, {key.c_str(), val.c_str()}).rows() == 1) return val;
+      Result r = c.exec(kGetSetting, {key.c_str()});
+      if (r.rows() == 0) throw std::runtime_error("postgres: setting '" + key + "' vanished");
+      return r.text(0, 0).value_or("");
+    });
+  }
+
+  bool created() const override { return created_; }
+
+ private:
+  // A pooled connection, returned to the pool (or closed, if broken) when it goes.
+  class Lease {
+   public:
+    Lease(PostgresStore& store, std::unique_ptr<Connection> c) : store_(store), conn_(std::move(c)) {}
+    ~Lease() { store_.release(std::move(conn_)); }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    Connection& operator*() const { return *conn_; }
+
+   private:
+    PostgresStore& store_;
+    std::unique_ptr<Connection> conn_;
+  };
+
+  // When a connection turns out dead (server restart or failover, a proxy or
+  // pg_terminate_backend closing it), the other idle ones probably are too: all are
+  // dropped, and a read is retried once, on a new connection.
+  template <class F>
+  std::invoke_result_t<F&, Connection&> read(F&& f) {
+    for (int attempt = 0;; ++attempt) {
+      Lease lease(*this, acquire());
+      try {
+        return f(*lease);
+      } catch (const PgError& e) {
+        if (!e.connection_lost) throw;
+        drop_idle();
+        if (attempt > 0) throw;
+      }
+    }
+  }
+
+  // Writes are not retried: a write whose connection died may have committed, and
+  // running it again could answer `exists` or `not_found` for a change that happened.
+  template <class F>
+  StoreStatus write(F&& f) {
+    Lease lease(*this, acquire());
+    try {
+      return f(*lease);
+    } catch (const PgError& e) {
+      if (e.connection_lost) drop_idle();
+      throw;
+    }
+  }
+
+  void drop_idle() {
+    std::vector<std::unique_ptr<Connection>> dead;
+    {
+      std::lock_guard lock(mutex_);
+      dead.swap(idle_);
+      open_ -= dead.size();
+    }
+    available_.notify_all();
+  }  // closed here, outside the lock
+
+  StoreStatus update(Stmt stmt, std::string_view username, std::string_view value) {
+    const std::string name(username), val(value);
+    return write([&](Connection& c) {
+      return c.exec(stmt, {name.c_str(), val.c_str()}).rows() == 1 ? StoreStatus::ok
+                                                                  : StoreStatus::not_found;
+    });
+  }
+
+  void migrate(Connection& c) {
+    c.exec("migrate", "BEGIN");
+    try {
+      c.exec("migrate", ("SELECT pg_advisory_xact_lock(" + std::to_string(kMigrationLockKey) + ")").c_str());
+      c.exec("migrate", "SET LOCAL client_min_messages = warning");  // no "already exists" notices
+      c.exec("migrate",
+             "CREATE TABLE IF NOT EXISTS schema_migrations ("
+             " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())");
+      Result r = c.exec("migrate", "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+      const int current = std::stoi(r.text(0, 0).value_or("0"));
+      const int latest = static_cast<int>(std::size(kMigrations));
+      for (int v = current + 1; v <= latest; ++v) {
+        const std::string what = "migration " + std::to_string(v);
+        c.exec(what.c_str(), kMigrations[v - 1]);
+        c.exec(what.c_str(),
+               ("INSERT INTO schema_migrations (version) VALUES (" + std::to_string(v) + ")").c_str());
+      }
+      c.exec("migrate", "COMMIT");
+      created_ = current == 0;
+    } catch (...) {
+      if (c.idle()) throw;
+      try {
+        c.exec("migrate", "ROLLBACK");
+      } catch (const std::exception&) {  // the connection is going away anyway
+      }
+      throw;
+    }
+  }
+
+  std::unique_ptr<Connection> acquire() {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      while (!idle_.empty()) {
+        auto c = std::move(idle_.back());
+        idle_.pop_back();
+        lock.unlock();
+        if (c->usable()) return c;
+        c.reset();  // closed outside the lock
+        lock.lock();
+        --open_;
+      }
+      if (open_ < kMaxConnections) break;
+      available_.wait(lock);
+    }
+    ++open_;
+    lock.unlock();
+    try {
+      return std::make_unique<Connection>(url_, redactor_);
+    } catch (...) {
+      lock.lock();
+      --open_;
+      available_.notify_one();
+      throw;
+    }
+  }
+
+  void release(std::unique_ptr<Connection> c) {
+    if (c && !c->idle()) c.reset();  // broken, or left inside a transaction
+    {
+      std::lock_guard lock(mutex_);
+      if (c) {
+        idle_.push_back(std::move(c));
+      } else {
+        --open_;
+      }
+    }
+    available_.notify_one();
+  }
+
+  const std::string url_;
+  const Redactor redactor_;
+  bool created_ = false;
+  std::mutex mutex_;
+  std::condition_variable available_;
+  std::vector<std::unique_ptr<Connection>> idle_;
+  std::size_t open_ = 0;  // idle plus leased
+};
+
+}  // namespace
+
+std::unique_ptr<UserStore> open_postgres_store(const std::string& url) {
+  return std::make_unique<PostgresStore>(url);
+}
+
+}  // namespace gatehouse
