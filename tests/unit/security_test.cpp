@@ -307,6 +307,51 @@ TEST(Dependencies, SameDependencyResolvedOncePerRequest) {
   EXPECT_EQ(r.body, "2");
 }
 
+TEST(Dependencies, CacheIsPerRequest) {
+  App app;
+  auto calls = std::make_shared<int>(0);
+  auto counted = gatehouse::dependency<int>([calls]() { return ++*calls; });
+  app.get(
+      "/x", {.name = "x"}, [](const int& a, const int& b) { return json::value{{"a", a}, {"b", b}}; },
+      Depends(counted), Depends(counted));
+  EXPECT_EQ(handle(app, {.target = "/x"}).body, R"({"a":1,"b":1})");
+  EXPECT_EQ(handle(app, {.target = "/x"}).body, R"({"a":2,"b":2})");
+}
+
+TEST(Dependencies, CacheIsPerSetOfScopes) {
+  // As FastAPI's cache key (call, sorted scopes): other scopes mean another call, the
+  // same scopes in another order do not.
+  App app;
+  auto calls = std::make_shared<int>(0);
+  auto counted = gatehouse::dependency<int>([calls](const SecurityScopes&) { return ++*calls; });
+  app.get(
+      "/s", {.name = "s"},
+      [](const int& a, const int& b, const int& c) {
+        return json::value{{"a", a}, {"b", b}, {"c", c}};
+      },
+      Security(counted, {"a"}), Security(counted, {"b"}), Depends(counted));
+  app.get(
+      "/t", {.name = "t"}, [](const int& a, const int& b) { return json::value{{"a", a}, {"b", b}}; },
+      Security(counted, {"a", "b"}), Security(counted, {"b", "a"}));
+  EXPECT_EQ(handle(app, {.target = "/s"}).body, R"({"a":1,"b":2,"c":3})");
+  *calls = 0;
+  EXPECT_EQ(handle(app, {.target = "/t"}).body, R"({"a":1,"b":1})");
+}
+
+TEST(Dependencies, RepeatedFailingDependencyRepeatsItsErrors) {
+  // FastAPI caches only values: a dependency that fails validation is solved again and
+  // its errors appear once per use.
+  App app;
+  auto a = gatehouse::dependency<int>([]() { return validation_failure("q"); });
+  app.get(
+      "/x", {.name = "x"}, [](const int&, const int&) { return json::value(1); }, Depends(a),
+      Depends(a));
+  auto r = handle(app, {.target = "/x"});
+  EXPECT_EQ(r.status, 422u);
+  EXPECT_EQ(json::parse(r.body),
+            (json::value{{"detail", json::array{error_at("query", "q"), error_at("query", "q")}}}));
+}
+
 TEST(Dependencies, HandlerMayTakeRequestContext) {
   App app;
   app.get("/x", {.name = "x"}, [](gatehouse::RequestContext& ctx) {
