@@ -168,13 +168,15 @@ TEST(Argon2, ReferenceImplementationVectorsVerify) {
   EXPECT_FALSE(fast_hasher().verify("Password", kPhcArgon2idReadme));
 }
 
-TEST(Argon2, Argon2CffiHashVerifies) {
-  // The brief asks for a hash made by argon2-cffi (what pwdlib uses), or by the argon2
-  // CLI. Neither python3-argon2 nor the argon2 package was installed where these
-  // tests were written (`/usr/bin/python3 -c "import argon2"` fails, no `argon2`
-  // binary), so there is no such hash to paste. argon2-cffi wraps the same reference
-  // C implementation, whose own vectors are checked above.
-  GTEST_SKIP() << "no argon2-cffi or argon2 CLI available to make the hash";
+TEST(Argon2, Argon2CffiHashesVerify) {
+  // Made with argon2-cffi 21.1 (what pwdlib wraps): PasswordHasher() with its defaults
+  // (m=102400, t=2, p=8), and PasswordHasher(memory_cost=1024, time_cost=1, parallelism=2).
+  const char* defaults = "$argon2id$v=19$m=102400,t=2,p=8$qb6d/X1DWm0lD8qJTbz7PQ$8yL+P0Japkegc32hDildQQ";
+  const char* small = "$argon2id$v=19$m=1024,t=1,p=2$tWpK5IdxuE2xEpwcOBu0OQ$1qE/aRVmionvj15Dx/4Q+w";
+  EXPECT_TRUE(fast_hasher().verify("pwdlib-secret", defaults));
+  EXPECT_TRUE(fast_hasher().verify("pwdlib-secret", small));
+  EXPECT_FALSE(fast_hasher().verify("pwdlib-secreT", small));
+  EXPECT_TRUE(fast_hasher().needs_rehash(small));  // other parameters than configured
 }
 
 TEST(Argon2, HashVerifyRoundTrip) {
