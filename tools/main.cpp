@@ -50,7 +50,8 @@ class Settings {
     std::string text = help;
     if (!env.empty()) text += " [env " + env + "]";
     if (!s->value.empty()) text += " (default: " + s->value + ")";
-    s->option = cmd->add_option(flag, cli_values_[s.get()], text);
+    // A setting without a flag of its own comes from the environment or the file only.
+    if (!flag.empty()) s->option = cmd->add_option(flag, cli_values_[s.get()], text);
     settings_.push_back(std::move(s));
     return *settings_.back();
   }
@@ -67,7 +68,7 @@ class Settings {
       }
     }
     for (auto& s : settings_) {
-      if (s->option->count() > 0) {
+      if (s->option != nullptr && s->option->count() > 0) {
         s->value = cli_values_[s.get()];
       } else if (const char* e = s->env.empty() ? nullptr : std::getenv(s->env.c_str());
                  e != nullptr && *e != '\0') {
@@ -309,15 +310,20 @@ int main(int argc, char** argv) {
                              "Logins waiting for a hashing thread before 503");
   auto& web_dir = settings.add(serve, "--web-dir", "web-dir", "GATEHOUSE_WEB_DIR", "",
                                "Directory with the Swagger UI and ReDoc files");
-  auto& access_log = settings.add(serve, "--access-log", "access-log", "GATEHOUSE_ACCESS_LOG", "true",
-                                  "One JSON line per request on stderr (true/false)");
-  auto& demo = settings.add(serve, "--demo-users", "demo-users", "GATEHOUSE_DEMO_USERS", "",
-                            "Seed johndoe and alice into a new store (default: true for a new "
-                            "SQLite store, false for PostgreSQL)");
+  auto& access_log = settings.add(serve, "", "access-log", "GATEHOUSE_ACCESS_LOG", "true", "");
+  auto& demo = settings.add(serve, "", "demo-users", "GATEHOUSE_DEMO_USERS", "", "");
+  bool demo_users_flag = false;
   bool no_demo_users = false;
+  bool access_log_flag = false;
   bool no_access_log = false;
-  serve->add_flag("--no-demo-users", no_demo_users, "Same as --demo-users=false");
-  serve->add_flag("--no-access-log", no_access_log, "Same as --access-log=false");
+  serve->add_flag("--demo-users", demo_users_flag,
+                  "Seed johndoe and alice into a new store (default for a new SQLite store; "
+                  "PostgreSQL only with this flag) [env GATEHOUSE_DEMO_USERS=true/false]");
+  serve->add_flag("--no-demo-users", no_demo_users, "Never seed the demo users");
+  serve->add_flag("--access-log", access_log_flag,
+                  "One JSON line per request on stderr, never a token or password (default) "
+                  "[env GATEHOUSE_ACCESS_LOG=true/false]");
+  serve->add_flag("--no-access-log", no_access_log, "No access log");
   serve->footer(
       "The HS256 key comes from SECRET_KEY, else from DATA_DIR/secret_key (made once, mode 0600).");
   serve->callback([&] {
@@ -325,6 +331,7 @@ int main(int argc, char** argv) {
     auto store = open_store(*serve_dir, *serve_db);
     const bool postgres = is_postgres_url(serve_db->value);
     bool seed = demo.value.empty() ? !postgres : parse_bool(demo);
+    if (demo_users_flag) seed = true;
     if (no_demo_users) seed = false;
     if (store->created() && seed) {
       for (const auto& u : gatehouse::demo_users()) store->add(u);
@@ -349,7 +356,7 @@ int main(int argc, char** argv) {
     options.io_threads = static_cast<unsigned>(parse_number(io_threads, 256));
     options.worker_threads = static_cast<unsigned>(parse_number(workers, 256));
     options.worker_queue = parse_number(queue, 1000000);
-    options.access_log = parse_bool(access_log) && !no_access_log;
+    options.access_log = (parse_bool(access_log) || access_log_flag) && !no_access_log;
 
     gatehouse::AppInfo info;
     info.web_dir = web_dir.value;

@@ -122,7 +122,8 @@ class App {
   // redirect), in Starlette's order.
   [[nodiscard]] Dispatch dispatch(const Request& request) const;
   // Runs a dispatched route: parses a declared form body, resolves the dependency
-  // tree and the handler, and turns an HttpException into its response.
+  // tree and the handler, and turns an HttpException into its response (and any
+  // other exception into a 500).
   [[nodiscard]] Response run(const Route& route, const Request& request) const;
   // dispatch() then run(), on the calling thread. For tests and embedding.
   [[nodiscard]] Response handle(const Request& request) const;
@@ -139,6 +140,7 @@ class App {
 
  private:
   Route& add_route(Route route);
+  Response run_unguarded(const Route& route, const Request& request) const;
   void add_docs_routes();
 
   AppInfo info_;

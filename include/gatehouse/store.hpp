@@ -24,11 +24,16 @@ enum class StoreStatus { ok, exists, not_found };
 class UserStore {
  public:
   virtual ~UserStore() = default;
-  // The user, or nullptr. Safe to call from any thread.
+  // The user, or nullptr. Safe to call from any thread. Throws std::runtime_error when
+  // the store cannot answer (a route then answers 500).
   [[nodiscard]] virtual UserPtr find(std::string_view username) = 0;
   virtual StoreStatus add(const User& user) = 0;
   virtual StoreStatus set_disabled(std::string_view username, bool disabled) = 0;
   virtual StoreStatus set_password_hash(std::string_view username, std::string_view hash) = 0;
+  // Sets the hash only if it is still `old_hash` (a rehash after login must not undo
+  // a password change made meanwhile elsewhere); not_found otherwise.
+  virtual StoreStatus replace_password_hash(std::string_view username, std::string_view old_hash,
+                                            std::string_view new_hash) = 0;
   virtual StoreStatus remove(std::string_view username) = 0;
   [[nodiscard]] virtual std::vector<User> list() = 0;
   // A value kept in the store (key material, settings); nullopt when unset.
@@ -36,11 +41,7 @@ class UserStore {
   virtual void set_setting(std::string_view name, std::string_view value) = 0;
   // The setting's value, storing `value` first if it has none; when several processes
   // race, they all get the one value that was stored first.
-  virtual std::string setting_or_init(std::string_view name, std::string_view value) {
-    if (auto v = setting(name)) return *v;
-    set_setting(name, value);
-    return setting(name).value_or(std::string(value));
-  }
+  virtual std::string setting_or_init(std::string_view name, std::string_view value) = 0;
   // True when the store was created by this open (no schema existed before).
   [[nodiscard]] virtual bool created() const = 0;
 };

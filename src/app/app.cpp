@@ -4,6 +4,8 @@
 
 #include <boost/json/serialize.hpp>
 
+#include <cstdio>
+
 #include "http/form.hpp"
 #include "openapi/docs_pages.hpp"
 
@@ -93,6 +95,17 @@ Dispatch App::dispatch(const Request& request) const {
 }
 
 Response App::run(const Route& route, const Request& request) const {
+  try {
+    return run_unguarded(route, request);
+  } catch (const std::exception& e) {
+    // A dependency that could not do its work (the database is down, ...): the client
+    // gets a 500 with a JSON body, the log gets the reason, the server goes on.
+    std::fprintf(stderr, "gatehouse: error: %s %s: %s\n", route.method.c_str(), route.path.c_str(), e.what());
+    return HttpException(500, "Internal Server Error").to_response();
+  }
+}
+
+Response App::run_unguarded(const Route& route, const Request& request) const {
   RequestContext ctx(request);
   if (route.binding.has_form_body()) {
     // FastAPI reads a form body before solving any dependency.

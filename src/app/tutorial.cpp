@@ -43,7 +43,7 @@ void install(gatehouse::App& app, const Config& config) {
     }
     if (!passwords->verify(password, user->hashed_password)) return nullptr;
     if (passwords->needs_rehash(user->hashed_password)) {
-      users->set_password_hash(user->username, passwords->hash(password));
+      users->replace_password_hash(user->username, user->hashed_password, passwords->hash(password));
     }
     return user;
   };

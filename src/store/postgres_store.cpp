@@ -77,6 +77,7 @@ enum Stmt : std::size_t {
   kAdd,
   kSetDisabled,
   kSetPasswordHash,
+  kReplacePasswordHash,
   kRemove,
   kGetSetting,
   kSetSetting,
@@ -107,6 +108,10 @@ constexpr std::array<StmtDef, kStmtCount> kStatements{{
      "WITH changed AS (UPDATE users SET hashed_password = $2, updated_at = now() "
      "WHERE username = $1 RETURNING username) " GATEHOUSE_NOTIFY_USER,
      2},
+    {"gh_replace_password_hash",
+     "WITH changed AS (UPDATE users SET hashed_password = $3, updated_at = now() "
+     "WHERE username = $1 AND hashed_password = $2 RETURNING username) " GATEHOUSE_NOTIFY_USER,
+     3},
     {"gh_remove",
      "WITH changed AS (DELETE FROM users WHERE username = $1 RETURNING username) "
      GATEHOUSE_NOTIFY_USER,
@@ -484,6 +489,20 @@ class PostgresStore final : public UserStore {
     require_text("hashed_password", hash);
     if (!valid_utf8(username)) return StoreStatus::not_found;
     return update(kSetPasswordHash, username, hash);
+  }
+
+  StoreStatus replace_password_hash(std::string_view username, std::string_view old_hash,
+                                    std::string_view new_hash) override {
+    require_text("hashed_password", new_hash);
+    if (!valid_utf8(username) || !valid_utf8(old_hash)) return StoreStatus::not_found;
+    const std::string name(username);
+    const std::string old_h(old_hash);
+    const std::string new_h(new_hash);
+    return write([&](Connection& c) {
+      return c.exec(kReplacePasswordHash, {name.c_str(), old_h.c_str(), new_h.c_str()}).rows() == 1
+                 ? StoreStatus::ok
+                 : StoreStatus::not_found;
+    });
   }
 
   StoreStatus remove(std::string_view username) override {

@@ -9,7 +9,9 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <stdexcept>
 #include <string>
@@ -107,7 +109,14 @@ class Connection {
       throw std::runtime_error("cannot open " + file.string() + ": " + msg);
     }
     sqlite3_busy_timeout(db_, 5000);
-    exec("PRAGMA journal_mode=WAL");
+    // Switching a new database to WAL answers SQLITE_BUSY at once, without the busy
+    // handler, while another connection does the same: retry for up to 5 s.
+    for (int attempt = 0;; ++attempt) {
+      int wal = sqlite3_exec(db_, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+      if (wal == SQLITE_OK) break;
+      if (wal != SQLITE_BUSY || attempt >= 500) exec("PRAGMA journal_mode=WAL");  // throws
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     exec("PRAGMA synchronous=FULL");
     exec("PRAGMA foreign_keys=ON");
   }
@@ -212,6 +221,18 @@ class SqliteStore final : public UserStore {
     return update(
         "UPDATE users SET hashed_password = ?2, updated_at = unixepoch() WHERE username = ?1",
         username, hash);
+  }
+
+  StoreStatus replace_password_hash(std::string_view username, std::string_view old_hash,
+                                    std::string_view new_hash) override {
+    return write([&](Connection& c) {
+      Statement s(c.db(),
+                  "UPDATE users SET hashed_password = ?3, updated_at = unixepoch() "
+                  "WHERE username = ?1 AND hashed_password = ?2");
+      s.bind(1, username).bind(2, old_hash).bind(3, new_hash);
+      check(c, s.step());
+      return sqlite3_changes(c.db()) == 1 ? StoreStatus::ok : StoreStatus::not_found;
+    });
   }
 
   StoreStatus remove(std::string_view username) override {

@@ -302,18 +302,24 @@ def test_settings_precedence_flag_env_file(tmp_path):
 
 def test_graceful_shutdown_finishes_a_login_in_flight(data_dir):
     s = Server(data_dir)
-    result = {}
-
-    def login():
-        result["r"] = s.login("johndoe", "secret")
-
-    t = threading.Thread(target=login)
-    t.start()
-    time.sleep(0.05)  # the bcrypt-12 verify takes ~0.2 s
-    s.proc.send_signal(signal.SIGTERM)
-    t.join(10)
-    assert result["r"].status_code == 200
+    body = b"username=johndoe&password=secret"
+    with socket.create_connection(("127.0.0.1", s.port), timeout=10) as c:
+        c.sendall(b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        time.sleep(0.05)  # the request is read and its bcrypt-12 verify (~0.2 s) is running
+        s.proc.send_signal(signal.SIGTERM)
+        answer = b""
+        while b"access_token" not in answer:
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 OK"), answer
+    assert b"access_token" in answer
     assert s.proc.wait(10) == 0
+    # and it no longer accepts connections
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", s.port), timeout=2)
 
 
 def test_acknowledged_writes_survive_sigkill(data_dir):

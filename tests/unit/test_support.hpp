@@ -63,6 +63,21 @@ class FakeUserStore final : public gatehouse::UserStore {
     for (const auto& [name, u] : users_) out.push_back(u);
     return out;
   }
+  gatehouse::StoreStatus replace_password_hash(std::string_view username, std::string_view old_hash,
+                                               std::string_view new_hash) override {
+    std::lock_guard lock(mutex_);
+    auto it = users_.find(std::string(username));
+    if (it == users_.end() || it->second.hashed_password != old_hash) {
+      return gatehouse::StoreStatus::not_found;
+    }
+    it->second.hashed_password = std::string(new_hash);
+    ++hash_updates;
+    return gatehouse::StoreStatus::ok;
+  }
+  std::string setting_or_init(std::string_view name, std::string_view value) override {
+    std::lock_guard lock(mutex_);
+    return settings_.try_emplace(std::string(name), std::string(value)).first->second;
+  }
   std::optional<std::string> setting(std::string_view name) override {
     std::lock_guard lock(mutex_);
     auto it = settings_.find(std::string(name));
