@@ -23,7 +23,8 @@ static asio::awaitable<void> session(tcp::socket sock) {
     if (ec) co_return;
     http::response<http::string_body> res{http::status::ok, req.version()};
     res.set(http::field::content_type, "application/json");
-    res.body() = R"({"username":"johndoe","email":"johndoe@example.com","full_name":"John Doe","disabled":false})";
+    res.body() =
+        R"({"username":"johndoe","email":"johndoe@example.com","full_name":"John Doe","disabled":false})";
     res.keep_alive(req.keep_alive());
     res.prepare_payload();
     auto [wec, m] = co_await http::async_write(sock, res, asio::as_tuple(asio::use_awaitable));
@@ -42,8 +43,8 @@ int main(int argc, char** argv) {
   if (argc < 2) return 2;
   unsigned threads = argc > 2 ? std::atoi(argv[2]) : std::thread::hardware_concurrency();
   asio::io_context io(static_cast<int>(threads));
-  tcp::acceptor acc(io, {asio::ip::make_address("127.0.0.1"),
-                         static_cast<unsigned short>(std::atoi(argv[1]))});
+  tcp::acceptor acc(
+      io, {asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(std::atoi(argv[1]))});
   acc.listen(4096);
   asio::co_spawn(io, listen(acc), asio::detached);
   std::vector<std::thread> pool;

@@ -1,9 +1,9 @@
 // The gatehouse command: settings from flags, environment and a config file (in that
 // order of precedence), then library calls. Exit codes a script can rely on:
 //   0 success · 1 runtime error · 2 usage error · 3 no such user · 4 user exists
-#include <CLI/CLI.hpp>
 #include <termios.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <boost/json.hpp>
 
@@ -41,8 +41,8 @@ struct Setting {
 
 class Settings {
  public:
-  Setting& add(CLI::App* cmd, const std::string& flag, const std::string& key, const std::string& env,
-               std::string default_value, const std::string& help) {
+  Setting& add(CLI::App* cmd, const std::string& flag, const std::string& key,
+               const std::string& env, std::string default_value, const std::string& help) {
     auto s = std::make_unique<Setting>();
     s->key = key;
     s->env = env;
@@ -119,7 +119,8 @@ std::shared_ptr<gatehouse::UserStore> open_store(const Setting& data_dir, const 
 std::string read_password(bool from_stdin, bool confirm) {
   std::string password;
   if (from_stdin) {
-    if (!std::getline(std::cin, password)) throw ExitError(kExitUsage, "no password on standard input");
+    if (!std::getline(std::cin, password))
+      throw ExitError(kExitUsage, "no password on standard input");
     if (!password.empty() && password.back() == '\r') password.pop_back();
   } else {
     if (!isatty(STDIN_FILENO)) {
@@ -152,8 +153,10 @@ std::string read_password(bool from_stdin, bool confirm) {
 }
 
 void check_status(gatehouse::StoreStatus status, const std::string& username) {
-  if (status == gatehouse::StoreStatus::not_found) throw ExitError(kExitNoUser, "no such user: " + username);
-  if (status == gatehouse::StoreStatus::exists) throw ExitError(kExitExists, "user already exists: " + username);
+  if (status == gatehouse::StoreStatus::not_found)
+    throw ExitError(kExitNoUser, "no such user: " + username);
+  if (status == gatehouse::StoreStatus::exists)
+    throw ExitError(kExitExists, "user already exists: " + username);
 }
 
 boost::json::object user_json(const gatehouse::User& u) {
@@ -206,7 +209,8 @@ std::vector<gatehouse::User> read_import(const std::string& path) {
       u.hashed_password = str("hashed_password").value_or("");
       u.email = str("email");
       u.full_name = str("full_name");
-      if (auto* d = o.if_contains("disabled"); d != nullptr && d->is_bool()) u.disabled = d->as_bool();
+      if (auto* d = o.if_contains("disabled"); d != nullptr && d->is_bool())
+        u.disabled = d->as_bool();
       users.push_back(std::move(u));
     }
   } else {
@@ -266,7 +270,8 @@ std::vector<gatehouse::User> read_import(const std::string& path) {
     const auto& h = u.hashed_password;
     if (h.rfind("$2a$", 0) != 0 && h.rfind("$2b$", 0) != 0 && h.rfind("$2y$", 0) != 0 &&
         h.rfind("$argon2id$", 0) != 0 && h.rfind("$argon2i$", 0) != 0) {
-      throw ExitError(kExitUsage, path + ": " + u.username + ": unsupported hash (bcrypt or argon2 expected)");
+      throw ExitError(kExitUsage,
+                      path + ": " + u.username + ": unsupported hash (bcrypt or argon2 expected)");
     }
   }
   return users;
@@ -275,7 +280,8 @@ std::vector<gatehouse::User> read_import(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App cli{"gatehouse: an OAuth2 password-flow token server that answers like FastAPI's tutorial"};
+  CLI::App cli{
+      "gatehouse: an OAuth2 password-flow token server that answers like FastAPI's tutorial"};
   cli.require_subcommand(1);
   cli.footer(
       "Settings come from flags, then the environment, then the config file (--config or "
@@ -290,24 +296,29 @@ int main(int argc, char** argv) {
   auto store_options = [&](CLI::App* cmd) {
     auto& dir = settings.add(cmd, "--data-dir", "data-dir", "GATEHOUSE_DATA_DIR", "gatehouse-data",
                              "Directory for the SQLite database and key file (created 0700)");
-    auto& db = settings.add(cmd, "--database", "database", "GATEHOUSE_DATABASE", "",
-                            "postgresql://... URL, or a SQLite file (default: DATA_DIR/gatehouse.db)");
+    auto& db =
+        settings.add(cmd, "--database", "database", "GATEHOUSE_DATABASE", "",
+                     "postgresql://... URL, or a SQLite file (default: DATA_DIR/gatehouse.db)");
     return std::pair<Setting*, Setting*>{&dir, &db};
   };
 
   // ---- serve ----
-  auto* serve = cli.add_subcommand("serve", "Serve /token, /users/me/, /docs ... (FastAPI's tutorial API)");
+  auto* serve =
+      cli.add_subcommand("serve", "Serve /token, /users/me/, /docs ... (FastAPI's tutorial API)");
   auto [serve_dir, serve_db] = store_options(serve);
-  auto& host = settings.add(serve, "--host", "host", "GATEHOUSE_HOST", "127.0.0.1", "Address to listen on");
-  auto& port = settings.add(serve, "--port", "port", "GATEHOUSE_PORT", "8000", "Port (0: any free port)");
-  auto& minutes = settings.add(serve, "--access-token-expire-minutes", "access-token-expire-minutes",
-                               "ACCESS_TOKEN_EXPIRE_MINUTES", "30", "Access token lifetime");
+  auto& host =
+      settings.add(serve, "--host", "host", "GATEHOUSE_HOST", "127.0.0.1", "Address to listen on");
+  auto& port =
+      settings.add(serve, "--port", "port", "GATEHOUSE_PORT", "8000", "Port (0: any free port)");
+  auto& minutes =
+      settings.add(serve, "--access-token-expire-minutes", "access-token-expire-minutes",
+                   "ACCESS_TOKEN_EXPIRE_MINUTES", "30", "Access token lifetime");
   auto& io_threads = settings.add(serve, "--io-threads", "io-threads", "GATEHOUSE_IO_THREADS", "0",
                                   "I/O threads, 0: one per core");
   auto& workers = settings.add(serve, "--workers", "workers", "GATEHOUSE_WORKERS", "0",
                                "Password-hashing threads, 0: one per core");
-  auto& queue = settings.add(serve, "--worker-queue", "worker-queue", "GATEHOUSE_WORKER_QUEUE", "256",
-                             "Logins waiting for a hashing thread before 503");
+  auto& queue = settings.add(serve, "--worker-queue", "worker-queue", "GATEHOUSE_WORKER_QUEUE",
+                             "256", "Logins waiting for a hashing thread before 503");
   auto& web_dir = settings.add(serve, "--web-dir", "web-dir", "GATEHOUSE_WEB_DIR", "",
                                "Directory with the Swagger UI and ReDoc files");
   auto& access_log = settings.add(serve, "", "access-log", "GATEHOUSE_ACCESS_LOG", "true", "");
@@ -335,8 +346,9 @@ int main(int argc, char** argv) {
     if (no_demo_users) seed = false;
     if (store->created() && seed) {
       for (const auto& u : gatehouse::demo_users()) store->add(u);
-      std::cerr << "gatehouse: warning: new store seeded with the tutorial's demo users johndoe and "
-                   "alice, whose passwords are public; use --no-demo-users in production\n";
+      std::cerr
+          << "gatehouse: warning: new store seeded with the tutorial's demo users johndoe and "
+             "alice, whose passwords are public; use --no-demo-users in production\n";
     }
     std::string secret;
     if (const char* k = std::getenv("SECRET_KEY"); k != nullptr && *k != '\0') {
@@ -348,7 +360,8 @@ int main(int argc, char** argv) {
       secret = gatehouse::load_or_create_secret_key(serve_dir->value);
     }
     const auto lifetime = parse_number(minutes, 525600);
-    if (lifetime == 0) throw ExitError(kExitUsage, "access-token-expire-minutes must be at least 1");
+    if (lifetime == 0)
+      throw ExitError(kExitUsage, "access-token-expire-minutes must be at least 1");
 
     gatehouse::ServerOptions options;
     options.host = host.value;
@@ -365,10 +378,12 @@ int main(int argc, char** argv) {
                             .secret_key = std::make_shared<gatehouse::jwt::Hs256Key>(secret),
                             .passwords = std::make_shared<gatehouse::PasswordHasher>(),
                             .access_token_expire_minutes = static_cast<int>(lifetime)});
-    const std::string shown = host.value.find(':') != std::string::npos ? "[" + host.value + "]" : host.value;
+    const std::string shown =
+        host.value.find(':') != std::string::npos ? "[" + host.value + "]" : host.value;
     options.on_listening = [shown](std::uint16_t p) {
       std::string base = "http://" + shown + ":" + std::to_string(p);
-      std::cerr << "gatehouse: listening on " << base << "  (docs: " << base << "/docs)" << std::endl;
+      std::cerr << "gatehouse: listening on " << base << "  (docs: " << base << "/docs)"
+                << std::endl;
     };
     gatehouse::serve(app, options);
     std::cerr << "gatehouse: stopped" << std::endl;
@@ -389,7 +404,8 @@ int main(int argc, char** argv) {
   std::string username;
   bool password_stdin = false;
 
-  auto* add = user->add_subcommand("add", "Add a user (password from a prompt, or --password-stdin)");
+  auto* add =
+      user->add_subcommand("add", "Add a user (password from a prompt, or --password-stdin)");
   auto [add_dir, add_db] = store_options(add);
   std::string email;
   std::string full_name;
@@ -424,8 +440,9 @@ int main(int argc, char** argv) {
       if (as_json) {
         std::cout << boost::json::serialize(user_json(u)) << "\n";
       } else {
-        std::cout << u.username << "\t" << u.email.value_or("-") << "\t" << u.full_name.value_or("-")
-                  << "\t" << (u.disabled ? "disabled" : "active") << "\n";
+        std::cout << u.username << "\t" << u.email.value_or("-") << "\t"
+                  << u.full_name.value_or("-") << "\t" << (u.disabled ? "disabled" : "active")
+                  << "\n";
       }
     }
   });
@@ -454,63 +471,67 @@ int main(int argc, char** argv) {
   };
   simple("disable", "Disable a user (tokens stop working at once)",
          [&](gatehouse::UserStore& s) { return s.set_disabled(username, true); });
-  simple("enable", "Enable a user", [&](gatehouse::UserStore& s) { return s.set_disabled(username, false); });
+  simple("enable", "Enable a user",
+         [&](gatehouse::UserStore& s) { return s.set_disabled(username, false); });
   simple("delete", "Delete a user", [&](gatehouse::UserStore& s) { return s.remove(username); });
   auto* passwd = simple("passwd", "Set a user's password (argon2id)", [&](gatehouse::UserStore& s) {
     if (!s.find(username)) return gatehouse::StoreStatus::not_found;
-    return s.set_password_hash(username, gatehouse::PasswordHasher().hash(read_password(password_stdin, true)));
+    return s.set_password_hash(
+        username, gatehouse::PasswordHasher().hash(read_password(password_stdin, true)));
   });
   passwd->add_flag("--password-stdin", password_stdin, "Read the password from standard input");
 
   auto* import = user->add_subcommand("import", "Import users with their hashes from JSON or CSV");
   auto [imp_dir, imp_db] = store_options(import);
   std::string import_file;
-  import->add_option("file", import_file, "JSON (list, or {name: user}) or CSV with a header line")->required();
+  import->add_option("file", import_file, "JSON (list, or {name: user}) or CSV with a header line")
+      ->required();
   import->callback([&] {
     settings.resolve(config_file);
-    auto users = read_import(import_file);
-    auto store = open_store(*imp_dir, *imp_db);
-    std::size_t added = 0;
-    std::size_t skipped = 0;
-    for (const auto& u : users) {
-      if (store->add(u) == gatehouse::StoreStatus::ok) {
-        ++added;
-      } else {
-        ++skipped;
-        std::cerr << "gatehouse: skipped " << u.username << ": already exists\n";
-      }
-    }
-    std::cout << "imported " << added << " users, skipped " << skipped << "\n";
-  });
-
-  // ---- hash ----
-  auto* hash = cli.add_subcommand("hash", "Print a password hash (password on standard input, or a prompt)");
-  std::string algorithm = "argon2id";
-  int cost = 12;
-  hash->add_option("--algorithm", algorithm, "argon2id or bcrypt")
-      ->check(CLI::IsMember({"argon2id", "bcrypt"}))
-      ->capture_default_str();
-  hash->add_option("--cost", cost, "bcrypt cost")->check(CLI::Range(4, 31))->capture_default_str();
-  hash->callback([&] {
-    std::string password = read_password(!isatty(STDIN_FILENO), false);
-    if (algorithm == "bcrypt") {
-      std::cout << gatehouse::PasswordHasher::hash_bcrypt(password, cost) << "\n";
+  auto users = read_import(import_file);
+  auto store = open_store(*imp_dir, *imp_db);
+  std::size_t added = 0;
+  std::size_t skipped = 0;
+  for (const auto& u : users) {
+    if (store->add(u) == gatehouse::StoreStatus::ok) {
+      ++added;
     } else {
-      std::cout << gatehouse::PasswordHasher().hash(password) << "\n";
+      ++skipped;
+      std::cerr << "gatehouse: skipped " << u.username << ": already exists\n";
     }
-  });
-
-  try {
-    cli.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int code = cli.exit(e);
-    return code == 0 ? 0 : kExitUsage;
-  } catch (const ExitError& e) {
-    std::cerr << "gatehouse: " << e.what() << "\n";
-    return e.code;
-  } catch (const std::exception& e) {
-    std::cerr << "gatehouse: error: " << e.what() << "\n";
-    return kExitRuntime;
   }
-  return 0;
+  std::cout << "imported " << added << " users, skipped " << skipped << "\n";
+});
+
+// ---- hash ----
+auto* hash =
+    cli.add_subcommand("hash", "Print a password hash (password on standard input, or a prompt)");
+std::string algorithm = "argon2id";
+int cost = 12;
+hash->add_option("--algorithm", algorithm, "argon2id or bcrypt")
+    ->check(CLI::IsMember({"argon2id", "bcrypt"}))
+    ->capture_default_str();
+hash->add_option("--cost", cost, "bcrypt cost")->check(CLI::Range(4, 31))->capture_default_str();
+hash->callback([&] {
+  std::string password = read_password(!isatty(STDIN_FILENO), false);
+  if (algorithm == "bcrypt") {
+    std::cout << gatehouse::PasswordHasher::hash_bcrypt(password, cost) << "\n";
+  } else {
+    std::cout << gatehouse::PasswordHasher().hash(password) << "\n";
+  }
+});
+
+try {
+  cli.parse(argc, argv);
+} catch (const CLI::ParseError& e) {
+  int code = cli.exit(e);
+  return code == 0 ? 0 : kExitUsage;
+} catch (const ExitError& e) {
+  std::cerr << "gatehouse: " << e.what() << "\n";
+  return e.code;
+} catch (const std::exception& e) {
+  std::cerr << "gatehouse: error: " << e.what() << "\n";
+  return kExitRuntime;
+}
+return 0;
 }

@@ -29,10 +29,12 @@ int main(int argc, char** argv) {
 
   // Who is calling, if the token is valid and carries every scope the route needs.
   auto current_subject = dependency<std::string>(
-      [key](const SecurityScopes& security_scopes, const std::string& token) -> Outcome<std::string> {
-        Headers challenge{{"WWW-Authenticate", security_scopes.empty()
-                                                   ? std::string("Bearer")
-                                                   : "Bearer scope=\"" + security_scopes.scope_str() + "\""}};
+      [key](const SecurityScopes& security_scopes,
+            const std::string& token) -> Outcome<std::string> {
+        Headers challenge{
+            {"WWW-Authenticate", security_scopes.empty()
+                                     ? std::string("Bearer")
+                                     : "Bearer scope=\"" + security_scopes.scope_str() + "\""}};
         auto claims = jwt::decode(*key, token, jwt::now_seconds());
         if (!claims) return Err{HttpException(401, "Could not validate credentials", challenge)};
         auto data = jwt::TokenData::from_claims(*claims);
@@ -47,14 +49,18 @@ int main(int argc, char** argv) {
       Depends(oauth2_scheme));
 
   App app({.title = "Reports", .version = "1.0.0"});
-  app.get("/whoami/", {.name = "whoami"},
-          [](const std::string& subject) { return boost::json::value{{"subject", subject}}; },
-          Depends(current_subject));
-  app.get("/reports/", {.name = "list_reports"},
-          [](const std::string& subject) {
-            return boost::json::value(boost::json::array{{{"id", 1}, {"owner", subject}}});
-          },
-          Security(current_subject, {"reports"}));
+  app.get(
+      "/whoami/", {.name = "whoami"},
+      [](const std::string& subject) {
+        return boost::json::value{{"subject", subject}};
+      },
+      Depends(current_subject));
+  app.get(
+      "/reports/", {.name = "list_reports"},
+      [](const std::string& subject) {
+        return boost::json::value(boost::json::array{{{"id", 1}, {"owner", subject}}});
+      },
+      Security(current_subject, {"reports"}));
 
   ServerOptions options;
   options.port = static_cast<std::uint16_t>(argc > 1 ? std::stoi(argv[1]) : 8080);

@@ -44,8 +44,8 @@ template <class H>
 struct RespondWith {
   H handler;
   template <class... A>
-    requires std::is_invocable_v<const H&, A&&...>
-  Outcome<Response> operator()(A&&... args) const {
+  requires std::is_invocable_v<const H&, A&&...> Outcome<Response>
+  operator()(A&&... args) const {
     using R = std::remove_cvref_t<std::invoke_result_t<const H&, A&&...>>;
     if constexpr (is_outcome<R>::value) {
       auto r = handler(std::forward<A>(args)...);
@@ -85,7 +85,7 @@ struct Route {
 
 // What routing decided for a request, before any handler runs.
 struct Dispatch {
-  const Route* route = nullptr;  // set when the request is to be handled by a route
+  const Route* route = nullptr;      // set when the request is to be handled by a route
   std::optional<Response> response;  // otherwise, the answer (404, 405, 307)
 };
 

@@ -23,11 +23,11 @@ class Request {
  public:
   // Looks a header up by name, case-insensitively, and returns the first one.
   using HeaderLookup = std::optional<std::string_view> (*)(const void* fields,
-                                                             std::string_view name);
+                                                           std::string_view name);
 
   Request() = default;
-  Request(std::string_view method, std::string_view target, std::string path,
-          std::string_view body, const void* fields, HeaderLookup lookup)
+  Request(std::string_view method, std::string_view target, std::string path, std::string_view body,
+          const void* fields, HeaderLookup lookup)
       : method_(method),
         target_(target),
         path_(std::move(path)),

@@ -22,15 +22,15 @@ namespace gatehouse::jwt {
 
 // Why a token was refused. Every one of them answers 401 at the HTTP edge.
 enum class Error {
-  malformed,          // not three base64url segments
-  bad_header,         // header is not a JSON object
-  alg_not_allowed,    // alg missing or not HS256 (none, HS512, RS256, ...)
-  bad_signature,      // HMAC does not match
-  bad_payload,        // payload is not a JSON object
-  expired,            // exp in the past
-  not_yet_valid,      // nbf in the future
-  bad_claim,          // exp/nbf/iat not an integer, sub/jti not a string
-  audience_present,   // an aud claim, which gatehouse does not accept by default
+  malformed,         // not three base64url segments
+  bad_header,        // header is not a JSON object
+  alg_not_allowed,   // alg missing or not HS256 (none, HS512, RS256, ...)
+  bad_signature,     // HMAC does not match
+  bad_payload,       // payload is not a JSON object
+  expired,           // exp in the past
+  not_yet_valid,     // nbf in the future
+  bad_claim,         // exp/nbf/iat not an integer, sub/jti not a string
+  audience_present,  // an aud claim, which gatehouse does not accept by default
 };
 std::string_view to_string(Error e) noexcept;
 

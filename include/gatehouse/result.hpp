@@ -25,22 +25,25 @@ class [[nodiscard]] Result {
   using value_type = T;
   using error_type = E;
 
-  template <class U = T,
-            std::enable_if_t<std::is_constructible_v<T, U&&> &&
-                                 !std::is_same_v<std::remove_cvref_t<U>, Result> &&
-                                 !std::is_constructible_v<E, U&&>,
-                             int> = 0>
-  Result(U&& value) : v_(std::in_place_index<0>, std::forward<U>(value)) {}  // NOLINT(google-explicit-constructor)
+  template <class U = T, std::enable_if_t<std::is_constructible_v<T, U&&> &&
+                                              !std::is_same_v<std::remove_cvref_t<U>, Result> &&
+                                              !std::is_constructible_v<E, U&&>,
+                                          int> = 0>
+  Result(U&& value)
+      : v_(std::in_place_index<0>, std::forward<U>(value)) {
+  }  // NOLINT(google-explicit-constructor)
 
-  template <class G = E,
-            std::enable_if_t<std::is_constructible_v<E, G&&> &&
-                                 !std::is_same_v<std::remove_cvref_t<G>, Result> &&
-                                 !std::is_constructible_v<T, G&&>,
-                             int> = 0>
-  Result(G&& error) : v_(std::in_place_index<1>, std::forward<G>(error)) {}  // NOLINT(google-explicit-constructor)
+  template <class G = E, std::enable_if_t<std::is_constructible_v<E, G&&> &&
+                                              !std::is_same_v<std::remove_cvref_t<G>, Result> &&
+                                              !std::is_constructible_v<T, G&&>,
+                                          int> = 0>
+  Result(G&& error)
+      : v_(std::in_place_index<1>, std::forward<G>(error)) {
+  }  // NOLINT(google-explicit-constructor)
 
   template <class G>
-  Result(Err<G> e) : v_(std::in_place_index<1>, std::move(e.error)) {}  // NOLINT(google-explicit-constructor)
+  Result(Err<G> e)
+      : v_(std::in_place_index<1>, std::move(e.error)) {}  // NOLINT(google-explicit-constructor)
 
   [[nodiscard]] bool ok() const noexcept { return v_.index() == 0; }
   explicit operator bool() const noexcept { return ok(); }

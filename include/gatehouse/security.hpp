@@ -138,7 +138,8 @@ class Binding {
   [[nodiscard]] bool has_form_body() const noexcept { return !form_fields_.empty(); }
 
   // The cache slot of dependency `id` bound with these scopes in this route.
-  std::shared_ptr<detail::CacheSlot> cache_slot(const void* id, const std::vector<std::string>& scopes) {
+  std::shared_ptr<detail::CacheSlot> cache_slot(const void* id,
+                                                const std::vector<std::string>& scopes) {
     std::vector<std::string> sorted = scopes;
     std::sort(sorted.begin(), sorted.end());
     sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
@@ -152,7 +153,8 @@ class Binding {
   }
 
  private:
-  std::map<std::pair<const void*, std::vector<std::string>>, std::shared_ptr<detail::CacheSlot>> slots_;
+  std::map<std::pair<const void*, std::vector<std::string>>, std::shared_ptr<detail::CacheSlot>>
+      slots_;
   std::vector<SecurityUse> security_;
   std::vector<Field> form_fields_;
 };
@@ -225,7 +227,10 @@ class Composite {
  public:
   Composite(F fn, SecurityScopes scopes, std::tuple<typename Dependency<Ts>::Resolver...> subs,
             std::shared_ptr<CacheSlot> slot)
-      : fn_(std::move(fn)), scopes_(std::move(scopes)), subs_(std::move(subs)), slot_(std::move(slot)) {}
+      : fn_(std::move(fn)),
+        scopes_(std::move(scopes)),
+        subs_(std::move(subs)),
+        slot_(std::move(slot)) {}
 
   Outcome<T> operator()(RequestContext& ctx) const {
     if (slot_->uses < 2) return resolve(ctx);
@@ -291,14 +296,14 @@ class Composite {
 template <class T, class F, class... Ts>
 Dependency<T> dependency(F fn, Requirement<Ts>... requirements) {
   auto id = std::make_shared<const char>('d');  // this dependency's identity
-  return Dependency<T>([fn = std::move(fn), id, requirements...](const SecurityScopes& scopes,
-                                                                 Binding& binding) {
-    auto slot = binding.cache_slot(id.get(), scopes.scopes());
-    std::tuple<typename Dependency<Ts>::Resolver...> subs{
-        requirements.dependency.bind(scopes.plus(requirements.scopes), binding)...};
-    return typename Dependency<T>::Resolver(
-        detail::Composite<T, F, Ts...>(fn, scopes, std::move(subs), std::move(slot)));
-  });
+  return Dependency<T>(
+      [fn = std::move(fn), id, requirements...](const SecurityScopes& scopes, Binding& binding) {
+        auto slot = binding.cache_slot(id.get(), scopes.scopes());
+        std::tuple<typename Dependency<Ts>::Resolver...> subs{
+            requirements.dependency.bind(scopes.plus(requirements.scopes), binding)...};
+        return typename Dependency<T>::Resolver(
+            detail::Composite<T, F, Ts...>(fn, scopes, std::move(subs), std::move(slot)));
+      });
 }
 
 // FastAPI's OAuth2PasswordBearer: one object that is both the OpenAPI security

@@ -18,8 +18,8 @@ namespace gatehouse {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8000;
-  unsigned io_threads = 0;       // 0: one per core
-  unsigned worker_threads = 0;   // 0: one per core
+  unsigned io_threads = 0;         // 0: one per core
+  unsigned worker_threads = 0;     // 0: one per core
   std::size_t worker_queue = 256;  // waiting offloaded requests before 503
   std::size_t header_limit = 16 * 1024;
   std::chrono::seconds read_timeout{30};

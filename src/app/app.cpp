@@ -69,7 +69,8 @@ Dispatch App::dispatch(const Request& request) const {
     // comes before any dependency, so before authentication.
     std::string allow = partial->method;
     if (partial->allow_head) allow += ", HEAD";
-    return Dispatch{nullptr, HttpException(405, "Method Not Allowed", {{"Allow", allow}}).to_response()};
+    return Dispatch{nullptr,
+                    HttpException(405, "Method Not Allowed", {{"Allow", allow}}).to_response()};
   }
   if (path != "/" && !path.empty()) {
     std::string other = path.back() == '/' ? path.substr(0, path.size() - 1) : path + "/";
@@ -100,7 +101,8 @@ Response App::run(const Route& route, const Request& request) const {
   } catch (const std::exception& e) {
     // A dependency that could not do its work (the database is down, ...): the client
     // gets a 500 with a JSON body, the log gets the reason, the server goes on.
-    std::fprintf(stderr, "gatehouse: error: %s %s: %s\n", route.method.c_str(), route.path.c_str(), e.what());
+    std::fprintf(stderr, "gatehouse: error: %s %s: %s\n", route.method.c_str(), route.path.c_str(),
+                 e.what());
     return HttpException(500, "Internal Server Error").to_response();
   }
 }

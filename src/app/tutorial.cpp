@@ -43,7 +43,8 @@ void install(gatehouse::App& app, const Config& config) {
     }
     if (!passwords->verify(password, user->hashed_password)) return nullptr;
     if (passwords->needs_rehash(user->hashed_password)) {
-      users->replace_password_hash(user->username, user->hashed_password, passwords->hash(password));
+      users->replace_password_hash(user->username, user->hashed_password,
+                                   passwords->hash(password));
     }
     return user;
   };
@@ -127,18 +128,24 @@ void install(gatehouse::App& app, const Config& config) {
   app.get(
       "/users/me/items/", {.name = "read_own_items"},
       [](const UserPtr& current_user) {
-        return json::value(json::array{json::object{{"item_id", "Foo"}, {"owner", current_user->username}}});
+        return json::value(
+            json::array{json::object{{"item_id", "Foo"}, {"owner", current_user->username}}});
       },
       Security(get_current_active_user, {"items"}));
 
   app.get(
       "/status/", {.name = "read_system_status"},
-      [](const UserPtr&) { return json::value{{"status", "ok"}}; }, Depends(get_current_user));
+      [](const UserPtr&) {
+        return json::value{{"status", "ok"}};
+      },
+      Depends(get_current_user));
 
   // First-steps page: the raw bearer string is echoed, nothing is verified.
   app.get(
       "/items/", {.name = "read_items"},
-      [](const std::string& token) { return json::value{{"token", token}}; },
+      [](const std::string& token) {
+        return json::value{{"token", token}};
+      },
       Depends(oauth2_scheme));
 }
 

@@ -130,7 +130,8 @@ std::string unquote_impl(std::string_view raw, bool plus) {
     }
     if (c == '+' && plus) {
       run += ' ';
-    } else if (c == '%' && i + 2 < raw.size() && hex_value(raw[i + 1]) >= 0 && hex_value(raw[i + 2]) >= 0) {
+    } else if (c == '%' && i + 2 < raw.size() && hex_value(raw[i + 1]) >= 0 &&
+               hex_value(raw[i + 2]) >= 0) {
       run += static_cast<char>(hex_value(raw[i + 1]) * 16 + hex_value(raw[i + 2]));
       i += 2;
     } else {
@@ -248,7 +249,8 @@ Result<std::vector<FormField>, std::string> parse_urlencoded(std::string_view da
         break;
       case State::field_name: {
         auto sep = next_sep(i);
-        auto eq = sep != std::string_view::npos ? data.substr(0, sep).find('=', i) : data.find('=', i);
+        auto eq =
+            sep != std::string_view::npos ? data.substr(0, sep).find('=', i) : data.find('=', i);
         if (eq != std::string_view::npos) {
           name = data.substr(i, eq - i);
           i = eq + 1;
@@ -293,7 +295,9 @@ Result<std::vector<FormField>, std::string> parse_multipart(const OptionsHeader&
   if (boundary->empty()) return Err{std::string(kParseError)};
   const std::string* charset = content_type.param("charset");
   const bool utf8 = charset == nullptr || is_utf8_codec(*charset);
-  auto decode = [utf8](std::string_view data) { return utf8 ? user_safe_decode(data) : latin1(data); };
+  auto decode = [utf8](std::string_view data) {
+    return utf8 ? user_safe_decode(data) : latin1(data);
+  };
   const std::string delimiter = "--" + *boundary;
   const std::string next_delimiter = "\r\n" + delimiter;
 
@@ -302,9 +306,9 @@ Result<std::vector<FormField>, std::string> parse_multipart(const OptionsHeader&
   std::size_t non_files = 0;
   if (body.empty()) return fields;  // python-multipart: no data, no parts, no error
   // The body opens with the delimiter and a CRLF (not the closing "--").
-  if (body.substr(0, delimiter.size()) != delimiter ||
-      body.substr(delimiter.size(), 2) != "\r\n") {
-    if (body.size() <= delimiter.size() + 1 && delimiter.substr(0, body.size()) == body.substr(0, delimiter.size())) {
+  if (body.substr(0, delimiter.size()) != delimiter || body.substr(delimiter.size(), 2) != "\r\n") {
+    if (body.size() <= delimiter.size() + 1 &&
+        delimiter.substr(0, body.size()) == body.substr(0, delimiter.size())) {
       return fields;  // nothing but (part of) the first delimiter
     }
     return Err{std::string(kParseError)};
@@ -336,7 +340,8 @@ Result<std::vector<FormField>, std::string> parse_multipart(const OptionsHeader&
     }
     // Counted when a part's headers end, as Starlette does, whether or not it ends.
     const bool is_file = options.param("filename") != nullptr;
-    if (++(is_file ? files : non_files) > kMaxFormFields) return Err{too_many(is_file ? "files" : "fields")};
+    if (++(is_file ? files : non_files) > kMaxFormFields)
+      return Err{too_many(is_file ? "files" : "fields")};
     // The part ends at a delimiter followed by CRLF (another part) or "--" (the end);
     // a delimiter followed by anything else is data, one cut off by the end of the
     // body leaves the part unfinished (dropped).
@@ -350,7 +355,8 @@ Result<std::vector<FormField>, std::string> parse_multipart(const OptionsHeader&
       ++data_end;
     }
     if (data_end == std::string_view::npos || after.size() < 2) break;
-    fields.push_back(FormField{decode(*field_name), decode(body.substr(pos, data_end - pos)), is_file});
+    fields.push_back(
+        FormField{decode(*field_name), decode(body.substr(pos, data_end - pos)), is_file});
     if (after == "--") break;
     pos = data_end + next_delimiter.size() + 2;
   }

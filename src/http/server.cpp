@@ -9,11 +9,11 @@
 // briefly so the client reads the answer instead of a reset.
 #include "gatehouse/server.hpp"
 
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json/serialize.hpp>
@@ -161,7 +161,8 @@ class Session : public std::enable_shared_from_this<Session> {
     // RFC 9112 §6.1: a request whose Transfer-Encoding is not exactly "chunked" (the
     // only coding supported) has no body length we can trust: 400 and close, so
     // nothing after it can be read as a smuggled request.
-    if (auto te = parser_->get().find(bhttp::field::transfer_encoding); te != parser_->get().end()) {
+    if (auto te = parser_->get().find(bhttp::field::transfer_encoding);
+        te != parser_->get().end()) {
       std::string_view v = te->value();
       while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
       while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
@@ -207,11 +208,14 @@ class Session : public std::enable_shared_from_this<Session> {
     if (trusted_proxy_) {
       // uvicorn's ProxyHeadersMiddleware: the last X-Forwarded-Proto, stripped.
       std::string_view proto;
-      for (auto it = req.find("X-Forwarded-Proto"); it != req.end() && beast::iequals(it->name_string(), "X-Forwarded-Proto"); ++it) {
+      for (auto it = req.find("X-Forwarded-Proto");
+           it != req.end() && beast::iequals(it->name_string(), "X-Forwarded-Proto"); ++it) {
         proto = it->value();
       }
-      while (!proto.empty() && (proto.front() == ' ' || proto.front() == '\t')) proto.remove_prefix(1);
-      while (!proto.empty() && (proto.back() == ' ' || proto.back() == '\t')) proto.remove_suffix(1);
+      while (!proto.empty() && (proto.front() == ' ' || proto.front() == '\t'))
+        proto.remove_prefix(1);
+      while (!proto.empty() && (proto.back() == ' ' || proto.back() == '\t'))
+        proto.remove_suffix(1);
       if (!proto.empty()) request_.set_scheme(proto);
     }
     auto dispatch = state_.app.dispatch(request_);
@@ -250,8 +254,9 @@ class Session : public std::enable_shared_from_this<Session> {
     res_.keep_alive(keep_alive);
     res_.content_length(r.body.size());
     if (!head) res_.body() = std::move(r.body);
-    bhttp::async_write(stream_, res_,
-                       beast::bind_front_handler(&Session::on_write, shared_from_this(), !keep_alive));
+    bhttp::async_write(
+        stream_, res_,
+        beast::bind_front_handler(&Session::on_write, shared_from_this(), !keep_alive));
   }
 
   void respond_file(Response r, bool keep_alive, bool head) {
@@ -274,11 +279,12 @@ class Session : public std::enable_shared_from_this<Session> {
     res.keep_alive(keep_alive);
     res.content_length(body.size());
     if (!head) res.body() = std::move(body);
-    bhttp::async_write(stream_, res, [self = shared_from_this(), close = !keep_alive](
-                                         beast::error_code e, std::size_t n) {
-      self->file_res_.reset();
-      self->on_write(close, e, n);
-    });
+    bhttp::async_write(
+        stream_, res,
+        [self = shared_from_this(), close = !keep_alive](beast::error_code e, std::size_t n) {
+          self->file_res_.reset();
+          self->on_write(close, e, n);
+        });
   }
 
   void on_write(bool close_after, beast::error_code ec, std::size_t) {
@@ -333,12 +339,12 @@ class Session : public std::enable_shared_from_this<Session> {
     do_drain();
   }
   void do_drain() {
-    stream_.async_read_some(net::buffer(drain_), [self = shared_from_this()](beast::error_code ec,
-                                                                             std::size_t n) {
-      self->drained_ += n;
-      if (ec || self->drained_ > 1024 * 1024) return self->close();
-      self->do_drain();
-    });
+    stream_.async_read_some(net::buffer(drain_),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > 1024 * 1024) return self->close();
+                              self->do_drain();
+                            });
   }
 
   void close() {
@@ -410,7 +416,8 @@ void serve(const App& app, const ServerOptions& options) {
 
   ServerState state(app, options, workers);
   std::vector<std::unique_ptr<net::io_context>> contexts;
-  for (unsigned i = 0; i < io_threads; ++i) contexts.push_back(std::make_unique<net::io_context>(1));
+  for (unsigned i = 0; i < io_threads; ++i)
+    contexts.push_back(std::make_unique<net::io_context>(1));
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
   for (auto& c : contexts) guards.push_back(net::make_work_guard(*c));
 

@@ -14,12 +14,23 @@ std::string html_escape(std::string_view s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -71,22 +82,28 @@ std::string swagger_ui_html(const AppInfo& info, const std::string& assets) {
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<title>)" + html_escape(info.title) + R"( - Swagger UI</title>
-<link type="text/css" rel="stylesheet" href=")" + html_escape(assets) + R"(swagger-ui.css">
-<link rel="icon" type="image/png" href=")" + html_escape(assets) + R"(favicon-32x32.png">
+<title>)" + html_escape(info.title) +
+                     R"( - Swagger UI</title>
+<link type="text/css" rel="stylesheet" href=")" +
+                     html_escape(assets) + R"(swagger-ui.css">
+<link rel="icon" type="image/png" href=")" +
+                     html_escape(assets) + R"(favicon-32x32.png">
 </head>
 <body>
 <div id="swagger-ui"></div>
-<script src=")" + html_escape(assets) + R"(swagger-ui-bundle.js"></script>
+<script src=")" + html_escape(assets) +
+                     R"(swagger-ui-bundle.js"></script>
 <script>
 const ui = SwaggerUIBundle({
-  url: )" + js_string(info.openapi_url) + R"(,
+  url: )" + js_string(info.openapi_url) +
+                     R"(,
   dom_id: '#swagger-ui',
   layout: 'BaseLayout',
   deepLinking: true,
   showExtensions: true,
   showCommonExtensions: true,
-  oauth2RedirectUrl: window.location.origin + )" + js_string(info.docs_url + "/oauth2-redirect") + R"(,
+  oauth2RedirectUrl: window.location.origin + )" +
+                     js_string(info.docs_url + "/oauth2-redirect") + R"(,
   presets: [
     SwaggerUIBundle.presets.apis,
     SwaggerUIBundle.SwaggerUIStandalonePreset
@@ -105,14 +122,18 @@ std::string redoc_html(const AppInfo& info, const std::string& assets) {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>)" + html_escape(info.title) + R"( - ReDoc</title>
-<link rel="icon" type="image/png" href=")" + html_escape(assets) + R"(favicon-32x32.png">
+<title>)" +
+         html_escape(info.title) + R"( - ReDoc</title>
+<link rel="icon" type="image/png" href=")" +
+         html_escape(assets) + R"(favicon-32x32.png">
 <style>body { margin: 0; padding: 0; }</style>
 </head>
 <body>
 <noscript>ReDoc needs JavaScript to show the documentation.</noscript>
-<redoc spec-url=")" + html_escape(info.openapi_url) + R"("></redoc>
-<script src=")" + html_escape(assets) + R"(redoc.standalone.js"></script>
+<redoc spec-url=")" +
+         html_escape(info.openapi_url) + R"("></redoc>
+<script src=")" +
+         html_escape(assets) + R"(redoc.standalone.js"></script>
 </body>
 </html>
 )";
@@ -125,9 +146,12 @@ Response oauth2_redirect_page(const std::string& web_dir) {
   script << in.rdbuf();
   std::string js = script.str();
   // Keep the script inside its element whatever it contains.
-  for (std::size_t p = 0; (p = js.find("</script", p)) != std::string::npos; p += 3) js.replace(p, 2, "<\\/");
-  return Response::html("<!doctype html>\n<html lang=\"en-US\">\n<head>\n<title>Swagger UI: OAuth2 Redirect</title>\n</head>\n<body>\n<script>\n" +
-                        js + "\n</script>\n</body>\n</html>\n");
+  for (std::size_t p = 0; (p = js.find("</script", p)) != std::string::npos; p += 3)
+    js.replace(p, 2, "<\\/");
+  return Response::html(
+      "<!doctype html>\n<html lang=\"en-US\">\n<head>\n<title>Swagger UI: OAuth2 "
+      "Redirect</title>\n</head>\n<body>\n<script>\n" +
+      js + "\n</script>\n</body>\n</html>\n");
 }
 
 Response static_file(const std::string& dir, const std::string& name) {

@@ -74,7 +74,8 @@ boost::json::object Model::schema() const {
 std::string Route::operation_id() const {
   std::string id = options.name + path;
   for (auto& c : id) {
-    bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    bool word =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
     if (!word) c = '_';
   }
   id += '_';
@@ -141,7 +142,8 @@ boost::json::value App::openapi() const {
       op["security"] = std::move(security);
     }
     std::string method;
-    for (char c : route->method) method += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    for (char c : route->method)
+      method += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
     auto& item = paths[route->path];
     if (!item.is_object()) item = boost::json::object{};
     item.as_object()[method] = std::move(op);

@@ -7,8 +7,7 @@ namespace gatehouse::b64 {
 
 namespace {
 
-constexpr char kUrlAlphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+constexpr char kUrlAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 // Standard alphabet values; '-' and '_' are mapped to '+' and '/' before lookup.
 constexpr std::array<std::uint8_t, 256> make_table() {
@@ -18,7 +17,8 @@ constexpr std::array<std::uint8_t, 256> make_table() {
     t[static_cast<std::size_t>('A' + i)] = static_cast<std::uint8_t>(i);
     t[static_cast<std::size_t>('a' + i)] = static_cast<std::uint8_t>(26 + i);
   }
-  for (int i = 0; i < 10; ++i) t[static_cast<std::size_t>('0' + i)] = static_cast<std::uint8_t>(52 + i);
+  for (int i = 0; i < 10; ++i)
+    t[static_cast<std::size_t>('0' + i)] = static_cast<std::uint8_t>(52 + i);
   t['+'] = 62;
   t['/'] = 63;
   t['-'] = 62;
@@ -32,7 +32,9 @@ constexpr auto kTable = make_table();
 void encode_url(std::string_view data, std::string& out) {
   std::size_t i = 0;
   const auto n = data.size();
-  auto at = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(data[k])); };
+  auto at = [&](std::size_t k) {
+    return static_cast<std::uint32_t>(static_cast<unsigned char>(data[k]));
+  };
   while (i + 3 <= n) {
     std::uint32_t v = (at(i) << 16) | (at(i + 1) << 8) | at(i + 2);
     out += kUrlAlphabet[(v >> 18) & 63];

@@ -3,13 +3,13 @@
 // then the registered claims iat, nbf, exp, aud, sub, jti.
 #include "gatehouse/jwt.hpp"
 
-#include <boost/json/monotonic_resource.hpp>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -49,7 +49,8 @@ struct ThreadMacs {
   }
 };
 
-const char kHeaderSegment[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";  // {"alg":"HS256","typ":"JWT"}
+const char kHeaderSegment[] =
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";  // {"alg":"HS256","typ":"JWT"}
 
 // Python's int(x) for a JSON value: nullopt for a ValueError (a string that is not an
 // integer, NaN); `type_error` for what int() refuses with TypeError (null, lists,
@@ -110,13 +111,27 @@ void dump_string(std::string_view s, std::string& out) {
     auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
         default:
           if (c < 0x20 || c == 0x7f) {  // ensure_ascii escapes everything outside ' '..'~'
             escape(c);
@@ -177,14 +192,16 @@ std::string python_float_repr(double d) {
     out += digits.substr(0, 1);
     if (digits.size() > 1) out += "." + digits.substr(1);
     char exp[16];
-    std::snprintf(exp, sizeof exp, "e%c%02d", exponent < 0 ? '-' : '+', exponent < 0 ? -exponent : exponent);
+    std::snprintf(exp, sizeof exp, "e%c%02d", exponent < 0 ? '-' : '+',
+                  exponent < 0 ? -exponent : exponent);
     out += exp;
   } else if (decpt <= 0) {
     out += "0." + std::string(static_cast<std::size_t>(-decpt), '0') + digits;
   } else if (static_cast<std::size_t>(decpt) >= digits.size()) {
     out += digits + std::string(static_cast<std::size_t>(decpt) - digits.size(), '0') + ".0";
   } else {
-    out += digits.substr(0, static_cast<std::size_t>(decpt)) + "." + digits.substr(static_cast<std::size_t>(decpt));
+    out += digits.substr(0, static_cast<std::size_t>(decpt)) + "." +
+           digits.substr(static_cast<std::size_t>(decpt));
   }
   return out;
 }
@@ -193,15 +210,24 @@ std::string python_float_repr(double d) {
 
 std::string_view to_string(Error e) noexcept {
   switch (e) {
-    case Error::malformed: return "malformed token";
-    case Error::bad_header: return "invalid header";
-    case Error::alg_not_allowed: return "algorithm not allowed";
-    case Error::bad_signature: return "signature verification failed";
-    case Error::bad_payload: return "invalid payload";
-    case Error::expired: return "token expired";
-    case Error::not_yet_valid: return "token not yet valid";
-    case Error::bad_claim: return "invalid claim";
-    case Error::audience_present: return "audience not accepted";
+    case Error::malformed:
+      return "malformed token";
+    case Error::bad_header:
+      return "invalid header";
+    case Error::alg_not_allowed:
+      return "algorithm not allowed";
+    case Error::bad_signature:
+      return "signature verification failed";
+    case Error::bad_payload:
+      return "invalid payload";
+    case Error::expired:
+      return "token expired";
+    case Error::not_yet_valid:
+      return "token not yet valid";
+    case Error::bad_claim:
+      return "invalid claim";
+    case Error::audience_present:
+      return "audience not accepted";
   }
   return "invalid token";
 }
@@ -210,7 +236,8 @@ struct Hs256Key::Impl {
   std::uint64_t id = next_key_id.fetch_add(1);
 };
 
-Hs256Key::Hs256Key(std::string secret) : secret_(std::move(secret)), impl_(std::make_unique<Impl>()) {
+Hs256Key::Hs256Key(std::string secret)
+    : secret_(std::move(secret)), impl_(std::make_unique<Impl>()) {
   hmac_algorithm();
 }
 
@@ -245,7 +272,8 @@ void Hs256Key::sign(std::string_view data, unsigned char out[32]) const {
   }
   std::size_t len = 0;
   if (ok != 1 ||
-      EVP_MAC_update(slot->ctx, reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1 ||
+      EVP_MAC_update(slot->ctx, reinterpret_cast<const unsigned char*>(data.data()), data.size()) !=
+          1 ||
       EVP_MAC_final(slot->ctx, out, &len, 32) != 1 || len != 32) {
     slot->key_id = 0;
     throw std::runtime_error("HMAC-SHA256 failed");
@@ -254,12 +282,24 @@ void Hs256Key::sign(std::string_view data, unsigned char out[32]) const {
 
 void dump_python_json(const boost::json::value& v, std::string& out) {
   switch (v.kind()) {
-    case boost::json::kind::null: out += "null"; break;
-    case boost::json::kind::bool_: out += v.get_bool() ? "true" : "false"; break;
-    case boost::json::kind::int64: out += std::to_string(v.get_int64()); break;
-    case boost::json::kind::uint64: out += std::to_string(v.get_uint64()); break;
-    case boost::json::kind::double_: out += python_float_repr(v.get_double()); break;
-    case boost::json::kind::string: dump_string(v.get_string(), out); break;
+    case boost::json::kind::null:
+      out += "null";
+      break;
+    case boost::json::kind::bool_:
+      out += v.get_bool() ? "true" : "false";
+      break;
+    case boost::json::kind::int64:
+      out += std::to_string(v.get_int64());
+      break;
+    case boost::json::kind::uint64:
+      out += std::to_string(v.get_uint64());
+      break;
+    case boost::json::kind::double_:
+      out += python_float_repr(v.get_double());
+      break;
+    case boost::json::kind::string:
+      dump_string(v.get_string(), out);
+      break;
     case boost::json::kind::array: {
       out += '[';
       bool first = true;
@@ -375,12 +415,23 @@ Result<TokenData, Error> TokenData::from_claims(const boost::json::object& claim
     for (const auto& s : scopes->get_array()) {
       // pydantic v1's str validator coerces numbers (and so booleans) to strings.
       switch (s.kind()) {
-        case boost::json::kind::string: data.scopes.emplace_back(s.get_string()); break;
-        case boost::json::kind::bool_: data.scopes.emplace_back(s.get_bool() ? "True" : "False"); break;
-        case boost::json::kind::int64: data.scopes.push_back(std::to_string(s.get_int64())); break;
-        case boost::json::kind::uint64: data.scopes.push_back(std::to_string(s.get_uint64())); break;
-        case boost::json::kind::double_: data.scopes.push_back(python_float_repr(s.get_double())); break;
-        default: return Err{Error::bad_claim};
+        case boost::json::kind::string:
+          data.scopes.emplace_back(s.get_string());
+          break;
+        case boost::json::kind::bool_:
+          data.scopes.emplace_back(s.get_bool() ? "True" : "False");
+          break;
+        case boost::json::kind::int64:
+          data.scopes.push_back(std::to_string(s.get_int64()));
+          break;
+        case boost::json::kind::uint64:
+          data.scopes.push_back(std::to_string(s.get_uint64()));
+          break;
+        case boost::json::kind::double_:
+          data.scopes.push_back(python_float_repr(s.get_double()));
+          break;
+        default:
+          return Err{Error::bad_claim};
       }
     }
   }

@@ -75,7 +75,8 @@ bool argon2_params_of(std::string_view hash, Argon2Params& out) {
   std::uint32_t m = 0, t = 0, p = 0;
   for (std::size_t start = 0; start < rest.size();) {
     auto comma = rest.find(',', start);
-    auto item = rest.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    auto item = rest.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     if (item.size() > 2 && item[1] == '=') {
       std::uint32_t v = 0;
       std::from_chars(item.data() + 2, item.data() + item.size(), v);
@@ -125,9 +126,11 @@ std::string PasswordHasher::hash(std::string_view password) const {
 }
 
 std::string PasswordHasher::hash_bcrypt(std::string_view password, int cost) {
-  if (!acceptable_password(password)) throw std::invalid_argument("password cannot be hashed with bcrypt");
+  if (!acceptable_password(password))
+    throw std::invalid_argument("password cannot be hashed with bcrypt");
   char setting[CRYPT_GENSALT_OUTPUT_SIZE];
-  if (crypt_gensalt_rn("$2b$", static_cast<unsigned long>(cost), nullptr, 0, setting, sizeof setting) == nullptr) {
+  if (crypt_gensalt_rn("$2b$", static_cast<unsigned long>(cost), nullptr, 0, setting,
+                       sizeof setting) == nullptr) {
     throw std::runtime_error("crypt_gensalt_rn failed");
   }
   auto data = std::make_unique<crypt_data>();

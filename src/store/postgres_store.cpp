@@ -65,7 +65,7 @@ constexpr std::size_t kMaxConnections = 16;
 // nothing changed). An instance that caches users can LISTEN gatehouse_users and drop
 // the named entry. A payload must be shorter than 8000 bytes; for a longer name the
 // payload is empty, which means "drop every cached user".
-#define GATEHOUSE_NOTIFY_USER \
+#define GATEHOUSE_NOTIFY_USER            \
   "SELECT pg_notify('gatehouse_users', " \
   "CASE WHEN octet_length(username) < 8000 THEN username ELSE '' END) FROM changed"
 
@@ -97,8 +97,8 @@ constexpr std::array<StmtDef, kStmtCount> kStatements{{
     {"gh_list", "SELECT " GATEHOUSE_USER_COLUMNS " FROM users ORDER BY username", 0},
     {"gh_add",
      "WITH changed AS (INSERT INTO users (" GATEHOUSE_USER_COLUMNS ") "
-     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (username) DO NOTHING RETURNING username) "
-     GATEHOUSE_NOTIFY_USER,
+     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (username) DO NOTHING RETURNING "
+     "username) " GATEHOUSE_NOTIFY_USER,
      5},
     {"gh_set_disabled",
      "WITH changed AS (UPDATE users SET disabled = $2, updated_at = now() "
@@ -113,8 +113,8 @@ constexpr std::array<StmtDef, kStmtCount> kStatements{{
      "WHERE username = $1 AND hashed_password = $2 RETURNING username) " GATEHOUSE_NOTIFY_USER,
      3},
     {"gh_remove",
-     "WITH changed AS (DELETE FROM users WHERE username = $1 RETURNING username) "
-     GATEHOUSE_NOTIFY_USER,
+     "WITH changed AS (DELETE FROM users WHERE username = $1 RETURNING "
+     "username) " GATEHOUSE_NOTIFY_USER,
      1},
     {"gh_get_setting", "SELECT value FROM settings WHERE name = $1", 1},
     {"gh_set_setting",
@@ -142,8 +142,7 @@ int hex_value(char c) {
 std::string percent_decode(std::string_view s) {
   std::string out;
   for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 &&
-        hex_value(s[i + 2]) >= 0) {
+    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
       out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
       i += 2;
     } else {
@@ -302,7 +301,8 @@ class Result {
   int rows() const { return PQntuples(r_); }
   std::optional<std::string> text(int row, int col) const {
     if (PQgetisnull(r_, row, col) != 0) return std::nullopt;
-    return std::string(PQgetvalue(r_, row, col), static_cast<std::size_t>(PQgetlength(r_, row, col)));
+    return std::string(PQgetvalue(r_, row, col),
+                       static_cast<std::size_t>(PQgetlength(r_, row, col)));
   }
   PGresult* get() const { return r_; }
 
@@ -332,12 +332,14 @@ class Connection {
     }
     // Errors come back as exceptions; nothing is printed on the process's stderr (which
     // may carry the access log as JSON lines).
-    PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        conn_, [](void*, const char*) {}, nullptr);
     // Strings in and out are UTF-8, whatever PGCLIENTENCODING or the server default say.
     if (PQsetClientEncoding(conn_, "UTF8") != 0) {
       std::string msg = redactor_.scrub(trimmed(PQerrorMessage(conn_)));
       PQfinish(conn_);
-      throw std::runtime_error("postgres: cannot use UTF8 with " + redactor_.safe_url() + ": " + msg);
+      throw std::runtime_error("postgres: cannot use UTF8 with " + redactor_.safe_url() + ": " +
+                               msg);
     }
   }
   ~Connection() { PQfinish(conn_); }
@@ -564,7 +566,8 @@ class PostgresStore final : public UserStore {
   // A pooled connection, returned to the pool (or closed, if broken) when it goes.
   class Lease {
    public:
-    Lease(PostgresStore& store, std::unique_ptr<Connection> c) : store_(store), conn_(std::move(c)) {}
+    Lease(PostgresStore& store, std::unique_ptr<Connection> c)
+        : store_(store), conn_(std::move(c)) {}
     ~Lease() { store_.release(std::move(conn_)); }
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
@@ -619,14 +622,15 @@ class PostgresStore final : public UserStore {
     const std::string name(username), val(value);
     return write([&](Connection& c) {
       return c.exec(stmt, {name.c_str(), val.c_str()}).rows() == 1 ? StoreStatus::ok
-                                                                  : StoreStatus::not_found;
+                                                                   : StoreStatus::not_found;
     });
   }
 
   void migrate(Connection& c) {
     c.exec("migrate", "BEGIN");
     try {
-      c.exec("migrate", ("SELECT pg_advisory_xact_lock(" + std::to_string(kMigrationLockKey) + ")").c_str());
+      c.exec("migrate",
+             ("SELECT pg_advisory_xact_lock(" + std::to_string(kMigrationLockKey) + ")").c_str());
       c.exec("migrate", "SET LOCAL client_min_messages = warning");  // no "already exists" notices
       c.exec("migrate",
              "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -637,8 +641,9 @@ class PostgresStore final : public UserStore {
       for (int v = current + 1; v <= latest; ++v) {
         const std::string what = "migration " + std::to_string(v);
         c.exec(what.c_str(), kMigrations[v - 1]);
-        c.exec(what.c_str(),
-               ("INSERT INTO schema_migrations (version) VALUES (" + std::to_string(v) + ")").c_str());
+        c.exec(
+            what.c_str(),
+            ("INSERT INTO schema_migrations (version) VALUES (" + std::to_string(v) + ")").c_str());
       }
       c.exec("migrate", "COMMIT");
       created_ = current == 0;

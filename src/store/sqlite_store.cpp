@@ -1,20 +1,20 @@
 // The embedded store: one SQLite file in WAL mode with synchronous=FULL (an
 // acknowledged write survives a power cut), created 0600, with numbered migrations.
 // Connections are pooled; each is used by one thread at a time.
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <mutex>
-#include <thread>
-#include <unordered_map>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <unordered_map>
 
 #include "gatehouse/store.hpp"
 
@@ -101,8 +101,9 @@ User read_user(const Statement& s) {
 class Connection {
  public:
   explicit Connection(const std::filesystem::path& file) {
-    int rc = sqlite3_open_v2(file.c_str(), &db_,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    int rc =
+        sqlite3_open_v2(file.c_str(), &db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
       std::string msg = db_ != nullptr ? sqlite3_errmsg(db_) : "out of memory";
       sqlite3_close(db_);
@@ -248,8 +249,9 @@ class SqliteStore final : public UserStore {
     auto conn = acquire();
     std::vector<User> users;
     {
-      Statement s(conn->db(),
-                  (std::string("SELECT ") + kUserColumns + " FROM users ORDER BY username").c_str());
+      Statement s(
+          conn->db(),
+          (std::string("SELECT ") + kUserColumns + " FROM users ORDER BY username").c_str());
       while (s.step() == SQLITE_ROW) users.push_back(read_user(s));
     }
     release(std::move(conn));
@@ -281,7 +283,9 @@ class SqliteStore final : public UserStore {
 
   std::string setting_or_init(std::string_view name, std::string_view value) override {
     write([&](Connection& c) {
-      Statement s(c.db(), "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING");
+      Statement s(
+          c.db(),
+          "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING");
       s.bind(1, name).bind(2, value);
       check(c, s.step());
       return StoreStatus::ok;
@@ -324,8 +328,9 @@ class SqliteStore final : public UserStore {
   void migrate(Connection& c) {
     c.exec("BEGIN IMMEDIATE");
     try {
-      c.exec("CREATE TABLE IF NOT EXISTS schema_migrations ("
-             " version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL DEFAULT (unixepoch()))");
+      c.exec(
+          "CREATE TABLE IF NOT EXISTS schema_migrations ("
+          " version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL DEFAULT (unixepoch()))");
       int current = 0;
       {
         Statement s(c.db(), "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
@@ -366,7 +371,9 @@ class SqliteStore final : public UserStore {
 
   struct StringHash {
     using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
   };
   using Version = std::array<std::uint32_t, 3>;
   struct Reader {

@@ -53,12 +53,12 @@ std::optional<std::string> postgres_missing() {
 
 bool skip_postgres() { return env("GATEHOUSE_SKIP_POSTGRES").value_or("") == "1"; }
 
-#define REQUIRE_POSTGRES()                         \
-  do {                                             \
-    if (auto why_ = postgres_missing()) {          \
-      if (skip_postgres()) GTEST_SKIP() << *why_;  \
-      FAIL() << *why_;                             \
-    }                                              \
+#define REQUIRE_POSTGRES()                        \
+  do {                                            \
+    if (auto why_ = postgres_missing()) {         \
+      if (skip_postgres()) GTEST_SKIP() << *why_; \
+      FAIL() << *why_;                            \
+    }                                             \
   } while (0)
 
 // A plain libpq connection, for setting up databases and looking behind the store.
@@ -70,7 +70,8 @@ class Pg {
       PQfinish(c_);
       throw std::runtime_error("test: cannot connect: " + msg);
     }
-    PQsetNoticeProcessor(c_, [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        c_, [](void*, const char*) {}, nullptr);
   }
   ~Pg() { PQfinish(c_); }
   Pg(const Pg&) = delete;
@@ -273,8 +274,9 @@ TYPED_TEST(StoreConformance, AddDuplicateReportsExistsAndKeepsTheOriginal) {
 TYPED_TEST(StoreConformance, ListIsOrderedByTheBytesOfTheNames) {
   auto store = this->open();
   EXPECT_TRUE(store->list().empty());
-  std::vector<std::string> input = {"bob", "Zed", "\xc3\xa9mile", "alice", "\xe6\x97\xa5\xe6\x9c\xac",
-                                    "alice2", "_x", "Alice", "10", "9"};
+  std::vector<std::string> input = {
+      "bob",    "Zed", "\xc3\xa9mile", "alice", "\xe6\x97\xa5\xe6\x9c\xac",
+      "alice2", "_x",  "Alice",        "10",    "9"};
   for (const auto& n : input) ASSERT_EQ(store->add(make_user(n, "h-" + n)), StoreStatus::ok);
   auto expected = input;
   std::sort(expected.begin(), expected.end());  // char_traits<char>: unsigned bytes, as memcmp
@@ -396,15 +398,16 @@ TYPED_TEST(StoreConformance, CreatedIsTrueOnlyForTheFirstOpen) {
 TYPED_TEST(StoreConformance, UnicodeUsernames) {
   auto store = this->open();
   const std::vector<std::string> input = {
-      "J\xc3\xbcrgen",                           // Jürgen
-      "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e",    // 日本語
-      "\xf0\x9f\x98\x80",                        // 😀 (4 bytes)
-      "\xc3\xa9",                                // é, precomposed (NFC)
-      "e\xcc\x81",                               // é, e + combining acute (NFD): another name
-      "\xc3\x84LICE", "\xc3\xa4lice",            // ÄLICE, älice: case matters
-      "\xd0\x98\xd0\xb2\xd0\xb0\xd0\xbd",        // Иван
-      "\xd9\x85\xd8\xb1\xd9\x8a\xd9\x85",        // مريم
-      "a b\tc",                                  // whitespace inside
+      "J\xc3\xbcrgen",                         // Jürgen
+      "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e",  // 日本語
+      "\xf0\x9f\x98\x80",                      // 😀 (4 bytes)
+      "\xc3\xa9",                              // é, precomposed (NFC)
+      "e\xcc\x81",                             // é, e + combining acute (NFD): another name
+      "\xc3\x84LICE",
+      "\xc3\xa4lice",                      // ÄLICE, älice: case matters
+      "\xd0\x98\xd0\xb2\xd0\xb0\xd0\xbd",  // Иван
+      "\xd9\x85\xd8\xb1\xd9\x8a\xd9\x85",  // مريم
+      "a b\tc",                            // whitespace inside
   };
   for (const auto& n : input) {
     User u{n, n + "@example.com", "Full " + n, false, "hash of " + n};
@@ -605,8 +608,9 @@ TYPED_TEST(StoreConformance, FindLatency) {
   t0 = Clock::now();
   for (int i = 0; i < kUsers; ++i) ASSERT_EQ(store->find("missing" + std::to_string(i)), nullptr);
   const double missing = mean_us(Clock::now() - t0, kUsers);
-  std::printf("[ latency  ] %s find(): same name %.2f us, distinct names %.2f us, unknown names %.2f us\n",
-              this->name(), same, distinct, missing);
+  std::printf(
+      "[ latency  ] %s find(): same name %.2f us, distinct names %.2f us, unknown names %.2f us\n",
+      this->name(), same, distinct, missing);
   this->RecordProperty("find_same_us", std::to_string(same));
   this->RecordProperty("find_distinct_us", std::to_string(distinct));
   this->RecordProperty("find_missing_us", std::to_string(missing));
@@ -652,7 +656,6 @@ class PostgresStoreOnly : public ::testing::Test {
   std::string url_;
 };
 
-
 TEST_F(PostgresStoreOnly, SchemaMatchesTheSqliteStore) {
   auto store = gatehouse::open_postgres_store(url_);
   Pg pg(url_);
@@ -661,7 +664,8 @@ TEST_F(PostgresStoreOnly, SchemaMatchesTheSqliteStore) {
       "FROM information_schema.columns WHERE table_schema = current_schema() "
       "ORDER BY table_name, ordinal_position");
   std::vector<std::string> got;
-  for (const auto& c : columns) got.push_back(c[0] + "." + c[1] + " " + c[2] + " " + c[3] + " " + c[4]);
+  for (const auto& c : columns)
+    got.push_back(c[0] + "." + c[1] + " " + c[2] + " " + c[3] + " " + c[4]);
   const std::vector<std::string> want = {
       "schema_migrations.version integer NO ",
       "schema_migrations.applied_at timestamp with time zone NO ",
@@ -676,11 +680,14 @@ TEST_F(PostgresStoreOnly, SchemaMatchesTheSqliteStore) {
       "users.updated_at timestamp with time zone NO ",
   };
   EXPECT_EQ(got, want);
-  EXPECT_EQ(pg.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations"), "1");
+  EXPECT_EQ(
+      pg.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations"),
+      "1");
   // updated_at moves on a change; created_at does not.
   ASSERT_EQ(store->add(make_user("johndoe")), StoreStatus::ok);
-  pg.query("UPDATE users SET created_at = created_at - interval '1 hour', "
-           "updated_at = updated_at - interval '1 hour'");
+  pg.query(
+      "UPDATE users SET created_at = created_at - interval '1 hour', "
+      "updated_at = updated_at - interval '1 hour'");
   ASSERT_EQ(store->set_disabled("johndoe", true), StoreStatus::ok);
   EXPECT_EQ(pg.scalar("SELECT updated_at > created_at + interval '30 minutes' FROM users"), "t");
 }
@@ -691,7 +698,8 @@ class Listener {
   explicit Listener(const std::string& url) : pg_(url) { pg_.query("LISTEN gatehouse_users"); }
   // Waits until `n` notifications arrived (or `timeout` passed), then a little longer
   // for any that should not have come.
-  std::vector<std::string> wait_for(std::size_t n, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  std::vector<std::string> wait_for(std::size_t n,
+                                    std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (got_.size() < n && std::chrono::steady_clock::now() < deadline) poll_once(50);
     for (int i = 0; i < 4; ++i) poll_once(50);
@@ -729,8 +737,8 @@ TEST_F(PostgresStoreOnly, UserWritesNotifyOtherInstances) {
   ASSERT_EQ(store->add(make_user("\xc3\xa9mile")), StoreStatus::ok);          // émile
   const std::string huge(9000, 'x');
   ASSERT_EQ(store->add(make_user(huge)), StoreStatus::ok);  // "" (too long: drop all)
-  EXPECT_EQ(listener.wait_for(7), (std::vector<std::string>{"alice", "carol", "carol", "alice", "carol",
-                                                            "\xc3\xa9mile", ""}));
+  EXPECT_EQ(listener.wait_for(7), (std::vector<std::string>{"alice", "carol", "carol", "alice",
+                                                            "carol", "\xc3\xa9mile", ""}));
 }
 
 TEST_F(PostgresStoreOnly, RecoversWhenTheServerClosesItsConnections) {
@@ -747,7 +755,8 @@ TEST_F(PostgresStoreOnly, RecoversWhenTheServerClosesItsConnections) {
     for (auto& t : threads) t.join();
   }
   Pg admin(url_);
-  const std::string others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()";
+  const std::string others =
+      "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()";
   ASSERT_GT(std::stoi(admin.scalar("SELECT count(*) " + others)), 0);
   for (int kill = 0; kill < 2; ++kill) {
     admin.query("SELECT pg_terminate_backend(pid) " + others);
@@ -771,7 +780,8 @@ TEST_F(PostgresStoreOnly, PoolStaysWithinItsCap) {
   ASSERT_EQ(store->add(make_user("johndoe")), StoreStatus::ok);
   Pg admin(url_);
   const std::string count =
-      "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()";
+      "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> "
+      "pg_backend_pid()";
   std::atomic<bool> stop{false};
   std::atomic<int> most{0};
   std::vector<std::thread> threads;
@@ -811,8 +821,8 @@ TEST_F(PostgresStoreOnly, UrlParametersReachLibpq) {
                          "'gatehouse_conformance' AND datname = current_database()"),
             "1");
   // And a URL that asks for TLS fails cleanly against a server without it.
-  EXPECT_THROW(gatehouse::open_postgres_store(url_ + (url_.find('?') == std::string::npos ? "?" : "&") +
-                                              "sslmode=require"),
+  EXPECT_THROW(gatehouse::open_postgres_store(
+                   url_ + (url_.find('?') == std::string::npos ? "?" : "&") + "sslmode=require"),
                std::runtime_error);
 }
 

@@ -171,7 +171,8 @@ TEST(Argon2, ReferenceImplementationVectorsVerify) {
 TEST(Argon2, Argon2CffiHashesVerify) {
   // Made with argon2-cffi 21.1 (what pwdlib wraps): PasswordHasher() with its defaults
   // (m=102400, t=2, p=8), and PasswordHasher(memory_cost=1024, time_cost=1, parallelism=2).
-  const char* defaults = "$argon2id$v=19$m=102400,t=2,p=8$qb6d/X1DWm0lD8qJTbz7PQ$8yL+P0Japkegc32hDildQQ";
+  const char* defaults =
+      "$argon2id$v=19$m=102400,t=2,p=8$qb6d/X1DWm0lD8qJTbz7PQ$8yL+P0Japkegc32hDildQQ";
   const char* small = "$argon2id$v=19$m=1024,t=1,p=2$tWpK5IdxuE2xEpwcOBu0OQ$1qE/aRVmionvj15Dx/4Q+w";
   EXPECT_TRUE(fast_hasher().verify("pwdlib-secret", defaults));
   EXPECT_TRUE(fast_hasher().verify("pwdlib-secret", small));

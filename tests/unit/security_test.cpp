@@ -312,7 +312,10 @@ TEST(Dependencies, CacheIsPerRequest) {
   auto calls = std::make_shared<int>(0);
   auto counted = gatehouse::dependency<int>([calls]() { return ++*calls; });
   app.get(
-      "/x", {.name = "x"}, [](const int& a, const int& b) { return json::value{{"a", a}, {"b", b}}; },
+      "/x", {.name = "x"},
+      [](const int& a, const int& b) {
+        return json::value{{"a", a}, {"b", b}};
+      },
       Depends(counted), Depends(counted));
   EXPECT_EQ(handle(app, {.target = "/x"}).body, R"({"a":1,"b":1})");
   EXPECT_EQ(handle(app, {.target = "/x"}).body, R"({"a":2,"b":2})");
@@ -331,7 +334,10 @@ TEST(Dependencies, CacheIsPerSetOfScopes) {
       },
       Security(counted, {"a"}), Security(counted, {"b"}), Depends(counted));
   app.get(
-      "/t", {.name = "t"}, [](const int& a, const int& b) { return json::value{{"a", a}, {"b", b}}; },
+      "/t", {.name = "t"},
+      [](const int& a, const int& b) {
+        return json::value{{"a", a}, {"b", b}};
+      },
       Security(counted, {"a", "b"}), Security(counted, {"b", "a"}));
   EXPECT_EQ(handle(app, {.target = "/s"}).body, R"({"a":1,"b":2,"c":3})");
   *calls = 0;

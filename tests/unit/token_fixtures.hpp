@@ -23,8 +23,7 @@ inline constexpr std::int64_t kPast = 1000000000;  // 2001-09-09T01:46:40Z
 inline constexpr std::string_view kJohndoe =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwic2NvcGVzIjp"
     "bIm1lIiwiaXRlbXMiXSwiZXhwIjo0MTAyNDQ0ODAwfQ.P3XDMliqyztCoASWUjUZld6Nk-kf"
-    "G2kzsuyk2sCsimI"
-    ;
+    "G2kzsuyk2sCsimI";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe"}
@@ -32,8 +31,7 @@ inline constexpr std::string_view kJohndoe =
 // jose:    accepted, claims {"sub": "johndoe"}
 inline constexpr std::string_view kJohndoeNoExp =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIn0.Pu0k3LQsVmS"
-    "2HzsbQ9MPno5F-I_s1W8iaPFbCovGdKA"
-    ;
+    "2HzsbQ9MPno5F-I_s1W8iaPFbCovGdKA";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","scopes":["me"],"exp":4102444800}
@@ -42,8 +40,7 @@ inline constexpr std::string_view kJohndoeNoExp =
 inline constexpr std::string_view kJohndoeMeOnly =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwic2NvcGVzIjp"
     "bIm1lIl0sImV4cCI6NDEwMjQ0NDgwMH0.YSyFBBK3ZOphA8c2KVI7tOfiy8iXnkEOmtyvYbo"
-    "aaIM"
-    ;
+    "aaIM";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","scopes":[],"exp":4102444800}
@@ -51,8 +48,7 @@ inline constexpr std::string_view kJohndoeMeOnly =
 // jose:    accepted, claims {"sub": "johndoe", "scopes": [], "exp": 4102444800}
 inline constexpr std::string_view kJohndoeNoScopes =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwic2NvcGVzIjp"
-    "bXSwiZXhwIjo0MTAyNDQ0ODAwfQ.5wqWg6vkpcXTD2WS_GfI--BOKsJVs4-CciZTIsqWlmc"
-    ;
+    "bXSwiZXhwIjo0MTAyNDQ0ODAwfQ.5wqWg6vkpcXTD2WS_GfI--BOKsJVs4-CciZTIsqWlmc";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"alice","scopes":["me"],"exp":4102444800}
@@ -61,8 +57,7 @@ inline constexpr std::string_view kJohndoeNoScopes =
 inline constexpr std::string_view kAliceMe =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsInNjb3BlcyI6WyJ"
     "tZSJdLCJleHAiOjQxMDI0NDQ4MDB9.vw6RFBJpUHvhjX7LQidMg5pn9aTiJUOdIdBroWg5kN"
-    "U"
-    ;
+    "U";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"alice","scopes":[],"exp":4102444800}
@@ -70,8 +65,7 @@ inline constexpr std::string_view kAliceMe =
 // jose:    accepted, claims {"sub": "alice", "scopes": [], "exp": 4102444800}
 inline constexpr std::string_view kAliceNoScopes =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsInNjb3BlcyI6W10"
-    "sImV4cCI6NDEwMjQ0NDgwMH0.rfNBs8JTpAMcTjwqWvQJ0DSzaZei4erSojSyTR6Id_Q"
-    ;
+    "sImV4cCI6NDEwMjQ0NDgwMH0.rfNBs8JTpAMcTjwqWvQJ0DSzaZei4erSojSyTR6Id_Q";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"bob","scopes":["me","items"],"exp":4102444800}
@@ -80,8 +74,7 @@ inline constexpr std::string_view kAliceNoScopes =
 inline constexpr std::string_view kUnknownUser =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJib2IiLCJzY29wZXMiOlsibWU"
     "iLCJpdGVtcyJdLCJleHAiOjQxMDI0NDQ4MDB9.Un5WivW-lB-BRqUaio72o1gZDZV_wOlwgN"
-    "oH1LRufec"
-    ;
+    "oH1LRufec";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"","scopes":["me","items"],"exp":4102444800}
@@ -90,28 +83,27 @@ inline constexpr std::string_view kUnknownUser =
 inline constexpr std::string_view kEmptySub =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIiLCJzY29wZXMiOlsibWUiLCJ"
     "pdGVtcyJdLCJleHAiOjQxMDI0NDQ4MDB9.J9DxMBiLQFQD5Bvb2oytamN_EQ_VlnwRf02vxB"
-    "mJ0Zk"
-    ;
+    "mJ0Zk";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"jos\u00e9","scopes":["caf\u00e9","\u00fcber"],"exp":4102444800}
 // made by: jose.jwt.encode
-// jose:    accepted, claims {"sub": "jos\u00e9", "scopes": ["caf\u00e9", "\u00fcber"], "exp": 4102444800}
+// jose:    accepted, claims {"sub": "jos\u00e9", "scopes": ["caf\u00e9", "\u00fcber"], "exp":
+// 4102444800}
 inline constexpr std::string_view kNonAscii =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb3NcdTAwZTkiLCJzY29wZXM"
     "iOlsiY2FmXHUwMGU5IiwiXHUwMGZjYmVyIl0sImV4cCI6NDEwMjQ0NDgwMH0.yfYlEkhr-Qq"
-    "oUtUNDetR51gBE_ibT0ImTfttWkTDYGY"
-    ;
+    "oUtUNDetR51gBE_ibT0ImTfttWkTDYGY";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"\ud83d\ude00","scopes":["\ud834\udd1e clef"],"exp":4102444800}
 // made by: jose.jwt.encode
-// jose:    accepted, claims {"sub": "\ud83d\ude00", "scopes": ["\ud834\udd1e clef"], "exp": 4102444800}
+// jose:    accepted, claims {"sub": "\ud83d\ude00", "scopes": ["\ud834\udd1e clef"], "exp":
+// 4102444800}
 inline constexpr std::string_view kAstral =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJcdWQ4M2RcdWRlMDAiLCJzY29"
     "wZXMiOlsiXHVkODM0XHVkZDFlIGNsZWYiXSwiZXhwIjo0MTAyNDQ0ODAwfQ.9oMjaWEeJhUG"
-    "qrmQgtGibr022AfDkASI1OuBjVmDhQY"
-    ;
+    "qrmQgtGibr022AfDkASI1OuBjVmDhQY";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"q\"b\\s/t\tn\nr\rc\u0001 \u2028","exp":4102444800}
@@ -120,8 +112,7 @@ inline constexpr std::string_view kAstral =
 inline constexpr std::string_view kEscapes =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJxXCJiXFxzL3RcdG5cbnJccmN"
     "cdTAwMDEgXHUyMDI4IiwiZXhwIjo0MTAyNDQ0ODAwfQ.c4XneaUIpcp100TdQcyFaRtmZVg4"
-    "GLBLMzRIefnyzBo"
-    ;
+    "GLBLMzRIefnyzBo";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"del\u007f","exp":4102444800}
@@ -129,8 +120,7 @@ inline constexpr std::string_view kEscapes =
 // jose:    accepted, claims {"sub": "del\u007f", "exp": 4102444800}
 inline constexpr std::string_view kDelChar =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJkZWxcdTAwN2YiLCJleHAiOjQ"
-    "xMDI0NDQ4MDB9.o2uSWTO7k2lccpXHzWOS-HaDcZmkV7LwkzYI5d08O0w"
-    ;
+    "xMDI0NDQ4MDB9.o2uSWTO7k2lccpXHzWOS-HaDcZmkV7LwkzYI5d08O0w";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","ratio":1.5,"one":1.0,"exp":4102444800}
@@ -139,8 +129,7 @@ inline constexpr std::string_view kDelChar =
 inline constexpr std::string_view kFloatClaim =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwicmF0aW8iOjE"
     "uNSwib25lIjoxLjAsImV4cCI6NDEwMjQ0NDgwMH0.0qXwEpgmxana0O4TvSt8Jd-p7yDg_NX"
-    "8vBD59liMcSc"
-    ;
+    "8vBD59liMcSc";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","exp":1000000000}
@@ -148,8 +137,7 @@ inline constexpr std::string_view kFloatClaim =
 // jose:    refused: ExpiredSignatureError: Signature has expired.
 inline constexpr std::string_view kExpired =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiZXhwIjoxMDA"
-    "wMDAwMDAwfQ.e0NAT9-lTSBqXYIpC7mxPG4xhy7MRiy98aKQ9vAQeAY"
-    ;
+    "wMDAwMDAwfQ.e0NAT9-lTSBqXYIpC7mxPG4xhy7MRiy98aKQ9vAQeAY";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","exp":"4102444800"}
@@ -157,8 +145,7 @@ inline constexpr std::string_view kExpired =
 // jose:    accepted, claims {"sub": "johndoe", "exp": "4102444800"}
 inline constexpr std::string_view kExpNumericString =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiZXhwIjoiNDE"
-    "wMjQ0NDgwMCJ9.JsOxDDQdWM44t89UyhNUmbE0V3bm4xVS2kD4oyNlHow"
-    ;
+    "wMjQ0NDgwMCJ9.JsOxDDQdWM44t89UyhNUmbE0V3bm4xVS2kD4oyNlHow";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","exp":" 4102444800 "}
@@ -166,8 +153,7 @@ inline constexpr std::string_view kExpNumericString =
 // jose:    accepted, claims {"sub": "johndoe", "exp": " 4102444800 "}
 inline constexpr std::string_view kExpStringWithSpaces =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiZXhwIjoiIDQ"
-    "xMDI0NDQ4MDAgIn0.npCd3XVvyWW65Xxb5BO63FXJ33xh1vn78SoSavMi-Y0"
-    ;
+    "xMDI0NDQ4MDAgIn0.npCd3XVvyWW65Xxb5BO63FXJ33xh1vn78SoSavMi-Y0";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","exp":4102444800.9}
@@ -175,18 +161,17 @@ inline constexpr std::string_view kExpStringWithSpaces =
 // jose:    accepted, claims {"sub": "johndoe", "exp": 4102444800.9}
 inline constexpr std::string_view kExpFloat =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiZXhwIjo0MTA"
-    "yNDQ0ODAwLjl9.qEhi6-kOzy9G9eKw-CKmH2lMuXAtUJ-QpTGxsIO6EuM"
-    ;
+    "yNDQ0ODAwLjl9.qEhi6-kOzy9G9eKw-CKmH2lMuXAtUJ-QpTGxsIO6EuM";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","exp":"\uff14\uff11\uff10\uff12\uff14\uff14\uff14\uff18\uff10\uff10"}
 // made by: jose.jwt.encode
-// jose:    accepted, claims {"sub": "johndoe", "exp": "\uff14\uff11\uff10\uff12\uff14\uff14\uff14\uff18\uff10\uff10"}
+// jose:    accepted, claims {"sub": "johndoe", "exp":
+// "\uff14\uff11\uff10\uff12\uff14\uff14\uff14\uff18\uff10\uff10"}
 inline constexpr std::string_view kExpFullwidthDigits =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiZXhwIjoiXHV"
     "mZjE0XHVmZjExXHVmZjEwXHVmZjEyXHVmZjE0XHVmZjE0XHVmZjE0XHVmZjE4XHVmZjEwXHV"
-    "mZjEwIn0.rDSbstlUoZ4lGDfT9YZYgj7rqm8v3aFBd9Y7nKmduhA"
-    ;
+    "mZjEwIn0.rDSbstlUoZ4lGDfT9YZYgj7rqm8v3aFBd9Y7nKmduhA";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","exp":true}
@@ -194,8 +179,7 @@ inline constexpr std::string_view kExpFullwidthDigits =
 // jose:    refused: ExpiredSignatureError: Signature has expired.
 inline constexpr std::string_view kExpTrue =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiZXhwIjp0cnV"
-    "lfQ.fuT9jsAeFv_RP1sbler-J75zcBrZAdsxiNJ3auEbLj8"
-    ;
+    "lfQ.fuT9jsAeFv_RP1sbler-J75zcBrZAdsxiNJ3auEbLj8";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","exp":"abc"}
@@ -203,8 +187,7 @@ inline constexpr std::string_view kExpTrue =
 // jose:    refused: JWTClaimsError: Expiration Time claim (exp) must be an integer.
 inline constexpr std::string_view kExpAbc =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiZXhwIjoiYWJ"
-    "jIn0.-u7UkRw-ukOFUJOI6hYy8KeEXNFRxVUoNiccNtwYggU"
-    ;
+    "jIn0.-u7UkRw-ukOFUJOI6hYy8KeEXNFRxVUoNiccNtwYggU";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","exp":"1.5"}
@@ -212,26 +195,25 @@ inline constexpr std::string_view kExpAbc =
 // jose:    refused: JWTClaimsError: Expiration Time claim (exp) must be an integer.
 inline constexpr std::string_view kExpDecimalString =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiZXhwIjoiMS4"
-    "1In0.OOh77ju6D5rkxzmH6D28vVEH7KxMyUxqirM78mt0I9M"
-    ;
+    "1In0.OOh77ju6D5rkxzmH6D28vVEH7KxMyUxqirM78mt0I9M";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","exp":null}
 // made by: jose.jwt.encode
-// jose:    refused: TypeError: int() argument must be a string, a bytes-like object or a real number, not 'NoneType' (the reference answers 500)
+// jose:    refused: TypeError: int() argument must be a string, a bytes-like object or a real
+// number, not 'NoneType' (the reference answers 500)
 inline constexpr std::string_view kExpNull =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiZXhwIjpudWx"
-    "sfQ.2mpWXO6YkBkCT7qkdt8lrJBRQV8YulqBK3QiXIg3V5M"
-    ;
+    "sfQ.2mpWXO6YkBkCT7qkdt8lrJBRQV8YulqBK3QiXIg3V5M";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","exp":[]}
 // made by: jose.jwt.encode
-// jose:    refused: TypeError: int() argument must be a string, a bytes-like object or a real number, not 'list' (the reference answers 500)
+// jose:    refused: TypeError: int() argument must be a string, a bytes-like object or a real
+// number, not 'list' (the reference answers 500)
 inline constexpr std::string_view kExpList =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiZXhwIjpbXX0"
-    ".mrYcnT-qgpzX1TohGN07jN1HbM5Wz-Y5jUJjbB5Te-o"
-    ;
+    ".mrYcnT-qgpzX1TohGN07jN1HbM5Wz-Y5jUJjbB5Te-o";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","nbf":4102444800}
@@ -239,8 +221,7 @@ inline constexpr std::string_view kExpList =
 // jose:    refused: JWTClaimsError: The token is not yet valid (nbf)
 inline constexpr std::string_view kNbfFuture =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwibmJmIjo0MTA"
-    "yNDQ0ODAwfQ.aU2bX3GFaNT8JyuZM-knDZ_N80SMZ5dQpIVStXDsCiQ"
-    ;
+    "yNDQ0ODAwfQ.aU2bX3GFaNT8JyuZM-knDZ_N80SMZ5dQpIVStXDsCiQ";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","nbf":1000000000,"exp":4102444800}
@@ -249,8 +230,7 @@ inline constexpr std::string_view kNbfFuture =
 inline constexpr std::string_view kNbfPast =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwibmJmIjoxMDA"
     "wMDAwMDAwLCJleHAiOjQxMDI0NDQ4MDB9.1o09R4RnlIXvz3d04h703Y12po-4NR7xdrBvRY"
-    "9EZG4"
-    ;
+    "9EZG4";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","nbf":"abc"}
@@ -258,8 +238,7 @@ inline constexpr std::string_view kNbfPast =
 // jose:    refused: JWTClaimsError: Not Before claim (nbf) must be an integer.
 inline constexpr std::string_view kNbfAbc =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwibmJmIjoiYWJ"
-    "jIn0.8BzqNlkYoJYgTAQvnB3xeAYWH0YWCJTOzZo0y7u7F-o"
-    ;
+    "jIn0.8BzqNlkYoJYgTAQvnB3xeAYWH0YWCJTOzZo0y7u7F-o";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","iat":"abc"}
@@ -267,8 +246,7 @@ inline constexpr std::string_view kNbfAbc =
 // jose:    refused: JWTClaimsError: Issued At claim (iat) must be an integer.
 inline constexpr std::string_view kIatAbc =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiaWF0IjoiYWJ"
-    "jIn0.inLqlN266bIRKpBBVwKZxkqqItd8iyZajYUPgTeffpE"
-    ;
+    "jIn0.inLqlN266bIRKpBBVwKZxkqqItd8iyZajYUPgTeffpE";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","iat":4102444800}
@@ -276,8 +254,7 @@ inline constexpr std::string_view kIatAbc =
 // jose:    accepted, claims {"sub": "johndoe", "iat": 4102444800}
 inline constexpr std::string_view kIatFuture =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiaWF0Ijo0MTA"
-    "yNDQ0ODAwfQ.JKzi-mbWxMgoosAay9I1knzrXc8H0UlWq4O213kJ-Bs"
-    ;
+    "yNDQ0ODAwfQ.JKzi-mbWxMgoosAay9I1knzrXc8H0UlWq4O213kJ-Bs";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","aud":"gatehouse"}
@@ -285,8 +262,7 @@ inline constexpr std::string_view kIatFuture =
 // jose:    refused: JWTClaimsError: Invalid audience
 inline constexpr std::string_view kAudString =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiYXVkIjoiZ2F"
-    "0ZWhvdXNlIn0.K6R9avyynkr7rA3DFHaSO9c4Jevm5a71s_OrbKnt-fw"
-    ;
+    "0ZWhvdXNlIn0.K6R9avyynkr7rA3DFHaSO9c4Jevm5a71s_OrbKnt-fw";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","aud":["gatehouse"]}
@@ -294,8 +270,7 @@ inline constexpr std::string_view kAudString =
 // jose:    refused: JWTClaimsError: Invalid audience
 inline constexpr std::string_view kAudList =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiYXVkIjpbImd"
-    "hdGVob3VzZSJdfQ.HePcrqMbZUMk7M9qZtKtAQ7ePOwpMh9M3_patStPiG8"
-    ;
+    "hdGVob3VzZSJdfQ.HePcrqMbZUMk7M9qZtKtAQ7ePOwpMh9M3_patStPiG8";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","aud":null}
@@ -303,8 +278,7 @@ inline constexpr std::string_view kAudList =
 // jose:    refused: JWTClaimsError: Invalid claim format in token
 inline constexpr std::string_view kAudNull =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiYXVkIjpudWx"
-    "sfQ.o2osPQRtrB_ZDAHuAoeQMi1MFTunZJXV0zR7UjuTi50"
-    ;
+    "sfQ.o2osPQRtrB_ZDAHuAoeQMi1MFTunZJXV0zR7UjuTi50";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","at_hash":"abc"}
@@ -312,8 +286,7 @@ inline constexpr std::string_view kAudNull =
 // jose:    refused: JWTClaimsError: No access_token provided to compare against at_hash claim.
 inline constexpr std::string_view kAtHash =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiYXRfaGFzaCI"
-    "6ImFiYyJ9.k7qiStn7jVis7mhkDD_nF32JhnRzd6XEaUigD2JHRe4"
-    ;
+    "6ImFiYyJ9.k7qiStn7jVis7mhkDD_nF32JhnRzd6XEaUigD2JHRe4";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","iss":"somewhere"}
@@ -321,8 +294,7 @@ inline constexpr std::string_view kAtHash =
 // jose:    accepted, claims {"sub": "johndoe", "iss": "somewhere"}
 inline constexpr std::string_view kIssIgnored =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiaXNzIjoic29"
-    "tZXdoZXJlIn0.8w8zeQSwkR_0ElFhtSNRKGgSiK64WWuaiLvnisZoRpQ"
-    ;
+    "tZXdoZXJlIn0.8w8zeQSwkR_0ElFhtSNRKGgSiK64WWuaiLvnisZoRpQ";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"scopes":["me"],"exp":4102444800}
@@ -330,8 +302,7 @@ inline constexpr std::string_view kIssIgnored =
 // jose:    accepted, claims {"scopes": ["me"], "exp": 4102444800}
 inline constexpr std::string_view kNoSub =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzY29wZXMiOlsibWUiXSwiZXhwIjo0MTA"
-    "yNDQ0ODAwfQ.2c2SX9IPDXW1dPGFLy8IQ6h4PqwY9uK_F3q9umkTFkE"
-    ;
+    "yNDQ0ODAwfQ.2c2SX9IPDXW1dPGFLy8IQ6h4PqwY9uK_F3q9umkTFkE";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":42,"exp":4102444800}
@@ -339,8 +310,7 @@ inline constexpr std::string_view kNoSub =
 // jose:    refused: JWTClaimsError: Subject must be a string.
 inline constexpr std::string_view kSubInt =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOjQyLCJleHAiOjQxMDI0NDQ4MDB"
-    "9.GaZQRXC4hYJ2KGeFBt6P3LMd2wcde97ZZ5MZbzYEaTs"
-    ;
+    "9.GaZQRXC4hYJ2KGeFBt6P3LMd2wcde97ZZ5MZbzYEaTs";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":null,"exp":4102444800}
@@ -348,8 +318,7 @@ inline constexpr std::string_view kSubInt =
 // jose:    refused: JWTClaimsError: Subject must be a string.
 inline constexpr std::string_view kSubNull =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOm51bGwsImV4cCI6NDEwMjQ0NDg"
-    "wMH0.1Tknwz6CMDUyozWs4r0VqmCimin3Pmw9a2MrtEi4Zck"
-    ;
+    "wMH0.1Tknwz6CMDUyozWs4r0VqmCimin3Pmw9a2MrtEi4Zck";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","jti":7}
@@ -357,8 +326,7 @@ inline constexpr std::string_view kSubNull =
 // jose:    refused: JWTClaimsError: JWT ID must be a string.
 inline constexpr std::string_view kJtiInt =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwianRpIjo3fQ."
-    "gdF5foxiNXmXqm_59avUQNjYM9Le1XwvprFDgSVT7lU"
-    ;
+    "gdF5foxiNXmXqm_59avUQNjYM9Le1XwvprFDgSVT7lU";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","jti":"7"}
@@ -366,8 +334,7 @@ inline constexpr std::string_view kJtiInt =
 // jose:    accepted, claims {"sub": "johndoe", "jti": "7"}
 inline constexpr std::string_view kJtiString =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwianRpIjoiNyJ"
-    "9.gTwqyid0mWJBJKW_Rho-lnjWboD8p2EpGplln6HP97g"
-    ;
+    "9.gTwqyid0mWJBJKW_Rho-lnjWboD8p2EpGplln6HP97g";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","scopes":"me items"}
@@ -375,8 +342,7 @@ inline constexpr std::string_view kJtiString =
 // jose:    accepted, claims {"sub": "johndoe", "scopes": "me items"}
 inline constexpr std::string_view kScopesString =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwic2NvcGVzIjo"
-    "ibWUgaXRlbXMifQ.MmwbqVGs-8F1zxdii50vldZFh7JirHmiQWq8RsChmR0"
-    ;
+    "ibWUgaXRlbXMifQ.MmwbqVGs-8F1zxdii50vldZFh7JirHmiQWq8RsChmR0";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","scopes":null}
@@ -384,8 +350,7 @@ inline constexpr std::string_view kScopesString =
 // jose:    accepted, claims {"sub": "johndoe", "scopes": null}
 inline constexpr std::string_view kScopesNull =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwic2NvcGVzIjp"
-    "udWxsfQ.CwiKZ-FcumQkTTYzRDUi-AGuzUlBT8Ve1srH3FLnXQY"
-    ;
+    "udWxsfQ.CwiKZ-FcumQkTTYzRDUi-AGuzUlBT8Ve1srH3FLnXQY";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","scopes":["me",1,true,false]}
@@ -393,8 +358,7 @@ inline constexpr std::string_view kScopesNull =
 // jose:    accepted, claims {"sub": "johndoe", "scopes": ["me", 1, true, false]}
 inline constexpr std::string_view kScopesWithNumbers =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwic2NvcGVzIjp"
-    "bIm1lIiwxLHRydWUsZmFsc2VdfQ.J-ZfMP3vrlyhzX6_RFpo1sa1JYBE1-9Pes71aOK7Whc"
-    ;
+    "bIm1lIiwxLHRydWUsZmFsc2VdfQ.J-ZfMP3vrlyhzX6_RFpo1sa1JYBE1-9Pes71aOK7Whc";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","scopes":["me",2.5]}
@@ -402,8 +366,7 @@ inline constexpr std::string_view kScopesWithNumbers =
 // jose:    accepted, claims {"sub": "johndoe", "scopes": ["me", 2.5]}
 inline constexpr std::string_view kScopesWithFloat =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwic2NvcGVzIjp"
-    "bIm1lIiwyLjVdfQ.LtSkPZgoiu5c0oKD80d8GL5542nHCKMVwsGYCTAuZ9c"
-    ;
+    "bIm1lIiwyLjVdfQ.LtSkPZgoiu5c0oKD80d8GL5542nHCKMVwsGYCTAuZ9c";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","scopes":["me",null]}
@@ -411,8 +374,7 @@ inline constexpr std::string_view kScopesWithFloat =
 // jose:    accepted, claims {"sub": "johndoe", "scopes": ["me", null]}
 inline constexpr std::string_view kScopesWithNull =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwic2NvcGVzIjp"
-    "bIm1lIixudWxsXX0.5Wo-3Xh3gyOWrMyYfx5WArkfIW1L96sn0R0sgV6kJ7E"
-    ;
+    "bIm1lIixudWxsXX0.5Wo-3Xh3gyOWrMyYfx5WArkfIW1L96sn0R0sgV6kJ7E";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","scope":"me items"}
@@ -420,8 +382,7 @@ inline constexpr std::string_view kScopesWithNull =
 // jose:    accepted, claims {"sub": "johndoe", "scope": "me items"}
 inline constexpr std::string_view kScopeStringRfc9068 =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwic2NvcGUiOiJ"
-    "tZSBpdGVtcyJ9.6khfaF1wJsr4gATcsioPDmwjl_vZ6fELxfc-9u-MsXI"
-    ;
+    "tZSBpdGVtcyJ9.6khfaF1wJsr4gATcsioPDmwjl_vZ6fELxfc-9u-MsXI";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","note":"\ud800","exp":4102444800}
@@ -430,8 +391,7 @@ inline constexpr std::string_view kScopeStringRfc9068 =
 inline constexpr std::string_view kLoneSurrogateClaim =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwibm90ZSI6Ilx"
     "1ZDgwMCIsImV4cCI6NDEwMjQ0NDgwMH0.CNj49iJ_vovMSHXzKpb9VPZ6K6H-BCPHP18CopL"
-    "2JDY"
-    ;
+    "2JDY";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","ratio":NaN,"exp":4102444800}
@@ -439,8 +399,7 @@ inline constexpr std::string_view kLoneSurrogateClaim =
 // jose:    accepted, claims {"sub": "johndoe", "ratio": NaN, "exp": 4102444800}
 inline constexpr std::string_view kNanClaim =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwicmF0aW8iOk5"
-    "hTiwiZXhwIjo0MTAyNDQ0ODAwfQ.sWql6ybBQMazB54yh3d9_4xM2BlYng11RzCpWeJLWTQ"
-    ;
+    "hTiwiZXhwIjo0MTAyNDQ0ODAwfQ.sWql6ybBQMazB54yh3d9_4xM2BlYng11RzCpWeJLWTQ";
 
 // header:  {"alg":"HS256","kid":"key-1","typ":"JWT","x-custom":{"a":[1,null]}}
 // payload: {"sub":"johndoe","exp":4102444800}
@@ -449,8 +408,7 @@ inline constexpr std::string_view kNanClaim =
 inline constexpr std::string_view kExtraHeaderFields =
     "eyJhbGciOiJIUzI1NiIsImtpZCI6ImtleS0xIiwidHlwIjoiSldUIiwieC1jdXN0b20iOnsi"
     "YSI6WzEsbnVsbF19fQ.eyJzdWIiOiJqb2huZG9lIiwiZXhwIjo0MTAyNDQ0ODAwfQ.BeuR_G"
-    "YYYAUQK3f5ySCFrp0qRdkhw5A4ofLePWmoh_s"
-    ;
+    "YYYAUQK3f5ySCFrp0qRdkhw5A4ofLePWmoh_s";
 
 // header:  {"alg":"HS256"}
 // payload: {"sub":"johndoe"}
@@ -458,8 +416,7 @@ inline constexpr std::string_view kExtraHeaderFields =
 // jose:    accepted, claims {"sub": "johndoe"}
 inline constexpr std::string_view kHeaderWithoutTyp =
     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJqb2huZG9lIn0.pJIvCBzxkgHxjZ-MyHtoEwyqlIy"
-    "w7OF2IM2P7qkbPGo"
-    ;
+    "w7OF2IM2P7qkbPGo";
 
 // header:  {"alg":"none","typ":"JWT"}
 // payload: {"sub":"johndoe"}
@@ -467,16 +424,14 @@ inline constexpr std::string_view kHeaderWithoutTyp =
 // jose:    refused: JWTError: The specified alg value is not allowed
 inline constexpr std::string_view kAlgNone =
     "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJqb2huZG9lIn0.PqmJlr_dHkR6"
-    "1CNK2BdEG7FhjEpAzMC-sVDlR9LfoMg"
-    ;
+    "1CNK2BdEG7FhjEpAzMC-sVDlR9LfoMg";
 
 // header:  {"alg":"none","typ":"JWT"}
 // payload: {"sub":"johndoe"}
 // made by: hand, HMAC-SHA256 with the reference key
 // jose:    refused: JWTError: The specified alg value is not allowed
 inline constexpr std::string_view kAlgNoneUnsigned =
-    "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJqb2huZG9lIn0."
-    ;
+    "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJqb2huZG9lIn0.";
 
 // header:  {"alg":"HS384","typ":"JWT"}
 // payload: {"sub":"johndoe"}
@@ -484,8 +439,7 @@ inline constexpr std::string_view kAlgNoneUnsigned =
 // jose:    refused: JWTError: The specified alg value is not allowed
 inline constexpr std::string_view kAlgHS384 =
     "eyJhbGciOiJIUzM4NCIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIn0.zRrK5jVggMo"
-    "S2ekTloKRRK_9PR2UwBRb7w6Q7TZ-v673NDIruhumLflx2RPOwhU1"
-    ;
+    "S2ekTloKRRK_9PR2UwBRb7w6Q7TZ-v673NDIruhumLflx2RPOwhU1";
 
 // header:  {"alg":"HS512","typ":"JWT"}
 // payload: {"sub":"johndoe"}
@@ -494,8 +448,7 @@ inline constexpr std::string_view kAlgHS384 =
 inline constexpr std::string_view kAlgHS512 =
     "eyJhbGciOiJIUzUxMiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIn0.pII2MB0Mx7y"
     "cPulewJMvfYAtVJgBCMNlQmECs2gn5-hjHTh6SsCrVMbuIDsr2oWpsDHQfokiY82Bv1P8Eqb"
-    "kRQ"
-    ;
+    "kRQ";
 
 // header:  {"alg":"RS256","typ":"JWT"}
 // payload: {"sub":"johndoe"}
@@ -503,8 +456,7 @@ inline constexpr std::string_view kAlgHS512 =
 // jose:    refused: JWTError: The specified alg value is not allowed
 inline constexpr std::string_view kAlgRS256 =
     "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIn0.eaamPj4cNqb"
-    "BsMp5bQY8-uzK7hxw7OgflhPznLJxl90"
-    ;
+    "BsMp5bQY8-uzK7hxw7OgflhPznLJxl90";
 
 // header:  {"typ":"JWT"}
 // payload: {"sub":"johndoe"}
@@ -512,8 +464,7 @@ inline constexpr std::string_view kAlgRS256 =
 // jose:    refused: JWTError: No algorithm was specified in the JWS header.
 inline constexpr std::string_view kAlgMissing =
     "eyJ0eXAiOiJKV1QifQ.eyJzdWIiOiJqb2huZG9lIn0.ngeJCFd-IJwNsT8OmNWPswOpxVf_7"
-    "HyWTFK5UG8BrUA"
-    ;
+    "HyWTFK5UG8BrUA";
 
 // header:  {"alg":"hs256","typ":"JWT"}
 // payload: {"sub":"johndoe"}
@@ -521,8 +472,7 @@ inline constexpr std::string_view kAlgMissing =
 // jose:    refused: JWTError: The specified alg value is not allowed
 inline constexpr std::string_view kAlgLowercase =
     "eyJhbGciOiJoczI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIn0.j2oULaZdgvk"
-    "w4IxVi5zQA-QZysHBLMPEz3y3jmYJY4I"
-    ;
+    "w4IxVi5zQA-QZysHBLMPEz3y3jmYJY4I";
 
 // header:  {"alg":["HS256"],"typ":"JWT"}
 // payload: {"sub":"johndoe"}
@@ -530,8 +480,7 @@ inline constexpr std::string_view kAlgLowercase =
 // jose:    refused: JWTError: The specified alg value is not allowed
 inline constexpr std::string_view kAlgNotString =
     "eyJhbGciOlsiSFMyNTYiXSwidHlwIjoiSldUIn0.eyJzdWIiOiJqb2huZG9lIn0.V0GG_f0K"
-    "IJT-XDx1n5vBVXYra9srOTzg5SU1GriJvEc"
-    ;
+    "IJT-XDx1n5vBVXYra9srOTzg5SU1GriJvEc";
 
 // header:  ["HS256"]
 // payload: {"sub":"johndoe"}
@@ -539,8 +488,7 @@ inline constexpr std::string_view kAlgNotString =
 // jose:    refused: JWTError: Invalid header string: must be a json object
 inline constexpr std::string_view kHeaderArray =
     "WyJIUzI1NiJd.eyJzdWIiOiJqb2huZG9lIn0.nsIu1s1ykVBc5kWS7jOg-F7su3mhPmrWe5b"
-    "cvstaizI"
-    ;
+    "cvstaizI";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: ["sub","johndoe"]
@@ -548,17 +496,16 @@ inline constexpr std::string_view kHeaderArray =
 // jose:    refused: JWTError: Invalid payload string: must be a json object
 inline constexpr std::string_view kPayloadArray =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.WyJzdWIiLCJqb2huZG9lIl0.glSV8pM_XrX"
-    "5xHDziUOw9KJCr8qLjChdMq1pURDZcHo"
-    ;
+    "5xHDziUOw9KJCr8qLjChdMq1pURDZcHo";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe"
 // made by: hand, HMAC-SHA256 with the reference key
-// jose:    refused: JWTError: Invalid payload string: Expecting ',' delimiter: line 1 column 17 (char 16)
+// jose:    refused: JWTError: Invalid payload string: Expecting ',' delimiter: line 1 column 17
+// (char 16)
 inline constexpr std::string_view kPayloadNotJson =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIg.c_IUXvony8Lb"
-    "AxKiIoRTtwEHt-kgPehVkW82geoyTL0"
-    ;
+    "AxKiIoRTtwEHt-kgPehVkW82geoyTL0";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"alice","sub":"johndoe","exp":4102444800}
@@ -567,8 +514,7 @@ inline constexpr std::string_view kPayloadNotJson =
 inline constexpr std::string_view kDuplicateSub =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsInN1YiI6ImpvaG5"
     "kb2UiLCJleHAiOjQxMDI0NDQ4MDB9.-pz_gHio_0F50Dg8OlyM88ImD6ykRsvacNHBH7UIGQ"
-    "0"
-    ;
+    "0";
 
 // header:  {"alg":"HS256","typ":"JWT"}
 // payload: {"sub":"johndoe","exp":4102444800}
@@ -576,7 +522,6 @@ inline constexpr std::string_view kDuplicateSub =
 // jose:    refused: JWTError: Signature verification failed.
 inline constexpr std::string_view kOtherKey =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiZXhwIjo0MTA"
-    "yNDQ0ODAwfQ.ER-lok0VmIr9zrJD_xjIqcWhUC_LlChT3unx-x-ON4g"
-    ;
+    "yNDQ0ODAwfQ.ER-lok0VmIr9zrJD_xjIqcWhUC_LlChT3unx-x-ON4g";
 
 }  // namespace fixtures
