@@ -244,19 +244,38 @@ class Session : public std::enable_shared_from_this<Session> {
                std::chrono::steady_clock::now() - started_);
     stream_.expires_after(state_.options.read_timeout);
     if (!r.file_path.empty()) return respond_file(std::move(r), keep_alive, head);
-    res_ = {};
-    res_.version(req.version());
-    res_.result(r.status);
-    res_.set(bhttp::field::date, http_date());
-    res_.set(bhttp::field::server, "gatehouse");
-    for (auto& [name, value] : r.headers) res_.insert(name, value);
-    if (!r.content_type.empty()) res_.set(bhttp::field::content_type, r.content_type);
-    res_.keep_alive(keep_alive);
-    res_.content_length(r.body.size());
-    if (!head) res_.body() = std::move(r.body);
-    bhttp::async_write(
-        stream_, res_,
+    // The head and body go out as one contiguous buffer the session keeps between
+    // requests: no allocation once it has grown, one sendmsg per answer.
+    out_.clear();
+    out_ += "HTTP/1.1 ";
+    out_ += std::to_string(r.status);
+    out_ += ' ';
+    out_ += bhttp::obsolete_reason(bhttp::int_to_status(r.status));
+    out_ += "\r\nDate: ";
+    out_ += http_date();
+    out_ += "\r\nServer: gatehouse\r\n";
+    for (const auto& [name, value] : r.headers) append_header(name, value);
+    if (!r.content_type.empty()) append_header("Content-Type", r.content_type);
+    if (!keep_alive) {
+      out_ += "Connection: close\r\n";
+    } else if (req.version() < 11) {
+      out_ += "Connection: keep-alive\r\n";
+    }
+    out_ += "Content-Length: ";
+    out_ += std::to_string(r.body.size());
+    out_ += "\r\n\r\n";
+    if (!head) out_ += r.body;
+    net::async_write(
+        stream_, net::buffer(out_),
         beast::bind_front_handler(&Session::on_write, shared_from_this(), !keep_alive));
+  }
+
+  // A header line; CR and LF in a value become spaces, so no value can add a header.
+  void append_header(std::string_view name, std::string_view value) {
+    out_ += name;
+    out_ += ": ";
+    for (char c : value) out_ += (c == '\r' || c == '\n') ? ' ' : c;
+    out_ += "\r\n";
   }
 
   void respond_file(Response r, bool keep_alive, bool head) {
@@ -360,6 +379,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<bhttp::response<bhttp::empty_body>> continue_;
   Request request_;
   bhttp::response<bhttp::string_body> res_;
+  std::string out_;
   std::optional<bhttp::response<bhttp::file_body>> file_res_;
   std::string remote_;
   std::vector<char> drain_;

@@ -3,6 +3,8 @@
 
 #include <boost/json/array.hpp>
 
+#include <algorithm>
+
 namespace gatehouse {
 
 namespace {
@@ -94,8 +96,12 @@ OAuth2PasswordBearer::OAuth2PasswordBearer(Options options)
             return Err{HttpException(401, "Not authenticated", {{"WWW-Authenticate", "Bearer"}})};
           }
           // Starlette decodes header values as latin-1; keep the same text (as UTF-8).
+          if (std::all_of(token->begin(), token->end(),
+                          [](char ch) { return static_cast<unsigned char>(ch) < 0x80; })) {
+            return std::string(*token);
+          }
           std::string text;
-          text.reserve(token->size());
+          text.reserve(token->size() * 2);
           for (char ch : *token) {
             auto c = static_cast<unsigned char>(ch);
             if (c < 0x80) {
