@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "http/form.hpp"
+#include "http/text.hpp"
 #include "openapi/docs_pages.hpp"
 
 namespace gatehouse {
@@ -27,20 +28,6 @@ std::string quote_location(std::string_view url) {
       out += '%';
       out += kHex[c >> 4];
       out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
-std::string latin1_to_utf8(std::string_view s) {
-  std::string out;
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c < 0x80) {
-      out += static_cast<char>(c);
-    } else {
-      out += static_cast<char>(0xc0 | (c >> 6));
-      out += static_cast<char>(0x80 | (c & 0x3f));
     }
   }
   return out;
@@ -77,9 +64,9 @@ Dispatch App::dispatch(const Request& request) const {
     for (const auto& r : routes_) {
       if (r->path != other) continue;
       // Starlette's redirect_slashes: 307 to the same URL with the slash toggled.
-      std::string url = latin1_to_utf8(request.scheme()) + "://";
+      std::string url = http::latin1_to_utf8(request.scheme()) + "://";
       auto host = request.header("Host");
-      url += host ? latin1_to_utf8(*host) : std::string(request.local_authority());
+      url += host ? http::latin1_to_utf8(*host) : std::string(request.local_authority());
       url += other;
       if (auto q = request.query(); !q.empty()) {
         url += '?';

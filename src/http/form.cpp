@@ -1,5 +1,7 @@
 #include "http/form.hpp"
 
+#include "http/text.hpp"
+
 #include <cctype>
 #include <regex>
 
@@ -142,12 +144,6 @@ std::string unquote_impl(std::string_view raw, bool plus) {
   return out;
 }
 
-std::string latin1(std::string_view data) {
-  std::string out;
-  for (char ch : data) append_utf8(out, static_cast<unsigned char>(ch));
-  return out;
-}
-
 // Python's names for UTF-8 ("utf-8", "UTF8", "utf_8", "u8", ...).
 bool is_utf8_codec(std::string_view name) {
   std::string n;
@@ -163,7 +159,7 @@ std::string user_safe_decode(std::string_view data) {
   std::string utf8;
   decode_utf8_replace(data, utf8);
   if (utf8 == data) return utf8;  // valid UTF-8 decodes to itself
-  return latin1(data);
+  return latin1_to_utf8(data);
 }
 
 }  // namespace
@@ -296,7 +292,7 @@ Result<std::vector<FormField>, std::string> parse_multipart(const OptionsHeader&
   const std::string* charset = content_type.param("charset");
   const bool utf8 = charset == nullptr || is_utf8_codec(*charset);
   auto decode = [utf8](std::string_view data) {
-    return utf8 ? user_safe_decode(data) : latin1(data);
+    return utf8 ? user_safe_decode(data) : latin1_to_utf8(data);
   };
   const std::string delimiter = "--" + *boundary;
   const std::string next_delimiter = "\r\n" + delimiter;

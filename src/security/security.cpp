@@ -1,6 +1,8 @@
 // SecurityScopes, form lookup, and FastAPI's OAuth2PasswordBearer.
 #include "gatehouse/security.hpp"
 
+#include "http/text.hpp"
+
 #include <boost/json/array.hpp>
 
 #include <algorithm>
@@ -96,22 +98,7 @@ OAuth2PasswordBearer::OAuth2PasswordBearer(Options options)
             return Err{HttpException(401, "Not authenticated", {{"WWW-Authenticate", "Bearer"}})};
           }
           // Starlette decodes header values as latin-1; keep the same text (as UTF-8).
-          if (std::all_of(token->begin(), token->end(),
-                          [](char ch) { return static_cast<unsigned char>(ch) < 0x80; })) {
-            return std::string(*token);
-          }
-          std::string text;
-          text.reserve(token->size() * 2);
-          for (char ch : *token) {
-            auto c = static_cast<unsigned char>(ch);
-            if (c < 0x80) {
-              text += ch;
-            } else {
-              text += static_cast<char>(0xc0 | (c >> 6));
-              text += static_cast<char>(0x80 | (c & 0x3f));
-            }
-          }
-          return text;
+          return http::latin1_to_utf8(*token);
         });
       }) {}
 
