@@ -46,6 +46,13 @@ std::optional<std::string_view> lookup_header(const void* fields, std::string_vi
   return it->value();
 }
 
+// A header value without the spaces and tabs around it.
+std::string_view trim_ows(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
 // The Date header, formatted once per second per thread.
 const std::string& http_date() {
   thread_local std::time_t last = 0;
@@ -163,10 +170,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // nothing after it can be read as a smuggled request.
     if (auto te = parser_->get().find(bhttp::field::transfer_encoding);
         te != parser_->get().end()) {
-      std::string_view v = te->value();
-      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-      while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-      if (!beast::iequals(v, "chunked") ||
+      if (!beast::iequals(trim_ows(te->value()), "chunked") ||
           parser_->get().count(bhttp::field::transfer_encoding) > 1) {
         return respond_error(400, "Bad Request");
       }
@@ -208,14 +212,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (trusted_proxy_) {
       // uvicorn's ProxyHeadersMiddleware: the last X-Forwarded-Proto, stripped.
       std::string_view proto;
-      for (auto it = req.find("X-Forwarded-Proto");
-           it != req.end() && beast::iequals(it->name_string(), "X-Forwarded-Proto"); ++it) {
-        proto = it->value();
-      }
-      while (!proto.empty() && (proto.front() == ' ' || proto.front() == '\t'))
-        proto.remove_prefix(1);
-      while (!proto.empty() && (proto.back() == ' ' || proto.back() == '\t'))
-        proto.remove_suffix(1);
+      auto [first, last] = req.equal_range("X-Forwarded-Proto");
+      for (auto it = first; it != last; ++it) proto = trim_ows(it->value());
       if (!proto.empty()) request_.set_scheme(proto);
     }
     auto dispatch = state_.app.dispatch(request_);
