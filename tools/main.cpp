@@ -167,6 +167,9 @@ boost::json::object user_json(const gatehouse::User& u) {
   o["disabled"] = u.disabled;
   std::string scheme = u.hashed_password.substr(0, u.hashed_password.find('$', 1) + 1);
   o["hash_scheme"] = scheme;
+  boost::json::array scopes;
+  for (const auto& sc : u.scopes) scopes.emplace_back(sc);
+  o["scopes"] = std::move(scopes);
   return o;
 }
 
@@ -414,6 +417,9 @@ int main(int argc, char** argv) {
   add->add_option("--email", email, "E-mail address");
   add->add_option("--full-name", full_name, "Full name");
   add->add_flag("--disabled", disabled, "Create the user disabled");
+  std::vector<std::string> allowed_scopes;
+  add->add_option("--scope", allowed_scopes,
+                  "A scope this user's tokens may carry (repeat; none: any requested scope)");
   add->add_flag("--password-stdin", password_stdin, "Read the password from standard input");
   add->callback([&] {
     settings.resolve(config_file);
@@ -424,6 +430,9 @@ int main(int argc, char** argv) {
     if (!email.empty()) u.email = email;
     if (!full_name.empty()) u.full_name = full_name;
     u.disabled = disabled;
+    for (const auto& sc : allowed_scopes) {
+      for (auto& part : gatehouse::split_scopes(sc)) u.scopes.push_back(std::move(part));
+    }
     u.hashed_password = gatehouse::PasswordHasher().hash(read_password(password_stdin, true));
     check_status(store->add(u), username);
     std::cout << "added " << username << "\n";

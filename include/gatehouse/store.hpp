@@ -16,6 +16,9 @@ struct User {
   std::optional<std::string> full_name;
   bool disabled = false;
   std::string hashed_password;
+  // The scopes a token for this user may carry. Empty: whatever is asked for, as in
+  // FastAPI's tutorial; otherwise /token grants only the requested scopes listed here.
+  std::vector<std::string> scopes;
 };
 using UserPtr = std::shared_ptr<const User>;
 

@@ -112,8 +112,16 @@ void install(gatehouse::App& app, const Config& config) {
           return Err{HttpException(401, "Incorrect username or password",
                                    {{"WWW-Authenticate", "Bearer"}})};
         }
+        // A user with a list of allowed scopes gets only those of the requested ones;
+        // one without (the demo users, imported users) gets what it asks for, as in
+        // FastAPI's tutorial.
         json::array scopes;
-        for (const auto& s : form_data.scopes) scopes.emplace_back(s);
+        for (const auto& s : form_data.scopes) {
+          if (user->scopes.empty() ||
+              std::find(user->scopes.begin(), user->scopes.end(), s) != user->scopes.end()) {
+            scopes.emplace_back(s);
+          }
+        }
         auto access_token =
             create_access_token({{"sub", user->username}, {"scopes", std::move(scopes)}});
         return json::value{{"access_token", access_token}, {"token_type", "bearer"}};

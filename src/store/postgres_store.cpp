@@ -50,6 +50,10 @@ CREATE TABLE settings (
   value text NOT NULL
 );
 )sql",
+    // 2: the scopes each user may be granted, space-separated ('' = any).
+    R"sql(
+ALTER TABLE users ADD COLUMN scopes text NOT NULL DEFAULT '';
+)sql",
 };
 
 // The advisory lock taken by migrations: "gatehous" in ASCII. Advisory locks are per
@@ -69,7 +73,7 @@ constexpr std::size_t kMaxConnections = 16;
   "SELECT pg_notify('gatehouse_users', " \
   "CASE WHEN octet_length(username) < 8000 THEN username ELSE '' END) FROM changed"
 
-#define GATEHOUSE_USER_COLUMNS "username, email, full_name, disabled, hashed_password"
+#define GATEHOUSE_USER_COLUMNS "username, email, full_name, disabled, hashed_password, scopes"
 
 enum Stmt : std::size_t {
   kFind,
@@ -97,9 +101,9 @@ constexpr std::array<StmtDef, kStmtCount> kStatements{{
     {"gh_list", "SELECT " GATEHOUSE_USER_COLUMNS " FROM users ORDER BY username", 0},
     {"gh_add",
      "WITH changed AS (INSERT INTO users (" GATEHOUSE_USER_COLUMNS ") "
-     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (username) DO NOTHING RETURNING "
+     "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (username) DO NOTHING RETURNING "
      "username) " GATEHOUSE_NOTIFY_USER,
-     5},
+     6},
     {"gh_set_disabled",
      "WITH changed AS (UPDATE users SET disabled = $2, updated_at = now() "
      "WHERE username = $1 RETURNING username) " GATEHOUSE_NOTIFY_USER,
@@ -317,6 +321,13 @@ User read_user(const Result& r, int row) {
   u.full_name = r.text(row, 2);
   u.disabled = r.text(row, 3).value_or("f") == "t";
   u.hashed_password = r.text(row, 4).value_or("");
+  const std::string scopes = r.text(row, 5).value_or("");
+  for (std::size_t i = 0; i < scopes.size();) {
+    auto j = scopes.find(' ', i);
+    if (j == std::string::npos) j = scopes.size();
+    if (j > i) u.scopes.push_back(scopes.substr(i, j - i));
+    i = j + 1;
+  }
   return u;
 }
 
@@ -469,11 +480,18 @@ class PostgresStore final : public UserStore {
     if (user.email) require_text("email", *user.email);
     if (user.full_name) require_text("full_name", *user.full_name);
     require_text("hashed_password", user.hashed_password);
+    std::string scopes;
+    for (const auto& sc : user.scopes) {
+      require_text("scope", sc);
+      if (!scopes.empty()) scopes += ' ';
+      scopes += sc;
+    }
     try {
       return write([&](Connection& c) {
-        Result r = c.exec(kAdd, {user.username.c_str(), user.email ? user.email->c_str() : nullptr,
-                                 user.full_name ? user.full_name->c_str() : nullptr,
-                                 user.disabled ? "t" : "f", user.hashed_password.c_str()});
+        Result r =
+            c.exec(kAdd, {user.username.c_str(), user.email ? user.email->c_str() : nullptr,
+                          user.full_name ? user.full_name->c_str() : nullptr,
+                          user.disabled ? "t" : "f", user.hashed_password.c_str(), scopes.c_str()});
         return r.rows() == 1 ? StoreStatus::ok : StoreStatus::exists;
       });
     } catch (const PgError& e) {

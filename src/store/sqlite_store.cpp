@@ -40,6 +40,10 @@ CREATE TABLE settings (
   value TEXT NOT NULL
 );
 )sql",
+    // 2: the scopes each user may be granted, space-separated ('' = any).
+    R"sql(
+ALTER TABLE users ADD COLUMN scopes TEXT NOT NULL DEFAULT '';
+)sql",
 };
 
 class Statement {
@@ -86,7 +90,29 @@ class Statement {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
-constexpr const char* kUserColumns = "username, email, full_name, disabled, hashed_password";
+constexpr const char* kUserColumns =
+    "username, email, full_name, disabled, hashed_password, scopes";
+
+std::vector<std::string> split_words(std::string_view text) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    auto j = text.find(' ', i);
+    if (j == std::string_view::npos) j = text.size();
+    if (j > i) out.emplace_back(text.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+std::string join_words(const std::vector<std::string>& words) {
+  std::string out;
+  for (const auto& w : words) {
+    if (!out.empty()) out += ' ';
+    out += w;
+  }
+  return out;
+}
 
 User read_user(const Statement& s) {
   User u;
@@ -95,6 +121,7 @@ User read_user(const Statement& s) {
   u.full_name = s.text(2);
   u.disabled = s.integer(3) != 0;
   u.hashed_password = s.text(4).value_or("");
+  u.scopes = split_words(s.text(5).value_or(""));
   return u;
 }
 
@@ -203,11 +230,14 @@ class SqliteStore final : public UserStore {
 
   StoreStatus add(const User& user) override {
     return write([&](Connection& c) {
-      Statement s(c.db(),
-                  "INSERT INTO users (username, email, full_name, disabled, hashed_password) "
-                  "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(username) DO NOTHING");
+      Statement s(
+          c.db(),
+          "INSERT INTO users (username, email, full_name, disabled, hashed_password, scopes) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(username) DO NOTHING");
       s.bind(1, user.username).bind(2, user.email).bind(3, user.full_name);
-      s.bind(4, user.disabled ? 1 : 0).bind(5, user.hashed_password);
+      s.bind(4, user.disabled ? 1 : 0)
+          .bind(5, user.hashed_password)
+          .bind(6, join_words(user.scopes));
       check(c, s.step());
       return sqlite3_changes(c.db()) == 1 ? StoreStatus::ok : StoreStatus::exists;
     });

@@ -115,6 +115,25 @@ def test_user_add_then_login_after_restart(data_dir):
         s.stop()
 
 
+def test_user_with_allowed_scopes_gets_only_those(data_dir):
+    assert add_user(data_dir, "paula", "pw-paula", "--scope", "me").returncode == 0
+    assert add_user(data_dir, "quinn", "pw-quinn").returncode == 0
+    shown = json.loads(run("user", "show", "paula", "--data-dir", str(data_dir), check=0).stdout)
+    assert shown["scopes"] == ["me"]
+    s = Server(data_dir)
+    try:
+        token = s.login("paula", "pw-paula", scope="items me").json()["access_token"]
+        assert s.me(token).status_code == 200
+        items = httpx.get(s.url + "/users/me/items/", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        assert (items.status_code, items.json()) == (401, {"detail": "Not enough permissions"})
+        # users without a list (like the demo users) get what they ask for, as in FastAPI
+        demo = s.login("quinn", "pw-quinn", scope="items me").json()["access_token"]
+        items = httpx.get(s.url + "/users/me/items/", headers={"Authorization": f"Bearer {demo}"}, timeout=5)
+        assert items.status_code == 200
+    finally:
+        s.stop()
+
+
 def test_new_users_get_argon2id_hashes(data_dir):
     add_user(data_dir, "dave", "pw-dave")
     row = sqlite3.connect(data_dir / "gatehouse.db").execute(

@@ -678,11 +678,12 @@ TEST_F(PostgresStoreOnly, SchemaMatchesTheSqliteStore) {
       "users.hashed_password text NO ",
       "users.created_at timestamp with time zone NO ",
       "users.updated_at timestamp with time zone NO ",
+      "users.scopes text NO ",
   };
   EXPECT_EQ(got, want);
   EXPECT_EQ(
       pg.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations"),
-      "1");
+      "1,2");
   // updated_at moves on a change; created_at does not.
   ASSERT_EQ(store->add(make_user("johndoe")), StoreStatus::ok);
   pg.query(
