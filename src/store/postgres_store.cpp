@@ -10,6 +10,7 @@
 //    lock, so instances starting together migrate exactly once;
 //  - the URL handed to PQconnectdb unchanged (sslmode, sslrootcert, options,
 //    connect_timeout... all apply); it is never echoed with its password.
+#include <dlfcn.h>
 #include <libpq-fe.h>
 #include <poll.h>
 
@@ -25,6 +26,76 @@
 #include <vector>
 
 #include "gatehouse/store.hpp"
+
+namespace gatehouse {
+namespace {
+
+// libpq is loaded when a PostgreSQL store is first opened, not at program start: a
+// server on the embedded SQLite store then never maps libpq and what it pulls in
+// (GnuTLS, Kerberos, LDAP), about 2.5 MiB of resident memory. The functions keep
+// libpq's own names and signatures (from libpq-fe.h).
+struct LibPq {
+  decltype(&::PQclear) PQclear = nullptr;
+  decltype(&::PQconnectdb) PQconnectdb = nullptr;
+  decltype(&::PQerrorMessage) PQerrorMessage = nullptr;
+  decltype(&::PQexec) PQexec = nullptr;
+  decltype(&::PQexecPrepared) PQexecPrepared = nullptr;
+  decltype(&::PQfinish) PQfinish = nullptr;
+  decltype(&::PQgetisnull) PQgetisnull = nullptr;
+  decltype(&::PQgetlength) PQgetlength = nullptr;
+  decltype(&::PQgetvalue) PQgetvalue = nullptr;
+  decltype(&::PQntuples) PQntuples = nullptr;
+  decltype(&::PQprepare) PQprepare = nullptr;
+  decltype(&::PQresultErrorField) PQresultErrorField = nullptr;
+  decltype(&::PQresultErrorMessage) PQresultErrorMessage = nullptr;
+  decltype(&::PQresultStatus) PQresultStatus = nullptr;
+  decltype(&::PQsetClientEncoding) PQsetClientEncoding = nullptr;
+  decltype(&::PQsetNoticeProcessor) PQsetNoticeProcessor = nullptr;
+  decltype(&::PQsocket) PQsocket = nullptr;
+  decltype(&::PQstatus) PQstatus = nullptr;
+  decltype(&::PQtransactionStatus) PQtransactionStatus = nullptr;
+
+  static const LibPq& get() {
+    static const LibPq lib = [] {
+      LibPq l;
+      void* h = ::dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
+      if (h == nullptr) {
+        throw std::runtime_error(std::string("PostgreSQL support needs libpq (Debian: libpq5): ") +
+                                 ::dlerror());
+      }
+      auto load = [h](auto& fn, const char* name) {
+        fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(h, name));
+        if (fn == nullptr) throw std::runtime_error(std::string("libpq has no ") + name);
+      };
+      load(l.PQclear, "PQclear");
+      load(l.PQconnectdb, "PQconnectdb");
+      load(l.PQerrorMessage, "PQerrorMessage");
+      load(l.PQexec, "PQexec");
+      load(l.PQexecPrepared, "PQexecPrepared");
+      load(l.PQfinish, "PQfinish");
+      load(l.PQgetisnull, "PQgetisnull");
+      load(l.PQgetlength, "PQgetlength");
+      load(l.PQgetvalue, "PQgetvalue");
+      load(l.PQntuples, "PQntuples");
+      load(l.PQprepare, "PQprepare");
+      load(l.PQresultErrorField, "PQresultErrorField");
+      load(l.PQresultErrorMessage, "PQresultErrorMessage");
+      load(l.PQresultStatus, "PQresultStatus");
+      load(l.PQsetClientEncoding, "PQsetClientEncoding");
+      load(l.PQsetNoticeProcessor, "PQsetNoticeProcessor");
+      load(l.PQsocket, "PQsocket");
+      load(l.PQstatus, "PQstatus");
+      load(l.PQtransactionStatus, "PQtransactionStatus");
+      return l;
+    }();
+    return lib;
+  }
+};
+
+const LibPq& pq() { return LibPq::get(); }
+
+}  // namespace
+}  // namespace gatehouse
 
 namespace gatehouse {
 
@@ -296,17 +367,17 @@ class PgError : public std::runtime_error {
 class Result {
  public:
   explicit Result(PGresult* r) : r_(r) {}
-  ~Result() { PQclear(r_); }
+  ~Result() { pq().PQclear(r_); }
   Result(Result&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
   Result(const Result&) = delete;
   Result& operator=(const Result&) = delete;
   Result& operator=(Result&&) = delete;
 
-  int rows() const { return PQntuples(r_); }
+  int rows() const { return pq().PQntuples(r_); }
   std::optional<std::string> text(int row, int col) const {
-    if (PQgetisnull(r_, row, col) != 0) return std::nullopt;
-    return std::string(PQgetvalue(r_, row, col),
-                       static_cast<std::size_t>(PQgetlength(r_, row, col)));
+    if (pq().PQgetisnull(r_, row, col) != 0) return std::nullopt;
+    return std::string(pq().PQgetvalue(r_, row, col),
+                       static_cast<std::size_t>(pq().PQgetlength(r_, row, col)));
   }
   PGresult* get() const { return r_; }
 
@@ -334,47 +405,47 @@ User read_user(const Result& r, int row) {
 class Connection {
  public:
   Connection(const std::string& url, const Redactor& redactor) : redactor_(redactor) {
-    conn_ = PQconnectdb(url.c_str());
+    conn_ = pq().PQconnectdb(url.c_str());
     if (conn_ == nullptr) throw std::runtime_error("postgres: out of memory");
-    if (PQstatus(conn_) != CONNECTION_OK) {
-      std::string msg = redactor_.scrub(trimmed(PQerrorMessage(conn_)));
-      PQfinish(conn_);
+    if (pq().PQstatus(conn_) != CONNECTION_OK) {
+      std::string msg = redactor_.scrub(trimmed(pq().PQerrorMessage(conn_)));
+      pq().PQfinish(conn_);
       throw std::runtime_error("postgres: cannot connect to " + redactor_.safe_url() + ": " + msg);
     }
     // Errors come back as exceptions; nothing is printed on the process's stderr (which
     // may carry the access log as JSON lines).
-    PQsetNoticeProcessor(
+    pq().PQsetNoticeProcessor(
         conn_, [](void*, const char*) {}, nullptr);
     // Strings in and out are UTF-8, whatever PGCLIENTENCODING or the server default say.
-    if (PQsetClientEncoding(conn_, "UTF8") != 0) {
-      std::string msg = redactor_.scrub(trimmed(PQerrorMessage(conn_)));
-      PQfinish(conn_);
+    if (pq().PQsetClientEncoding(conn_, "UTF8") != 0) {
+      std::string msg = redactor_.scrub(trimmed(pq().PQerrorMessage(conn_)));
+      pq().PQfinish(conn_);
       throw std::runtime_error("postgres: cannot use UTF8 with " + redactor_.safe_url() + ": " +
                                msg);
     }
   }
-  ~Connection() { PQfinish(conn_); }
+  ~Connection() { pq().PQfinish(conn_); }
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
   // A simple statement (no parameters; several statements allowed).
-  Result exec(const char* what, const char* sql) { return check(what, PQexec(conn_, sql)); }
+  Result exec(const char* what, const char* sql) { return check(what, pq().PQexec(conn_, sql)); }
 
   Result exec(Stmt stmt, const std::vector<const char*>& params) {
     const StmtDef& def = kStatements[stmt];
     if (!prepared_[stmt]) {
-      check(def.name, PQprepare(conn_, def.name, def.sql, def.params, nullptr));
+      check(def.name, pq().PQprepare(conn_, def.name, def.sql, def.params, nullptr));
       prepared_[stmt] = true;
     }
-    return check(def.name, PQexecPrepared(conn_, def.name, static_cast<int>(params.size()),
-                                          params.data(), nullptr, nullptr, 0));
+    return check(def.name, pq().PQexecPrepared(conn_, def.name, static_cast<int>(params.size()),
+                                               params.data(), nullptr, nullptr, 0));
   }
 
   // False when this idle connection can no longer be used. No round trip: an idle
   // connection has nothing to read unless the server closed it (or sent a notice).
   bool usable() {
-    if (PQstatus(conn_) != CONNECTION_OK) return false;
-    pollfd p{PQsocket(conn_), POLLIN, 0};
+    if (pq().PQstatus(conn_) != CONNECTION_OK) return false;
+    pollfd p{pq().PQsocket(conn_), POLLIN, 0};
     if (p.fd < 0) return false;
     // Readable while idle: almost always the server's FATAL message before it closed
     // the connection (shutdown, pg_terminate_backend, idle_session_timeout), which
@@ -384,18 +455,18 @@ class Connection {
   }
 
   bool idle() const {
-    return PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) == PQTRANS_IDLE;
+    return pq().PQstatus(conn_) == CONNECTION_OK && pq().PQtransactionStatus(conn_) == PQTRANS_IDLE;
   }
 
  private:
   Result check(const char* what, PGresult* raw) {
     Result r(raw);
-    const ExecStatusType status = raw != nullptr ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
+    const ExecStatusType status = raw != nullptr ? pq().PQresultStatus(raw) : PGRES_FATAL_ERROR;
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return r;
-    const bool lost = PQstatus(conn_) != CONNECTION_OK;
-    const char* state = raw != nullptr ? PQresultErrorField(raw, PG_DIAG_SQLSTATE) : nullptr;
-    const char* msg = raw != nullptr ? PQresultErrorMessage(raw) : PQerrorMessage(conn_);
-    if (msg == nullptr || *msg == '\0') msg = PQerrorMessage(conn_);
+    const bool lost = pq().PQstatus(conn_) != CONNECTION_OK;
+    const char* state = raw != nullptr ? pq().PQresultErrorField(raw, PG_DIAG_SQLSTATE) : nullptr;
+    const char* msg = raw != nullptr ? pq().PQresultErrorMessage(raw) : pq().PQerrorMessage(conn_);
+    if (msg == nullptr || *msg == '\0') msg = pq().PQerrorMessage(conn_);
     throw PgError(std::string("postgres: ") + what + ": " + redactor_.scrub(trimmed(msg)),
                   state != nullptr ? state : "", lost);
   }
