@@ -18,7 +18,10 @@
 #include <boost/beast/http.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <sys/socket.h>
+
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -223,6 +226,12 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_never();
     const Route* route = dispatch.route;
     bool queued = state_.pool.try_submit([self = shared_from_this(), route] {
+      if (self->peer_gone()) {
+        // The client left while the request waited (it timed out, or gave up): do not
+        // spend a password hash on an answer nobody will read.
+        net::post(self->stream_.get_executor(), [self] { self->close(); });
+        return;
+      }
       Response res = self->state_.app.run(*route, self->request_);
       net::post(self->stream_.get_executor(),
                 [self, res = std::move(res)]() mutable { self->respond(std::move(res)); });
@@ -232,6 +241,15 @@ class Session : public std::enable_shared_from_this<Session> {
                             {{"Retry-After", "1"}})
                   .to_response());
     }
+  }
+
+  // True when the peer has closed or reset the connection. Only called while the
+  // session is not reading, so peeking cannot race with the I/O thread.
+  bool peer_gone() {
+    char c = 0;
+    const auto fd = stream_.socket().native_handle();
+    const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
   }
 
   void respond(Response r) {

@@ -381,3 +381,36 @@ def test_acknowledged_writes_survive_sigkill(data_dir):
         assert s.me(token).status_code == 200
     finally:
         s.stop()
+
+
+def test_logins_abandoned_by_their_clients_are_not_hashed(data_dir):
+    """A client that gives up while its login waits for a hashing thread costs no hash:
+    of twelve logins whose connections close at once, at most the ones already being
+    hashed are answered (logged); the rest are dropped, and a later login still works."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
+    env["SECRET_KEY"] = "k"
+    proc = subprocess.Popen([str(BIN), "serve", "--port", str(port), "--data-dir", str(data_dir),
+                             "--workers", "1"], stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        body = b"username=johndoe&password=wrong"
+        request = (b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                   b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        for _ in range(12):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                c.sendall(request)
+        r = httpx.post(f"http://127.0.0.1:{port}/token", data={"username": "johndoe", "password": "secret"},
+                       timeout=30)
+        assert r.status_code == 200
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    logged = [line for line in err.splitlines() if '"path":"/token"' in line]
+    assert 1 <= len(logged) <= 3, logged  # the login that waited, plus at most two started early
