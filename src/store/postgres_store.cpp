@@ -13,6 +13,7 @@
 #include <dlfcn.h>
 #include <libpq-fe.h>
 #include <poll.h>
+#include <stdlib.h>
 
 #include <array>
 #include <condition_variable>
@@ -57,6 +58,11 @@ struct LibPq {
 
   static const LibPq& get() {
     static const LibPq lib = [] {
+      // Defaults for what the URL leaves out, so that an unreachable or stuck database
+      // fails a request instead of holding a thread forever: 10 s to connect, 30 s per
+      // statement. libpq reads them from the environment; the URL still wins.
+      ::setenv("PGCONNECT_TIMEOUT", "10", 0);
+      ::setenv("PGOPTIONS", "-c statement_timeout=30000", 0);
       LibPq l;
       void* h = ::dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
       if (h == nullptr) {
