@@ -4,6 +4,8 @@
 // pool (RouteOptions::offload), never from an I/O thread.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -37,6 +39,10 @@ class PasswordHasher {
   // Spends as long as verifying a real demo hash, so that a login for an unknown user
   // takes as long as one for a known user with a wrong password.
   void dummy_verify(std::string_view password) const;
+  // After a failed check for a known user that began at `started`, sleeps until it has
+  // taken as long as dummy_verify() takes, so a user whose hash is cheaper to check
+  // (argon2id, a low bcrypt cost) is not told apart from an unknown one by timing.
+  void equalize_failure(std::chrono::steady_clock::time_point started) const;
   // Sets the hash dummy_verify() checks against (e.g. one of the store's own hashes).
   void set_dummy_hash(std::string hash) { dummy_hash_ = std::move(hash); }
 
@@ -45,6 +51,7 @@ class PasswordHasher {
  private:
   Argon2Params params_;
   std::string dummy_hash_;
+  mutable std::atomic<std::int64_t> dummy_ns_{0};  // the last dummy_verify's duration
 };
 
 }  // namespace gatehouse

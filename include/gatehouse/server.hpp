@@ -22,6 +22,7 @@ struct ServerOptions {
   unsigned worker_threads = 0;     // 0: one per core
   std::size_t worker_queue = 256;  // waiting offloaded requests before 503
   std::size_t header_limit = 16 * 1024;
+  std::size_t max_connections = 10000;  // further connections are closed at once
   std::chrono::seconds read_timeout{30};
   std::chrono::seconds shutdown_grace{10};
   bool access_log = true;

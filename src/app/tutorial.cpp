@@ -4,6 +4,7 @@
 #include "tutorial.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 #include "gatehouse/security.hpp"
 
@@ -36,12 +37,16 @@ void install(gatehouse::App& app, const Config& config) {
   // ---- helpers ----
   auto authenticate_user = [users, passwords](const std::string& username,
                                               const std::string& password) -> UserPtr {
+    const auto started = std::chrono::steady_clock::now();
     UserPtr user = users->find(username);
     if (!user) {
       passwords->dummy_verify(password);  // as slow as a wrong password
       return nullptr;
     }
-    if (!passwords->verify(password, user->hashed_password)) return nullptr;
+    if (!passwords->verify(password, user->hashed_password)) {
+      passwords->equalize_failure(started);  // and a wrong password as slow as that
+      return nullptr;
+    }
     if (passwords->needs_rehash(user->hashed_password)) {
       users->replace_password_hash(user->username, user->hashed_password,
                                    passwords->hash(password));

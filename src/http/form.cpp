@@ -3,7 +3,6 @@
 #include "http/text.hpp"
 
 #include <cctype>
-#include <regex>
 
 namespace gatehouse::http {
 
@@ -183,28 +182,84 @@ OptionsHeader parse_options_header(std::string_view header) {
   // python-multipart quirk: with parameters, the value is neither lower-cased nor
   // stripped, so "Multipart/Form-Data; boundary=x" is not a form.
   out.value = std::string(header.substr(0, semi));
-  static const std::regex option(
-      R"re((?:;|^)\s*([^()<>@,;:\\"/\[\]?={} \t]+)\s*=\s*([^()<>@,;:\\"/\[\]?={} \t]+|"(?:\\.|[^"])*"))re");
-  std::string rest(header.substr(semi + 1));
-  for (auto it = std::sregex_iterator(rest.begin(), rest.end(), option);
-       it != std::sregex_iterator(); ++it) {
-    std::string key = lower((*it)[1].str());
-    std::string value = (*it)[2].str();
-    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
-      value = value.substr(1, value.size() - 2);
-      std::string unescaped;
-      for (std::size_t i = 0; i < value.size(); ++i) {
-        if (value[i] == '\\' && i + 1 < value.size() &&
-            (value[i + 1] == '\\' || value[i + 1] == '"')) {
-          unescaped += value[i + 1];
-          ++i;
+  // python-multipart's OPTION_RE, (?:;|^)\s*(token)\s*=\s*(token|"(?:\\.|[^"])*"),
+  // applied with re.finditer, as a scanner: no recursion, whatever the length.
+  const std::string_view rest = header.substr(semi + 1);
+  const std::size_t n = rest.size();
+  auto is_space = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
+  auto is_token = [](char c) {
+    return std::string_view("()<>@,;:\\\"/[]?={} \t").find(c) == std::string_view::npos;
+  };
+  std::size_t pos = 0;
+  while (pos < n) {
+    std::size_t i = pos;
+    if (rest[i] == ';') {
+      ++i;
+    } else if (pos != 0) {
+      ++pos;
+      continue;
+    }
+    while (i < n && is_space(rest[i])) ++i;
+    const std::size_t key_start = i;
+    while (i < n && is_token(rest[i])) ++i;
+    const std::size_t key_end = i;
+    while (i < n && is_space(rest[i])) ++i;
+    if (key_end == key_start || i >= n || rest[i] != '=') {
+      ++pos;
+      continue;
+    }
+    ++i;
+    while (i < n && is_space(rest[i])) ++i;
+    std::string value;
+    if (i < n && is_token(rest[i])) {
+      const std::size_t v = i;
+      while (i < n && is_token(rest[i])) ++i;
+      value = std::string(rest.substr(v, i - v));
+    } else if (i < n && rest[i] == '"') {
+      // The closing quote, honouring backslash escapes; failing that (as the regex
+      // would backtrack), the last quote there is.
+      std::size_t j = i + 1;
+      std::size_t close = std::string_view::npos;
+      while (j < n) {
+        if (rest[j] == '\\' && j + 1 < n && rest[j + 1] != '\n') {
+          j += 2;
+        } else if (rest[j] == '"') {
+          close = j;
+          break;
         } else {
-          unescaped += value[i];
+          ++j;
         }
       }
-      value = std::move(unescaped);
+      if (close == std::string_view::npos) {
+        auto last = rest.rfind('"');
+        if (last != std::string_view::npos && last > i) close = last;
+      }
+      if (close == std::string_view::npos) {
+        ++pos;
+        continue;
+      }
+      std::string_view quoted = rest.substr(i + 1, close - i - 1);
+      i = close + 1;
+      // As python-multipart: every \\ becomes \, then every \" becomes ".
+      auto replace_all = [](std::string text, std::string_view from, std::string_view to) {
+        std::string result;
+        for (std::size_t k = 0; k < text.size();) {
+          if (text.compare(k, from.size(), from) == 0) {
+            result += to;
+            k += from.size();
+          } else {
+            result += text[k++];
+          }
+        }
+        return result;
+      };
+      value = replace_all(replace_all(std::string(quoted), "\\\\", "\\"), "\\\"", "\"");
+    } else {
+      ++pos;
+      continue;
     }
-    out.params.emplace_back(std::move(key), std::move(value));
+    out.params.emplace_back(lower(rest.substr(key_start, key_end - key_start)), std::move(value));
+    pos = i;
   }
   return out;
 }

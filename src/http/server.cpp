@@ -14,6 +14,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json/serialize.hpp>
@@ -22,6 +23,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -119,7 +121,12 @@ void access_log(const ServerState& state, std::string_view remote, std::string_v
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, ServerState& state) : stream_(std::move(socket)), state_(state) {
+  Session(tcp::socket socket, ServerState& state)
+      : stream_(std::move(socket)),
+        state_(state),
+        // Unparsed bytes are bounded too: chunk extensions and trailers count against
+        // neither the header nor the body limit (overflow: 400 and close).
+        buffer_(state.options.header_limit + state.app.max_body_bytes + 16 * 1024) {
     beast::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = ep.address().to_string();
@@ -181,7 +188,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (parser_->is_done()) return on_request();
     auto& req = parser_->get();
     auto expect = req[bhttp::field::expect];
-    if (beast::iequals(expect, "100-continue")) {
+    if (beast::iequals(expect, "100-continue") && req.version() >= 11) {  // RFC 9110 §10.1.1
       continue_.emplace(bhttp::status::continue_, req.version());
       bhttp::async_write(stream_, *continue_,
                          [self = shared_from_this()](beast::error_code e, std::size_t) {
@@ -409,7 +416,7 @@ class Listener {
  public:
   Listener(net::io_context& ioc, std::vector<std::unique_ptr<net::io_context>>& contexts,
            tcp::endpoint endpoint, ServerState& state)
-      : acceptor_(ioc), contexts_(contexts), state_(state) {
+      : acceptor_(ioc), retry_(ioc), contexts_(contexts), state_(state) {
     acceptor_.open(endpoint.protocol());
     acceptor_.set_option(net::socket_base::reuse_address(true));
     acceptor_.bind(endpoint);
@@ -422,6 +429,7 @@ class Listener {
   void stop() {
     beast::error_code ec;
     acceptor_.close(ec);
+    retry_.cancel();
   }
 
  private:
@@ -429,7 +437,17 @@ class Listener {
     auto& ioc = *contexts_[next_++ % contexts_.size()];
     acceptor_.async_accept(ioc, [this](beast::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
-      if (!ec) {
+      if (ec) {
+        // Out of descriptors or memory: try again shortly instead of spinning.
+        retry_.expires_after(std::chrono::milliseconds(100));
+        retry_.async_wait([this](beast::error_code e) {
+          if (!e && acceptor_.is_open()) do_accept();
+        });
+        return;
+      }
+      if (state_.session_count() >= state_.options.max_connections) {
+        socket.close(ec);  // over the cap: refuse this one, keep accepting
+      } else {
         socket.set_option(tcp::no_delay(true), ec);
         std::make_shared<Session>(std::move(socket), state_)->start();
       }
@@ -438,6 +456,7 @@ class Listener {
   }
 
   tcp::acceptor acceptor_;
+  net::steady_timer retry_;
   std::vector<std::unique_ptr<net::io_context>>& contexts_;
   ServerState& state_;
   std::size_t next_ = 0;
@@ -446,6 +465,8 @@ class Listener {
 }  // namespace
 
 void serve(const App& app, const ServerOptions& options) {
+  // A reader of stderr (the access log) that goes away must not kill the server.
+  std::signal(SIGPIPE, SIG_IGN);
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const unsigned io_threads = options.io_threads != 0 ? options.io_threads : cores;
   const unsigned workers = options.worker_threads != 0 ? options.worker_threads : cores;
@@ -500,7 +521,8 @@ void serve(const App& app, const ServerOptions& options) {
   }
   for (auto& c : contexts) c->stop();
   for (auto& t : threads) t.join();
-  state.pool.stop();
+  // Logins still queued after the grace period would be hashed for nobody: drop them.
+  state.pool.stop(/*run_pending=*/false);
   guards.clear();
 }
 

@@ -23,9 +23,11 @@ bool WorkerPool::try_submit(std::function<void()> job) {
   return true;
 }
 
-void WorkerPool::stop() {
+void WorkerPool::stop(bool run_pending) {
+  std::deque<std::function<void()>> dropped;
   {
     std::lock_guard lock(mutex_);
+    if (!run_pending) dropped.swap(queue_);
     if (stopping_ && threads_.empty()) return;
     stopping_ = true;
   }

@@ -23,8 +23,8 @@ class WorkerPool {
 
   // Queues `job`; false when `capacity` jobs are already waiting.
   bool try_submit(std::function<void()> job);
-  // Runs what is queued, then joins the workers.
-  void stop();
+  // Joins the workers, after running what is queued (or dropping it).
+  void stop(bool run_pending = true);
 
  private:
   void work();

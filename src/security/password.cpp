@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 namespace gatehouse {
@@ -143,7 +144,20 @@ std::string PasswordHasher::hash_bcrypt(std::string_view password, int cost) {
 }
 
 void PasswordHasher::dummy_verify(std::string_view password) const {
-  (void)verify(password.size() <= kMaxPasswordBytes ? password : std::string_view{}, dummy_hash_);
+  // Refused as fast as verify() refuses it for a real user.
+  if (!acceptable_password(password)) return;
+  const auto start = std::chrono::steady_clock::now();
+  (void)verify(password, dummy_hash_);
+  dummy_ns_.store(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count(),
+      std::memory_order_relaxed);
+}
+
+void PasswordHasher::equalize_failure(std::chrono::steady_clock::time_point started) const {
+  if (dummy_ns_.load(std::memory_order_relaxed) == 0) dummy_verify("x");  // learn the cost once
+  std::this_thread::sleep_until(
+      started + std::chrono::nanoseconds(dummy_ns_.load(std::memory_order_relaxed)));
 }
 
 }  // namespace gatehouse

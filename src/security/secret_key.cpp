@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -21,6 +22,13 @@ void ensure_private_dir(const std::filesystem::path& dir) {
   }
   if (!std::filesystem::is_directory(dir, ec)) {
     throw std::runtime_error(dir.string() + " is not a directory");
+  }
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    std::fprintf(stderr,
+                 "gatehouse: warning: %s is open to other users (mode %03o); its files are "
+                 "0600, but chmod 700 it to hide their names too\n",
+                 dir.c_str(), static_cast<unsigned>(st.st_mode & 0777));
   }
 }
 

@@ -185,10 +185,11 @@ class SqliteStore final : public UserStore {
     // No global allocation statistics: they take a process-wide mutex per malloc.
     std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
     // Create the file 0600 before SQLite does, so it is never readable by others.
-    int fd = ::open(file_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) throw std::runtime_error("cannot create " + file_.string());
-    ::fchmod(fd, 0600);
-    ::close(fd);
+    // The descriptor stays open for the store's life: closing any descriptor of a file
+    // drops every POSIX lock this process holds on it, SQLite's included.
+    db_fd_ = ::open(file_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (db_fd_ < 0) throw std::runtime_error("cannot create " + file_.string());
+    ::fchmod(db_fd_, 0600);
     auto conn = std::make_unique<Connection>(file_);
     migrate(*conn);
     // A read makes sure the WAL index exists; this connection stays open (it is the
@@ -203,7 +204,14 @@ class SqliteStore final : public UserStore {
   }
 
   ~SqliteStore() override {
+    // Every SQLite connection first, then the mapping and the descriptors that kept
+    // this process's locks on the files safe.
+    readers_.clear();
+    pool_.clear();
+    anchor_.reset();
     if (wal_map_ != nullptr) ::munmap(wal_map_, 136);
+    if (shm_fd_ >= 0) ::close(shm_fd_);
+    if (db_fd_ >= 0) ::close(db_fd_);
   }
 
   // Lookups run on a connection of the calling thread's own, through a small cache
@@ -432,17 +440,17 @@ class SqliteStore final : public UserStore {
 
   void map_wal_index() {
     const auto shm = file_.string() + "-shm";
-    int fd = ::open(shm.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
+    // Kept open until the store closes, for the same reason as db_fd_.
+    shm_fd_ = ::open(shm.c_str(), O_RDONLY | O_CLOEXEC);
+    if (shm_fd_ < 0) return;
     struct stat st {};
-    if (::fstat(fd, &st) == 0 && st.st_size >= 136) {
-      void* p = ::mmap(nullptr, 136, PROT_READ, MAP_SHARED, fd, 0);
+    if (::fstat(shm_fd_, &st) == 0 && st.st_size >= 136) {
+      void* p = ::mmap(nullptr, 136, PROT_READ, MAP_SHARED, shm_fd_, 0);
       if (p != MAP_FAILED) {
         wal_map_ = p;
         wal_header_ = static_cast<const std::uint32_t*>(p);  // the first header copy
       }
     }
-    ::close(fd);
   }
 
   // The calling thread's reader for this store, made on first use.
@@ -471,6 +479,8 @@ class SqliteStore final : public UserStore {
   std::vector<std::unique_ptr<Reader>> readers_;
   std::unique_ptr<Connection> anchor_;
   void* wal_map_ = nullptr;
+  int db_fd_ = -1;
+  int shm_fd_ = -1;
   const std::uint32_t* wal_header_ = nullptr;
   bool created_ = false;
   std::mutex mutex_;

@@ -414,3 +414,71 @@ def test_logins_abandoned_by_their_clients_are_not_hashed(data_dir):
         _, err = proc.communicate(timeout=30)
     logged = [line for line in err.splitlines() if '"path":"/token"' in line]
     assert 1 <= len(logged) <= 3, logged  # the login that waited, plus at most two started early
+
+
+def test_cli_writes_during_cache_misses_do_not_disturb_the_server(data_dir):
+    """`gatehouse user enable` in another process while the server's lookups miss the
+    cache: the server must keep SQLite's locks on the shared WAL index (a store that
+    dropped them let the CLI rebuild the index under the server's mapping: SIGBUS)."""
+    import base64, hashlib, hmac, random
+
+    def token(sub):
+        b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=")
+        head = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+        body = b(json.dumps({"sub": sub, "exp": int(time.time()) + 600}).encode())
+        sig = b(hmac.new(b"cli-test-key", head + b"." + body, hashlib.sha256).digest())
+        return (head + b"." + body + b"." + sig).decode()
+
+    s = Server(data_dir)
+    stop = threading.Event()
+    answers = []
+
+    def load():
+        with httpx.Client(base_url=s.url, timeout=5) as c:
+            while not stop.is_set():
+                sub = random.choice(["johndoe", f"nobody{random.randint(0, 10**6)}"])
+                answers.append(c.get("/status/", headers={"Authorization": f"Bearer {token(sub)}"}).status_code)
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(15):
+            run("user", "enable", "johndoe", "--data-dir", str(data_dir), check=0)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    try:
+        assert s.proc.poll() is None, "the server died"
+        assert set(answers) <= {200, 401} and 200 in answers
+    finally:
+        assert s.stop() == 0
+
+
+def test_a_vanished_log_reader_does_not_kill_the_server(data_dir):
+    """The access log goes to stderr; when its reader exits, writes fail with EPIPE
+    instead of SIGPIPE ending the process."""
+    port = free_port()
+    read_end, write_end = os.pipe()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
+    env["SECRET_KEY"] = "k"
+    proc = subprocess.Popen([str(BIN), "serve", "--port", str(port), "--data-dir", str(data_dir)],
+                            stderr=write_end, stdout=subprocess.DEVNULL, env=env)
+    os.close(write_end)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            try:
+                httpx.get(url + "/openapi.json", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        os.close(read_end)  # the log reader goes away
+        for _ in range(3):
+            assert httpx.get(url + "/items/", headers={"Authorization": "Bearer x"}, timeout=5).status_code == 200
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(10)

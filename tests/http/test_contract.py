@@ -27,6 +27,7 @@ from conftest import (
     build_request,
     decode_jwt,
     exchange,
+    exchange_ex,
     external_gatehouse_url,
     login,
     make_token,
@@ -798,3 +799,48 @@ def test_expiry_setting_and_restart_on_same_data_dir(workdir, secret_key):
             assert m == (0o700 if p.is_dir() else 0o600), (str(p), oct(m))
     finally:
         stop(server)
+
+
+# ---- regressions from review: inputs that once crashed or grew the server ------------
+
+def test_very_long_multipart_parameter_is_a_plain_answer(gatehouse):
+    """A 30 000-character Content-Disposition parameter once overflowed the stack of a
+    regex; it is an ordinary form field now (422: username/password missing)."""
+    host, port = url_host_port(gatehouse)
+    body = (b"--X\r\nContent-Disposition: form-data; name=" + b"a" * 30000 +
+            b"\r\n\r\nv\r\n--X--\r\n")
+    raw = (b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=X\r\n"
+           b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+    [r] = parse_responses(exchange(host, port, raw))
+    assert r.status == 422, r
+    assert [e["loc"] for e in r.json()["detail"]] == [["body", "username"], ["body", "password"]]
+    quoted = (b"--X\r\nContent-Disposition: form-data; name=\"" + b"b" * 30000 +
+              b"\"\r\n\r\nv\r\n--X--\r\n")
+    raw = (b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=X\r\n"
+           b"Content-Length: " + str(len(quoted)).encode() + b"\r\nConnection: close\r\n\r\n" + quoted)
+    [r] = parse_responses(exchange(host, port, raw))
+    assert r.status == 422, r
+
+
+def test_endless_chunk_extension_is_refused_and_closed(gatehouse):
+    """Chunk extensions count against no header or body limit; the unparsed input a
+    connection may hold is bounded, so a huge one gets a 400 and a closed connection."""
+    host, port = url_host_port(gatehouse)
+    head = (b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n1;")
+    out, closed = exchange_ex(host, port, head + b"a" * (512 * 1024), timeout=10)
+    assert closed
+    [r] = parse_responses(out)
+    assert r.status == 400 and r.json() == {"detail": "Bad Request"}, r
+
+
+def test_http10_client_gets_no_100_continue(gatehouse):
+    """RFC 9110 §10.1.1: no 100 (Continue) to an HTTP/1.0 client."""
+    host, port = url_host_port(gatehouse)
+    body = b"username=johndoe&password=wrong"
+    raw = (b"POST /token HTTP/1.0\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+           b"Expect: 100-continue\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    out = exchange(host, port, raw)
+    assert b"100 Continue" not in out
+    [r] = parse_responses(out)
+    assert r.status == 401
