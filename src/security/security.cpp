@@ -3,6 +3,7 @@
 
 #include "http/text.hpp"
 
+#include <boost/beast/core/string.hpp>
 #include <boost/json/array.hpp>
 
 #include <algorithm>
@@ -18,18 +19,6 @@ std::string join(const std::vector<std::string>& parts) {
     out += p;
   }
   return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    auto x = static_cast<unsigned char>(a[i]);
-    auto y = static_cast<unsigned char>(b[i]);
-    if (x >= 'A' && x <= 'Z') x = static_cast<unsigned char>(x + 32);
-    if (y >= 'A' && y <= 'Z') y = static_cast<unsigned char>(y + 32);
-    if (x != y) return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -70,7 +59,7 @@ std::optional<std::string_view> OAuth2PasswordBearer::extract(
   auto value = *authorization;
   auto space = value.find(' ');
   auto scheme = value.substr(0, space);
-  if (!iequals(scheme, "bearer")) return std::nullopt;
+  if (!boost::beast::iequals(scheme, "bearer")) return std::nullopt;
   if (space == std::string_view::npos) return std::string_view{};
   return value.substr(space + 1);
 }
