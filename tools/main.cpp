@@ -305,10 +305,37 @@ int main(int argc, char** argv) {
     return std::pair<Setting*, Setting*>{&dir, &db};
   };
 
+  // The argon2id parameters for new hashes (OWASP's by default). A login whose hash
+  // was made with others is rehashed with these.
+  struct Argon2Settings {
+    Setting* memory = nullptr;
+    Setting* iterations = nullptr;
+    Setting* parallelism = nullptr;
+    [[nodiscard]] gatehouse::Argon2Params params() const {
+      return {static_cast<std::uint32_t>(parse_number(*memory, 4u << 20)),
+              static_cast<std::uint32_t>(parse_number(*iterations, 1000)),
+              static_cast<std::uint32_t>(parse_number(*parallelism, 255))};
+    }
+  };
+  auto argon2_options = [&](CLI::App* cmd) {
+    const gatehouse::Argon2Params d;
+    return Argon2Settings{
+        &settings.add(cmd, "--argon2-memory-kib", "argon2-memory-kib",
+                      "GATEHOUSE_ARGON2_MEMORY_KIB", std::to_string(d.memory_kib),
+                      "argon2id memory for new hashes, KiB"),
+        &settings.add(cmd, "--argon2-iterations", "argon2-iterations",
+                      "GATEHOUSE_ARGON2_ITERATIONS", std::to_string(d.iterations),
+                      "argon2id passes for new hashes"),
+        &settings.add(cmd, "--argon2-parallelism", "argon2-parallelism",
+                      "GATEHOUSE_ARGON2_PARALLELISM", std::to_string(d.parallelism),
+                      "argon2id lanes for new hashes")};
+  };
+
   // ---- serve ----
   auto* serve =
       cli.add_subcommand("serve", "Serve /token, /users/me/, /docs ... (FastAPI's tutorial API)");
   auto [serve_dir, serve_db] = store_options(serve);
+  const auto serve_argon2 = argon2_options(serve);
   auto& host =
       settings.add(serve, "--host", "host", "GATEHOUSE_HOST", "127.0.0.1", "Address to listen on");
   auto& port =
@@ -377,10 +404,11 @@ int main(int argc, char** argv) {
     gatehouse::AppInfo info;
     info.web_dir = web_dir.value;
     gatehouse::App app(info);
-    tutorial::install(app, {.users = store,
-                            .secret_key = std::make_shared<gatehouse::jwt::Hs256Key>(secret),
-                            .passwords = std::make_shared<gatehouse::PasswordHasher>(),
-                            .access_token_expire_minutes = static_cast<int>(lifetime)});
+    tutorial::install(
+        app, {.users = store,
+              .secret_key = std::make_shared<gatehouse::jwt::Hs256Key>(secret),
+              .passwords = std::make_shared<gatehouse::PasswordHasher>(serve_argon2.params()),
+              .access_token_expire_minutes = static_cast<int>(lifetime)});
     const std::string shown =
         host.value.find(':') != std::string::npos ? "[" + host.value + "]" : host.value;
     options.on_listening = [shown](std::uint16_t p) {
@@ -410,6 +438,7 @@ int main(int argc, char** argv) {
   auto* add =
       user->add_subcommand("add", "Add a user (password from a prompt, or --password-stdin)");
   auto [add_dir, add_db] = store_options(add);
+  const auto add_argon2 = argon2_options(add);
   std::string email;
   std::string full_name;
   bool disabled = false;
@@ -433,7 +462,8 @@ int main(int argc, char** argv) {
     for (const auto& sc : allowed_scopes) {
       for (auto& part : gatehouse::split_scopes(sc)) u.scopes.push_back(std::move(part));
     }
-    u.hashed_password = gatehouse::PasswordHasher().hash(read_password(password_stdin, true));
+    u.hashed_password =
+        gatehouse::PasswordHasher(add_argon2.params()).hash(read_password(password_stdin, true));
     check_status(store->add(u), username);
     std::cout << "added " << username << "\n";
   });
@@ -483,12 +513,14 @@ int main(int argc, char** argv) {
   simple("enable", "Enable a user",
          [&](gatehouse::UserStore& s) { return s.set_disabled(username, false); });
   simple("delete", "Delete a user", [&](gatehouse::UserStore& s) { return s.remove(username); });
+  Argon2Settings passwd_argon2;
   auto* passwd = simple("passwd", "Set a user's password (argon2id)", [&](gatehouse::UserStore& s) {
     if (!s.find(username)) return gatehouse::StoreStatus::not_found;
-    return s.set_password_hash(
-        username, gatehouse::PasswordHasher().hash(read_password(password_stdin, true)));
+    return s.set_password_hash(username, gatehouse::PasswordHasher(passwd_argon2.params())
+                                             .hash(read_password(password_stdin, true)));
   });
   passwd->add_flag("--password-stdin", password_stdin, "Read the password from standard input");
+  passwd_argon2 = argon2_options(passwd);
 
   auto* import = user->add_subcommand("import", "Import users with their hashes from JSON or CSV");
   auto [imp_dir, imp_db] = store_options(import);
@@ -515,6 +547,7 @@ int main(int argc, char** argv) {
 // ---- hash ----
 auto* hash =
     cli.add_subcommand("hash", "Print a password hash (password on standard input, or a prompt)");
+const auto hash_argon2 = argon2_options(hash);
 std::string algorithm = "argon2id";
 int cost = 12;
 hash->add_option("--algorithm", algorithm, "argon2id or bcrypt")
@@ -522,11 +555,12 @@ hash->add_option("--algorithm", algorithm, "argon2id or bcrypt")
     ->capture_default_str();
 hash->add_option("--cost", cost, "bcrypt cost")->check(CLI::Range(4, 31))->capture_default_str();
 hash->callback([&] {
+  settings.resolve(config_file);
   std::string password = read_password(!isatty(STDIN_FILENO), false);
   if (algorithm == "bcrypt") {
     std::cout << gatehouse::PasswordHasher::hash_bcrypt(password, cost) << "\n";
   } else {
-    std::cout << gatehouse::PasswordHasher().hash(password) << "\n";
+    std::cout << gatehouse::PasswordHasher(hash_argon2.params()).hash(password) << "\n";
   }
 });
 

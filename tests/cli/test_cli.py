@@ -482,3 +482,30 @@ def test_a_vanished_log_reader_does_not_kill_the_server(data_dir):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_login_rehashes_when_argon2_parameters_change(data_dir):
+    """New hashes use the configured argon2id parameters; a successful login whose hash
+    was made with other ones is rehashed in place, and the password keeps working."""
+    add_user(data_dir, "rita", "pw-rita", "--argon2-memory-kib", "8192", "--argon2-iterations", "1")
+    db = data_dir / "gatehouse.db"
+
+    def stored():
+        con = sqlite3.connect(db)
+        try:
+            return con.execute("select hashed_password from users where username='rita'").fetchone()[0]
+        finally:
+            con.close()
+
+    assert stored().startswith("$argon2id$v=19$m=8192,t=1,p=1$")
+    s = Server(data_dir)  # the defaults: m=19456, t=2, p=1
+    try:
+        assert s.login("rita", "wrong").status_code == 401
+        assert stored().startswith("$argon2id$v=19$m=8192,t=1,p=1$")  # not on a failure
+        assert s.login("rita", "pw-rita").status_code == 200
+        assert stored().startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+        assert s.login("rita", "pw-rita").status_code == 200
+    finally:
+        s.stop()
+    env_hash = run("hash", stdin="x\n", env={"GATEHOUSE_ARGON2_ITERATIONS": "3"}, check=0).stdout
+    assert env_hash.startswith("$argon2id$v=19$m=19456,t=3,p=1$")
