@@ -320,12 +320,15 @@ def test_settings_precedence_flag_env_file(tmp_path):
 
 
 def test_graceful_shutdown_finishes_a_login_in_flight(data_dir):
+    # A deliberately slow hash (256 MiB, 4 passes: about a second to verify) leaves
+    # ample time to be sure the login is in flight when SIGTERM arrives.
+    add_user(data_dir, "slow", "pw-slow", "--argon2-memory-kib", "262144", "--argon2-iterations", "4")
     s = Server(data_dir)
-    body = b"username=johndoe&password=secret"
-    with socket.create_connection(("127.0.0.1", s.port), timeout=10) as c:
+    body = b"username=slow&password=pw-slow"
+    with socket.create_connection(("127.0.0.1", s.port), timeout=30) as c:
         c.sendall(b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
                   b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-        time.sleep(0.05)  # the request is read and its bcrypt-12 verify (~0.2 s) is running
+        time.sleep(0.3)  # the request has been read; its verify is running
         s.proc.send_signal(signal.SIGTERM)
         answer = b""
         while b"access_token" not in answer:
