@@ -78,11 +78,11 @@ void install(gatehouse::App& app, const Config& config) {
       [users, secret_key](const SecurityScopes& security_scopes,
                           const std::string& token) -> Outcome<UserPtr> {
         // The challenge advertises the scopes the whole dependency chain asked for.
-        std::string authenticate_value = "Bearer";
-        if (!security_scopes.empty()) {
-          authenticate_value = "Bearer scope=\"" + security_scopes.scope_str() + "\"";
-        }
         auto rejected = [&](const char* detail) {
+          std::string authenticate_value = "Bearer";
+          if (!security_scopes.empty()) {
+            authenticate_value = "Bearer scope=\"" + security_scopes.scope_str() + "\"";
+          }
           return Err{HttpException(401, detail, {{"WWW-Authenticate", authenticate_value}})};
         };
         auto payload = gatehouse::jwt::decode(*secret_key, token, gatehouse::jwt::now_seconds());

@@ -30,6 +30,14 @@ boost::json::object json_content(boost::json::value schema) {
   return content;
 }
 
+std::string lower_ascii(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string python_title(std::string_view name) {
@@ -79,7 +87,7 @@ std::string Route::operation_id() const {
     if (!word) c = '_';
   }
   id += '_';
-  for (char c : method) id += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  id += lower_ascii(method);
   return id;
 }
 
@@ -141,12 +149,9 @@ boost::json::value App::openapi() const {
       }
       op["security"] = std::move(security);
     }
-    std::string method;
-    for (char c : route->method)
-      method += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
     auto& item = paths[route->path];
     if (!item.is_object()) item = boost::json::object{};
-    item.as_object()[method] = std::move(op);
+    item.as_object()[lower_ascii(route->method)] = std::move(op);
   }
 
   if (needs_validation) {
