@@ -79,7 +79,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 SECRET_KEY="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" \
-  "$GATEHOUSE_BIN" serve --host 127.0.0.1 --port "$PORT" --data-dir "$DATA_DIR" \
+  "$GATEHOUSE_BIN" serve --host 127.0.0.1 --port "$PORT" --data-dir "$DATA_DIR" --demo-users \
   ${GATEHOUSE_WEB_DIR:+--web-dir "$GATEHOUSE_WEB_DIR"} \
   >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
