@@ -177,7 +177,6 @@ enum Stmt : std::size_t {
   kSetSetting,
   kInitSetting,
   kListKeys,
-  kCurrentKey,
   kSupersedeKey,
   kInsertKey,
   kRetireKey,
@@ -228,12 +227,13 @@ constexpr std::array<StmtDef, kStmtCount> kStatements{{
      "SELECT kid, alg, private_key, created_at, superseded_at, retired_at "
      "FROM signing_keys ORDER BY created_at, kid",
      0},
-    {"gh_current_key", "SELECT kid FROM signing_keys WHERE is_current = 1 FOR UPDATE", 0},
     // Key changes are announced on gatehouse_keys, delivered when they commit.
+    // $2: the kid that must be current (NULL: whichever is).
     {"gh_supersede_key",
      "WITH changed AS (UPDATE signing_keys SET is_current = NULL, superseded_at = $1 "
-     "WHERE is_current = 1 RETURNING kid) SELECT pg_notify('gatehouse_keys', kid) FROM changed",
-     1},
+     "WHERE is_current = 1 AND ($2::text IS NULL OR kid = $2) RETURNING kid) "
+     "SELECT pg_notify('gatehouse_keys', kid) FROM changed",
+     2},
     {"gh_insert_key",
      "WITH changed AS (INSERT INTO signing_keys (kid, alg, private_key, created_at, is_current) "
      "VALUES ($1, $2, $3, $4, 1) RETURNING kid) SELECT pg_notify('gatehouse_keys', kid) FROM "
@@ -717,9 +717,11 @@ class PostgresStore final : public UserStore {
     });
   }
 
-  // Under READ COMMITTED: a rotation waits on the current key's row lock (FOR UPDATE),
-  // then sees it superseded; two first keys racing meet the UNIQUE is_current, and the
-  // loser (23505) reports that it did not rotate.
+  // A compare-and-set under READ COMMITTED: the UPDATE of the expected current key
+  // takes its row lock and re-checks is_current after waiting for a concurrent
+  // rotation, so only one of two racing rotations supersedes it; the INSERT of a new
+  // current key meets the UNIQUE is_current when another one committed meanwhile (23505).
+  // An unconditional rotation (the CLI) that loses such a race tries again.
   bool rotate_signing_key(const StoredKey& key,
                           std::optional<std::string_view> expected_current) override {
     require_text("kid", key.kid);
@@ -728,30 +730,34 @@ class PostgresStore final : public UserStore {
     const std::optional<std::string> expected =
         expected_current ? std::optional<std::string>(std::string(*expected_current))
                          : std::nullopt;
-    bool done = false;
-    write([&](Connection& c) {
-      c.exec("rotate key", "BEGIN");
-      try {
-        Result cur = c.exec(kCurrentKey, {});
-        const std::string current = cur.rows() > 0 ? cur.text(0, 0).value_or("") : "";
-        if (!expected || *expected == current) {
-          c.exec(kSupersedeKey, {created.c_str()});
+    for (int attempt = 0;; ++attempt) {
+      bool done = false;
+      bool lost_race = false;
+      write([&](Connection& c) {
+        c.exec("rotate key", "BEGIN");
+        try {
+          const bool first = expected && expected->empty();
+          if (!first) {
+            Result r =
+                c.exec(kSupersedeKey, {created.c_str(), expected ? expected->c_str() : nullptr});
+            if (expected && r.rows() == 0) {  // the current key is not the expected one
+              c.exec("rotate key", "ROLLBACK");
+              return StoreStatus::not_found;
+            }
+          }
           c.exec(kInsertKey,
                  {key.kid.c_str(), key.alg.c_str(), key.private_pem.c_str(), created.c_str()});
+          c.exec("rotate key", "COMMIT");
           done = true;
+        } catch (const PgError& e) {
+          if (e.connection_lost || e.sqlstate != "23505") throw;
+          c.exec("rotate key", "ROLLBACK");
+          lost_race = true;
         }
-        c.exec("rotate key", "COMMIT");
-      } catch (const PgError& e) {
-        if (!e.connection_lost) c.exec("rotate key", "ROLLBACK");
-        if (e.sqlstate == "23505" && expected) {
-          done = false;
-          return StoreStatus::exists;
-        }
-        throw;
-      }
-      return StoreStatus::ok;
-    });
-    return done;
+        return StoreStatus::ok;
+      });
+      if (done || !lost_race || expected || attempt >= 5) return done;
+    }
   }
 
   StoreStatus retire_signing_key(std::string_view kid, std::int64_t at) override {

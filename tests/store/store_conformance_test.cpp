@@ -441,6 +441,32 @@ TYPED_TEST(StoreConformance, ConcurrentFirstSigningKeysExactlyOneWins) {
   EXPECT_EQ(stores[0]->signing_keys().size(), 1u);
 }
 
+TYPED_TEST(StoreConformance, ConcurrentRotationsAllLandWithExactlyOneCurrentKey) {
+  constexpr int kThreads = 6;
+  std::vector<std::unique_ptr<UserStore>> stores;
+  for (int i = 0; i < kThreads; ++i) stores.push_back(this->open());
+  ASSERT_TRUE(stores[0]->rotate_signing_key(stored_key("first", 1), ""sv));
+  std::latch start(kThreads);
+  std::atomic<int> done{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      if (stores[static_cast<std::size_t>(i)]->rotate_signing_key(
+              stored_key("r" + std::to_string(i), 100 + i), std::nullopt)) {
+        ++done;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(done.load(), kThreads);
+  const auto keys = stores[0]->signing_keys();
+  EXPECT_EQ(keys.size(), static_cast<std::size_t>(kThreads + 1));
+  int current = 0;
+  for (const auto& k : keys) current += k.current() ? 1 : 0;
+  EXPECT_EQ(current, 1);
+}
+
 TYPED_TEST(StoreConformance, ChangeMarkerMovesWhenAnotherProcessCommits) {
   auto a = this->open();
   auto b = this->open();
@@ -746,6 +772,13 @@ TEST_F(PostgresStoreOnly, SchemaMatchesTheSqliteStore) {
       "schema_migrations.applied_at timestamp with time zone NO ",
       "settings.name text NO C",
       "settings.value text NO ",
+      "signing_keys.kid text NO C",
+      "signing_keys.alg text NO ",
+      "signing_keys.private_key text NO ",
+      "signing_keys.created_at bigint NO ",
+      "signing_keys.superseded_at bigint YES ",
+      "signing_keys.retired_at bigint YES ",
+      "signing_keys.is_current smallint YES ",
       "users.username text NO C",
       "users.email text YES ",
       "users.full_name text YES ",
@@ -758,7 +791,7 @@ TEST_F(PostgresStoreOnly, SchemaMatchesTheSqliteStore) {
   EXPECT_EQ(got, want);
   EXPECT_EQ(
       pg.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations"),
-      "1,2");
+      "1,2,3");
   // updated_at moves on a change; created_at does not.
   ASSERT_EQ(store->add(make_user("johndoe")), StoreStatus::ok);
   pg.query(
