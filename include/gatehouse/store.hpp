@@ -50,7 +50,7 @@ class UserStore {
   // The setting's value, storing `value` first if it has none; when several processes
   // race, they all get the one value that was stored first.
   virtual std::string setting_or_init(std::string_view name, std::string_view value) = 0;
-  // Signing keys (see keys.hpp), oldest first.
+  // Signing keys (see keys.hpp), oldest first (by creation, then supersession).
   [[nodiscard]] virtual std::vector<StoredKey> signing_keys() = 0;
   // Stores `key` as the signing key and marks the current one superseded at
   // key.created_at, in one transaction. With `expected_current` set, only if the

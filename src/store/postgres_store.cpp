@@ -225,7 +225,7 @@ constexpr std::array<StmtDef, kStmtCount> kStatements{{
      2},
     {"gh_list_keys",
      "SELECT kid, alg, private_key, created_at, superseded_at, retired_at "
-     "FROM signing_keys ORDER BY created_at, kid",
+     "FROM signing_keys ORDER BY created_at, superseded_at IS NULL, superseded_at, kid",
      0},
     // Key changes are announced on gatehouse_keys, delivered when they commit.
     // $2: the kid that must be current (NULL: whichever is).

@@ -363,9 +363,10 @@ class SqliteStore final : public UserStore {
     auto conn = acquire();
     std::vector<StoredKey> keys;
     try {
-      Statement s(conn->db(),
-                  "SELECT kid, alg, private_key, created_at, superseded_at, retired_at "
-                  "FROM signing_keys ORDER BY created_at, kid");
+      Statement s(
+          conn->db(),
+          "SELECT kid, alg, private_key, created_at, superseded_at, retired_at "
+          "FROM signing_keys ORDER BY created_at, superseded_at IS NULL, superseded_at, kid");
       int rc = 0;
       while ((rc = s.step()) == SQLITE_ROW) {
         StoredKey k;
