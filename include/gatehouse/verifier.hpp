@@ -82,6 +82,10 @@ struct VerifiedToken {
   boost::json::object claims;       // every claim as sent
   Alg alg = Alg::HS256;             // the algorithm it was verified with
   std::string kid;                  // the kid of the key that verified it ("" for none)
+  // The decoded signature bytes. They identify the token whatever base64 spelling it
+  // arrived in (base64 decoding is lenient), e.g. as a deny-list key for a token
+  // without jti.
+  std::string signature;
 
   [[nodiscard]] bool has_scope(std::string_view scope) const noexcept;
 };

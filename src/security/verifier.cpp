@@ -3,6 +3,7 @@
 #include "gatehouse/verifier.hpp"
 
 #include <openssl/rand.h>
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 
 #include <algorithm>
@@ -175,7 +176,10 @@ Result<VerifiedToken, Failure> Verifier::verify(std::string_view token) const {
   boost::json::parse_options opts;
   opts.max_depth = 1000;
   boost::system::error_code ec;
-  auto header = boost::json::parse(*header_json_text, ec, {}, opts);
+  // The header lives only during this call: parsed into a stack buffer, no malloc.
+  unsigned char scratch[2048];
+  boost::json::monotonic_resource header_mr(scratch, sizeof scratch);
+  auto header = boost::json::parse(*header_json_text, ec, &header_mr, opts);
   if (ec || !header.is_object()) return Err{Failure::bad_header};
   const auto& h = header.get_object();
 
@@ -236,6 +240,7 @@ Result<VerifiedToken, Failure> Verifier::verify(std::string_view token) const {
   out.scopes = std::move(data->scopes);
   out.alg = *alg;
   out.kid = key->kid();
+  out.signature = std::move(*signature);
   out.claims = std::move(payload.get_object());
   if (options_.rfc9068 && !out.claims.contains("scopes")) {
     if (const auto* scope = out.claims.if_contains("scope")) {
