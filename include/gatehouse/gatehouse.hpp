@@ -10,3 +10,4 @@
 #include "gatehouse/security.hpp"
 #include "gatehouse/server.hpp"
 #include "gatehouse/store.hpp"
+#include "gatehouse/throttle.hpp"
