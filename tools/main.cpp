@@ -397,15 +397,17 @@ int main(int argc, char** argv) {
                   "Throttle repeated failed logins (default) [env GATEHOUSE_THROTTLE=true/false]");
   serve->add_flag("--no-throttle", no_throttle, "Never throttle logins");
   auto& access_log = settings.add(serve, "", "access-log", "GATEHOUSE_ACCESS_LOG", "true", "");
-  auto& demo = settings.add(serve, "", "demo-users", "GATEHOUSE_DEMO_USERS", "", "");
+  auto& demo = settings.add(serve, "", "demo-users", "GATEHOUSE_DEMO_USERS", "false", "");
   bool demo_users_flag = false;
   bool no_demo_users = false;
   bool access_log_flag = false;
   bool no_access_log = false;
   serve->add_flag("--demo-users", demo_users_flag,
-                  "Seed johndoe and alice into a new store (default for a new SQLite store; "
-                  "PostgreSQL only with this flag) [env GATEHOUSE_DEMO_USERS=true/false]");
-  serve->add_flag("--no-demo-users", no_demo_users, "Never seed the demo users");
+                  "Seed the tutorial's demo users johndoe/secret and alice/secret2 (public "
+                  "passwords) into a new store; never in production "
+                  "[env GATEHOUSE_DEMO_USERS=true/false] (default: false)");
+  serve->add_flag("--no-demo-users", no_demo_users,
+                  "Do not seed the demo users, whatever the environment or config file say");
   serve->add_flag("--access-log", access_log_flag,
                   "One JSON line per request on stderr, never a token or password (default) "
                   "[env GATEHOUSE_ACCESS_LOG=true/false]");
@@ -437,14 +439,19 @@ int main(int argc, char** argv) {
     }
     auto store = open_store(*serve_dir, *serve_db, sqlite);
     const bool postgres = is_postgres_url(serve_db->value);
-    bool seed = demo.value.empty() ? !postgres : parse_bool(demo);
+    bool seed = parse_bool(demo);
     if (demo_users_flag) seed = true;
     if (no_demo_users) seed = false;
     if (store->created() && seed) {
       for (const auto& u : gatehouse::demo_users()) store->add(u);
       std::cerr
           << "gatehouse: warning: new store seeded with the tutorial's demo users johndoe and "
-             "alice, whose passwords are public; use --no-demo-users in production\n";
+             "alice, whose passwords are public; never use --demo-users in production\n";
+    }
+    if (!store->has_users()) {
+      std::cerr << "gatehouse: the store has no users yet, so every login fails; add one with "
+                   "`gatehouse user add NAME` (same --data-dir/--database), or start with "
+                   "--demo-users to try the tutorial's johndoe/secret\n";
     }
     std::string secret;
     if (const char* k = std::getenv("SECRET_KEY"); k != nullptr && *k != '\0') {
