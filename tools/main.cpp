@@ -284,6 +284,11 @@ int main(int argc, char** argv) {
                                "Password-hashing threads, 0: one per core");
   auto& queue = settings.add(serve, "--worker-queue", "worker-queue", "GATEHOUSE_WORKER_QUEUE",
                              "256", "Logins waiting for a hashing thread before 503");
+  auto& per_client = settings.add(
+      serve, "--max-connections-per-client", "max-connections-per-client",
+      "GATEHOUSE_MAX_CONNECTIONS_PER_CLIENT", "256",
+      "Connections one client address (IPv6: its /64) may hold; more get 503. 0: no cap. "
+      "The trusted proxy 127.0.0.1 is not capped");
   auto& web_dir = settings.add(serve, "--web-dir", "web-dir", "GATEHOUSE_WEB_DIR", "",
                                "Directory with the Swagger UI and ReDoc files");
   auto& user_cache =
@@ -395,6 +400,7 @@ int main(int argc, char** argv) {
     options.io_threads = static_cast<unsigned>(parse_number(io_threads, 256));
     options.worker_threads = static_cast<unsigned>(parse_number(workers, 256));
     options.worker_queue = parse_number(queue, 1000000);
+    options.max_connections_per_client = parse_number(per_client, 1000000);
     options.access_log = (parse_bool(access_log) || access_log_flag) && !no_access_log;
 
     gatehouse::AppInfo info;
