@@ -2,8 +2,10 @@
 #pragma once
 
 #include "gatehouse/app.hpp"
+#include "gatehouse/auth.hpp"
 #include "gatehouse/http.hpp"
 #include "gatehouse/jwt.hpp"
+#include "gatehouse/keys.hpp"
 #include "gatehouse/model.hpp"
 #include "gatehouse/password.hpp"
 #include "gatehouse/result.hpp"
@@ -11,3 +13,5 @@
 #include "gatehouse/server.hpp"
 #include "gatehouse/store.hpp"
 #include "gatehouse/throttle.hpp"
+#include "gatehouse/verifier.hpp"
+#include "gatehouse/wellknown.hpp"
