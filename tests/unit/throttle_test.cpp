@@ -205,13 +205,13 @@ TEST(FailureFloor, CoversTheCostliestHashAndRisesForANewOne) {
   hasher.calibrate({});
   const auto cheap = hasher.failure_floor();
   EXPECT_GT(cheap.count(), 0);
-  // A store holding a bcrypt-10 hash (16 times a bcrypt-6's work): the floor rises to
+  // A store holding a bcrypt-12 hash (256 times a bcrypt-4's work): the floor rises to
   // at least what verifying it takes.
-  const auto h10 = gatehouse::PasswordHasher::hash_bcrypt("pw", 10);
+  const auto h12 = gatehouse::PasswordHasher::hash_bcrypt("pw", 12);
   const auto t0 = std::chrono::steady_clock::now();
-  (void)hasher.verify("wrong", h10);
+  (void)hasher.verify("wrong", h12);
   const auto took = std::chrono::steady_clock::now() - t0;
-  hasher.calibrate({h10});
+  hasher.calibrate({h12});
   EXPECT_GT(hasher.failure_floor(), cheap);
   EXPECT_GE(hasher.failure_floor().count(), took.count() / 2);
   // A hash seen only at a login (made after start-up) raises it too.
