@@ -8,6 +8,7 @@
 #include "gatehouse/lifecycle.hpp"
 #include "gatehouse/password.hpp"
 #include "gatehouse/store.hpp"
+#include "gatehouse/throttle.hpp"
 #include "gatehouse/verifier.hpp"
 
 namespace tutorial {
@@ -27,6 +28,8 @@ struct Config {
   // Set (--revocation, implied by --refresh-tokens): POST /revoke, and every bearer is
   // checked against this deny-list.
   std::shared_ptr<gatehouse::DenyList> deny_list;
+  // Brute-force throttling of /token (per username and client); nullptr: none.
+  std::shared_ptr<gatehouse::LoginThrottle> throttle;
 };
 
 // The scopes the tutorial's OAuth2PasswordBearer publishes, in order.
