@@ -1,12 +1,15 @@
 // Where users live. One interface; SQLite is the embedded default.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "gatehouse/keys.hpp"
 
 namespace gatehouse {
 
@@ -47,13 +50,34 @@ class UserStore {
   // The setting's value, storing `value` first if it has none; when several processes
   // race, they all get the one value that was stored first.
   virtual std::string setting_or_init(std::string_view name, std::string_view value) = 0;
+  // Signing keys (see keys.hpp), oldest first (by creation, then supersession).
+  [[nodiscard]] virtual std::vector<StoredKey> signing_keys() = 0;
+  // Stores `key` as the signing key and marks the current one superseded at
+  // key.created_at, in one transaction. With `expected_current` set, only if the
+  // current key is still that kid ("" = there is none); false when it was not (another
+  // process rotated first). At most one key is current, whatever races.
+  virtual bool rotate_signing_key(const StoredKey& key,
+                                  std::optional<std::string_view> expected_current) = 0;
+  // Marks a key retired at `at` (it verifies nothing from then on); not_found when
+  // there is no such key or it is retired already.
+  virtual StoreStatus retire_signing_key(std::string_view kid, std::int64_t at) = 0;
+  // A value that changes whenever anything is committed to the store, by any process,
+  // cheap enough to read on every request; nullopt when the store cannot tell.
+  [[nodiscard]] virtual std::optional<std::uint64_t> change_marker() { return std::nullopt; }
   // True when the store was created by this open (no schema existed before).
   [[nodiscard]] virtual bool created() const = 0;
 };
 
+struct SqliteOptions {
+  // Each thread that looks users up keeps the users it found (never the names it did
+  // not find) in a least-recently-used cache of at most this many bytes; 0: no cache.
+  std::size_t user_cache_bytes = 256 * 1024;
+};
+
 // Opens (creating if needed, mode 0600) the SQLite database at `file` in WAL mode and
 // applies pending schema migrations. Throws std::runtime_error when it cannot.
-std::unique_ptr<UserStore> open_sqlite_store(const std::filesystem::path& file);
+std::unique_ptr<UserStore> open_sqlite_store(const std::filesystem::path& file,
+                                             const SqliteOptions& options = {});
 
 // Connects to PostgreSQL (`url` goes to libpq unchanged: postgresql://user@host/db?sslmode=...)
 // and applies pending migrations under an advisory lock, so several instances may share

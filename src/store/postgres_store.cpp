@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <array>
 #include <condition_variable>
 #include <cstdint>
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "gatehouse/store.hpp"
+#include "gatehouse/throttle.hpp"
 
 namespace gatehouse {
 namespace {
@@ -131,6 +133,28 @@ CREATE TABLE settings (
     R"sql(
 ALTER TABLE users ADD COLUMN scopes text NOT NULL DEFAULT '';
 )sql",
+    // 3: signing keys (RS256/ES256/EdDSA). is_current is 1 for the one key that signs
+    // and NULL for the others; UNIQUE lets at most one row have it.
+    R"sql(
+CREATE TABLE signing_keys (
+  kid           text COLLATE "C" PRIMARY KEY,
+  alg           text NOT NULL,
+  private_key   text NOT NULL,
+  created_at    bigint NOT NULL,
+  superseded_at bigint,
+  retired_at    bigint,
+  is_current    smallint UNIQUE CHECK (is_current = 1)
+);
+)sql",
+    // 4: brute-force counters (throttle.hpp), shared by every instance on the database.
+    R"sql(
+CREATE TABLE login_failures (
+  key              text COLLATE "C" PRIMARY KEY,
+  score            double precision NOT NULL,
+  updated_ms       bigint NOT NULL,
+  blocked_until_ms bigint NOT NULL DEFAULT 0
+);
+)sql",
 };
 
 // The advisory lock taken by migrations: "gatehous" in ASCII. Advisory locks are per
@@ -163,6 +187,15 @@ enum Stmt : std::size_t {
   kGetSetting,
   kSetSetting,
   kInitSetting,
+  kBlockedUntil,
+  kAddFailure,
+  kBlock,
+  kResetFailures,
+  kPurgeFailures,
+  kListKeys,
+  kSupersedeKey,
+  kInsertKey,
+  kRetireKey,
   kStmtCount,
 };
 
@@ -205,6 +238,42 @@ constexpr std::array<StmtDef, kStmtCount> kStatements{{
     {"gh_init_setting",
      "INSERT INTO settings (name, value) VALUES ($1, $2) "
      "ON CONFLICT (name) DO NOTHING RETURNING value",
+     2},
+    {"gh_blocked_until",
+     "SELECT COALESCE(MAX(blocked_until_ms), 0) FROM login_failures WHERE key = $1 OR key = $2", 2},
+    {"gh_add_failure",
+     "INSERT INTO login_failures AS f (key, score, updated_ms) VALUES ($1, 1, $2) "
+     "ON CONFLICT (key) DO UPDATE SET "
+     "score = GREATEST(0, f.score - GREATEST(0, excluded.updated_ms - f.updated_ms) / "
+     "$3::double precision) + 1, "
+     "updated_ms = GREATEST(f.updated_ms, excluded.updated_ms) RETURNING score",
+     3},
+    {"gh_block",
+     "UPDATE login_failures SET blocked_until_ms = GREATEST(blocked_until_ms, $2) WHERE key = $1",
+     2},
+    {"gh_reset_failures", "DELETE FROM login_failures WHERE key = $1", 1},
+    {"gh_purge_failures",
+     "DELETE FROM login_failures WHERE updated_ms < $1 AND blocked_until_ms < $1", 1},
+    {"gh_list_keys",
+     "SELECT kid, alg, private_key, created_at, superseded_at, retired_at "
+     "FROM signing_keys ORDER BY created_at, superseded_at IS NULL, superseded_at, kid",
+     0},
+    // Key changes are announced on gatehouse_keys, delivered when they commit.
+    // $2: the kid that must be current (NULL: whichever is).
+    {"gh_supersede_key",
+     "WITH changed AS (UPDATE signing_keys SET is_current = NULL, superseded_at = $1 "
+     "WHERE is_current = 1 AND ($2::text IS NULL OR kid = $2) RETURNING kid) "
+     "SELECT pg_notify('gatehouse_keys', kid) FROM changed",
+     2},
+    {"gh_insert_key",
+     "WITH changed AS (INSERT INTO signing_keys (kid, alg, private_key, created_at, is_current) "
+     "VALUES ($1, $2, $3, $4, 1) RETURNING kid) SELECT pg_notify('gatehouse_keys', kid) FROM "
+     "changed",
+     4},
+    {"gh_retire_key",
+     "WITH changed AS (UPDATE signing_keys SET retired_at = $2, is_current = NULL, "
+     "superseded_at = COALESCE(superseded_at, $2) WHERE kid = $1 AND retired_at IS NULL "
+     "RETURNING kid) SELECT pg_notify('gatehouse_keys', kid) FROM changed",
      2},
 }};
 
@@ -529,7 +598,7 @@ void require_text(std::string_view what, std::string_view value) {
 
 // ---- the store ----------------------------------------------------------------------
 
-class PostgresStore final : public UserStore {
+class PostgresStore final : public UserStore, public ThrottleCounters {
  public:
   explicit PostgresStore(const std::string& url) : url_(url), redactor_(url) {
     auto conn = std::make_unique<Connection>(url_, redactor_);
@@ -661,7 +730,131 @@ class PostgresStore final : public UserStore {
     });
   }
 
+  std::vector<StoredKey> signing_keys() override {
+    return read([&](Connection& c) {
+      Result r = c.exec(kListKeys, {});
+      std::vector<StoredKey> keys;
+      for (int i = 0; i < r.rows(); ++i) {
+        StoredKey k;
+        k.kid = r.text(i, 0).value_or("");
+        k.alg = r.text(i, 1).value_or("");
+        k.private_pem = r.text(i, 2).value_or("");
+        k.created_at = std::stoll(r.text(i, 3).value_or("0"));
+        if (auto v = r.text(i, 4)) k.superseded_at = std::stoll(*v);
+        if (auto v = r.text(i, 5)) k.retired_at = std::stoll(*v);
+        keys.push_back(std::move(k));
+      }
+      return keys;
+    });
+  }
+
+  // A compare-and-set under READ COMMITTED: the UPDATE of the expected current key
+  // takes its row lock and re-checks is_current after waiting for a concurrent
+  // rotation, so only one of two racing rotations supersedes it; the INSERT of a new
+  // current key meets the UNIQUE is_current when another one committed meanwhile (23505).
+  // An unconditional rotation (the CLI) that loses such a race tries again.
+  bool rotate_signing_key(const StoredKey& key,
+                          std::optional<std::string_view> expected_current) override {
+    require_text("kid", key.kid);
+    require_text("alg", key.alg);
+    const std::string created = std::to_string(key.created_at);
+    const std::optional<std::string> expected =
+        expected_current ? std::optional<std::string>(std::string(*expected_current))
+                         : std::nullopt;
+    for (int attempt = 0;; ++attempt) {
+      bool done = false;
+      bool lost_race = false;
+      write([&](Connection& c) {
+        c.exec("rotate key", "BEGIN");
+        try {
+          const bool first = expected && expected->empty();
+          if (!first) {
+            Result r =
+                c.exec(kSupersedeKey, {created.c_str(), expected ? expected->c_str() : nullptr});
+            if (expected && r.rows() == 0) {  // the current key is not the expected one
+              c.exec("rotate key", "ROLLBACK");
+              return StoreStatus::not_found;
+            }
+          }
+          c.exec(kInsertKey,
+                 {key.kid.c_str(), key.alg.c_str(), key.private_pem.c_str(), created.c_str()});
+          c.exec("rotate key", "COMMIT");
+          done = true;
+        } catch (const PgError& e) {
+          if (e.connection_lost || e.sqlstate != "23505") throw;
+          c.exec("rotate key", "ROLLBACK");
+          lost_race = true;
+        }
+        return StoreStatus::ok;
+      });
+      if (done || !lost_race || expected || attempt >= 5) return done;
+    }
+  }
+
+  StoreStatus retire_signing_key(std::string_view kid, std::int64_t at) override {
+    if (!valid_utf8(kid)) return StoreStatus::not_found;
+    const std::string k(kid), when = std::to_string(at);
+    return write([&](Connection& c) {
+      return c.exec(kRetireKey, {k.c_str(), when.c_str()}).rows() == 1 ? StoreStatus::ok
+                                                                       : StoreStatus::not_found;
+    });
+  }
+
   bool created() const override { return created_; }
+
+  // ---- brute-force counters (ThrottleCounters): one short statement each ----
+  // Keys are ASCII ("user:<sha-256 hex>", "client:<address>").
+  std::int64_t blocked_until(const std::vector<std::string>& keys) override {
+    std::int64_t until = 0;
+    for (std::size_t i = 0; i < keys.size(); i += 2) {
+      const std::string& a = keys[i];
+      const std::string& b = i + 1 < keys.size() ? keys[i + 1] : keys[i];
+      read([&](Connection& c) {
+        Result r = c.exec(kBlockedUntil, {a.c_str(), b.c_str()});
+        until = std::max<std::int64_t>(until, std::stoll(r.text(0, 0).value_or("0")));
+        return 0;
+      });
+    }
+    return until;
+  }
+
+  std::vector<double> add_failure(const std::vector<Hit>& hits, std::int64_t now_ms) override {
+    std::vector<double> scores;
+    const std::string now = std::to_string(now_ms);
+    for (const auto& h : hits) {
+      require_text("throttle key", h.key);
+      const std::string leak = std::to_string(h.leak_ms > 0 ? h.leak_ms : 1e300);
+      write([&](Connection& c) {
+        Result r = c.exec(kAddFailure, {h.key.c_str(), now.c_str(), leak.c_str()});
+        scores.push_back(std::stod(r.text(0, 0).value_or("1")));
+        return StoreStatus::ok;
+      });
+    }
+    return scores;
+  }
+
+  void block(const std::string& key, std::int64_t until_ms) override {
+    const std::string until = std::to_string(until_ms);
+    write([&](Connection& c) {
+      c.exec(kBlock, {key.c_str(), until.c_str()});
+      return StoreStatus::ok;
+    });
+  }
+
+  void reset(const std::string& key) override {
+    write([&](Connection& c) {
+      c.exec(kResetFailures, {key.c_str()});
+      return StoreStatus::ok;
+    });
+  }
+
+  void purge(std::int64_t before_ms) override {
+    const std::string before = std::to_string(before_ms);
+    write([&](Connection& c) {
+      c.exec(kPurgeFailures, {before.c_str()});
+      return StoreStatus::ok;
+    });
+  }
 
  private:
   // A pooled connection, returned to the pool (or closed, if broken) when it goes.

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -17,6 +18,8 @@
 #include <unordered_map>
 
 #include "gatehouse/store.hpp"
+#include "gatehouse/throttle.hpp"
+#include "store/lru.hpp"
 
 namespace gatehouse {
 
@@ -43,6 +46,28 @@ CREATE TABLE settings (
     // 2: the scopes each user may be granted, space-separated ('' = any).
     R"sql(
 ALTER TABLE users ADD COLUMN scopes TEXT NOT NULL DEFAULT '';
+)sql",
+    // 3: signing keys (RS256/ES256/EdDSA). is_current is 1 for the one key that signs
+    // and NULL for the others; UNIQUE lets at most one row have it.
+    R"sql(
+CREATE TABLE signing_keys (
+  kid           TEXT PRIMARY KEY NOT NULL,
+  alg           TEXT NOT NULL,
+  private_key   TEXT NOT NULL,
+  created_at    INTEGER NOT NULL,
+  superseded_at INTEGER,
+  retired_at    INTEGER,
+  is_current    INTEGER UNIQUE CHECK (is_current = 1)
+);
+)sql",
+    // 4: brute-force counters (throttle.hpp): a key's leaky failure score and block.
+    R"sql(
+CREATE TABLE login_failures (
+  key              TEXT PRIMARY KEY NOT NULL,
+  score            REAL NOT NULL,
+  updated_ms       INTEGER NOT NULL,
+  blocked_until_ms INTEGER NOT NULL DEFAULT 0
+);
 )sql",
 };
 
@@ -72,6 +97,15 @@ class Statement {
     sqlite3_bind_int(stmt_, i, value);
     return *this;
   }
+  Statement& bind(int i, std::int64_t value) {
+    sqlite3_bind_int64(stmt_, i, value);
+    return *this;
+  }
+  Statement& bind(int i, double value) {
+    sqlite3_bind_double(stmt_, i, value);
+    return *this;
+  }
+  double real(int col) const { return sqlite3_column_double(stmt_, col); }
   int step() { return sqlite3_step(stmt_); }
   void reset() {
     sqlite3_reset(stmt_);
@@ -178,9 +212,10 @@ class Connection {
   std::unique_ptr<Statement> find_;
 };
 
-class SqliteStore final : public UserStore {
+class SqliteStore final : public UserStore, public ThrottleCounters {
  public:
-  explicit SqliteStore(std::filesystem::path file) : file_(std::move(file)) {
+  SqliteStore(std::filesystem::path file, const SqliteOptions& options)
+      : file_(std::move(file)), cache_bytes_(options.user_cache_bytes) {
     static std::once_flag configured;
     // No global allocation statistics: they take a process-wide mutex per malloc.
     std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
@@ -215,9 +250,12 @@ class SqliteStore final : public UserStore {
   }
 
   // Lookups run on a connection of the calling thread's own, through a small cache
-  // of that thread's. The cache is dropped whenever PRAGMA data_version says another
-  // connection (this process's writers, or `gatehouse user ...` in another process)
-  // committed, so a disabled or deleted user takes effect on the next request.
+  // of that thread's. The cache is dropped whenever the WAL-index header (or PRAGMA
+  // data_version) says another connection (this process's writers, or `gatehouse
+  // user ...` in another process) committed, so a disabled or deleted user takes effect
+  // on the next request. Only users that exist are cached, in a least-recently-used
+  // list bounded in bytes: a request naming an unknown user (anyone can send millions)
+  // leaves nothing behind.
   UserPtr find(std::string_view username) override {
     Reader& r = reader();
     const Version version = data_version(r);
@@ -225,14 +263,13 @@ class SqliteStore final : public UserStore {
       r.cache.clear();
       r.version = version;
     }
-    if (auto it = r.cache.find(username); it != r.cache.end()) return it->second;
+    if (UserPtr* hit = r.cache.get(username)) return *hit;
     auto& s = r.conn->find_stmt();
     s.bind(1, username);
     UserPtr result;
     if (s.step() == SQLITE_ROW) result = std::make_shared<const User>(read_user(s));
     s.reset();
-    if (r.cache.size() >= kCachePerThread) r.cache.clear();
-    r.cache.emplace(std::string(username), result);  // unknown users are cached too
+    if (result) r.cache.put(result->username, result, cost_of(*result));
     return result;
   }
 
@@ -342,7 +379,172 @@ class SqliteStore final : public UserStore {
     return setting(name).value_or(std::string(value));
   }
 
+  std::vector<StoredKey> signing_keys() override {
+    auto conn = acquire();
+    std::vector<StoredKey> keys;
+    try {
+      Statement s(
+          conn->db(),
+          "SELECT kid, alg, private_key, created_at, superseded_at, retired_at "
+          "FROM signing_keys ORDER BY created_at, superseded_at IS NULL, superseded_at, kid");
+      int rc = 0;
+      while ((rc = s.step()) == SQLITE_ROW) {
+        StoredKey k;
+        k.kid = s.text(0).value_or("");
+        k.alg = s.text(1).value_or("");
+        k.private_pem = s.text(2).value_or("");
+        k.created_at = s.integer64(3);
+        if (s.text(4)) k.superseded_at = s.integer64(4);
+        if (s.text(5)) k.retired_at = s.integer64(5);
+        keys.push_back(std::move(k));
+      }
+      check(*conn, rc);
+    } catch (...) {
+      release(std::move(conn));
+      throw;
+    }
+    release(std::move(conn));
+    return keys;
+  }
+
+  bool rotate_signing_key(const StoredKey& key,
+                          std::optional<std::string_view> expected_current) override {
+    bool done = false;
+    write([&](Connection& c) {
+      c.exec("BEGIN IMMEDIATE");
+      try {
+        std::string current;
+        {
+          Statement s(c.db(), "SELECT kid FROM signing_keys WHERE is_current = 1");
+          if (s.step() == SQLITE_ROW) current = s.text(0).value_or("");
+        }
+        if (!expected_current || *expected_current == current) {
+          Statement old(c.db(),
+                        "UPDATE signing_keys SET is_current = NULL, superseded_at = ?1 "
+                        "WHERE is_current = 1");
+          old.bind(1, key.created_at);
+          check(c, old.step());
+          Statement s(c.db(),
+                      "INSERT INTO signing_keys (kid, alg, private_key, created_at, is_current) "
+                      "VALUES (?1, ?2, ?3, ?4, 1)");
+          s.bind(1, key.kid).bind(2, key.alg).bind(3, key.private_pem);
+          s.bind(4, key.created_at);
+          check(c, s.step());
+          done = true;
+        }
+        c.exec("COMMIT");
+      } catch (...) {
+        c.exec("ROLLBACK");
+        throw;
+      }
+      return StoreStatus::ok;
+    });
+    return done;
+  }
+
+  StoreStatus retire_signing_key(std::string_view kid, std::int64_t at) override {
+    return write([&](Connection& c) {
+      Statement s(c.db(),
+                  "UPDATE signing_keys SET retired_at = ?2, is_current = NULL, "
+                  "superseded_at = COALESCE(superseded_at, ?2) "
+                  "WHERE kid = ?1 AND retired_at IS NULL");
+      s.bind(1, kid).bind(2, at);
+      check(c, s.step());
+      return sqlite3_changes(c.db()) == 1 ? StoreStatus::ok : StoreStatus::not_found;
+    });
+  }
+
+  // The WAL-index header (see data_version): any commit, by any process, changes it.
+  std::optional<std::uint64_t> change_marker() override {
+    if (wal_header_ == nullptr) return std::nullopt;
+    const std::uint64_t frames = __atomic_load_n(wal_header_ + 4, __ATOMIC_ACQUIRE);
+    const std::uint64_t salt =
+        __atomic_load_n(wal_header_ + 8, __ATOMIC_ACQUIRE) ^
+        (std::uint64_t{__atomic_load_n(wal_header_ + 9, __ATOMIC_ACQUIRE)} << 32);
+    return (frames * 0x9e3779b97f4a7c15ULL) ^ salt;
+  }
+
   bool created() const override { return created_; }
+
+  // ---- brute-force counters (ThrottleCounters), shared by every process on the file ----
+  std::int64_t blocked_until(const std::vector<std::string>& keys) override {
+    if (keys.empty()) return 0;
+    auto conn = acquire();
+    std::int64_t until = 0;
+    {
+      Statement s(conn->db(),
+                  "SELECT COALESCE(MAX(blocked_until_ms), 0) FROM login_failures "
+                  "WHERE key = ?1 OR key = ?2");
+      s.bind(1, keys[0]).bind(2, keys.size() > 1 ? keys[1] : keys[0]);
+      if (s.step() == SQLITE_ROW) until = s.integer64(0);
+      for (std::size_t i = 2; i < keys.size(); ++i) {
+        s.reset();
+        s.bind(1, keys[i]).bind(2, keys[i]);
+        if (s.step() == SQLITE_ROW) until = std::max(until, s.integer64(0));
+      }
+    }
+    release(std::move(conn));
+    return until;
+  }
+
+  std::vector<double> add_failure(const std::vector<Hit>& hits, std::int64_t now_ms) override {
+    std::vector<double> scores;
+    write([&](Connection& c) {
+      c.exec("BEGIN IMMEDIATE");
+      try {
+        Statement s(c.db(),
+                    "INSERT INTO login_failures (key, score, updated_ms) VALUES (?1, 1, ?2) "
+                    "ON CONFLICT(key) DO UPDATE SET "
+                    "score = MAX(0, score - MAX(0, excluded.updated_ms - updated_ms) / ?3) + 1, "
+                    "updated_ms = MAX(updated_ms, excluded.updated_ms) "
+                    "RETURNING score");
+        for (const auto& h : hits) {
+          s.bind(1, h.key).bind(2, now_ms).bind(3, h.leak_ms > 0 ? h.leak_ms : 1e300);
+          if (s.step() != SQLITE_ROW) check(c, SQLITE_ERROR);
+          scores.push_back(s.real(0));
+          while (s.step() == SQLITE_ROW) {
+          }
+          s.reset();
+        }
+        c.exec("COMMIT");
+      } catch (...) {
+        c.exec("ROLLBACK");
+        throw;
+      }
+      return StoreStatus::ok;
+    });
+    return scores;
+  }
+
+  void block(const std::string& key, std::int64_t until_ms) override {
+    write([&](Connection& c) {
+      Statement s(c.db(),
+                  "UPDATE login_failures SET blocked_until_ms = MAX(blocked_until_ms, ?2) "
+                  "WHERE key = ?1");
+      s.bind(1, key).bind(2, until_ms);
+      check(c, s.step());
+      return StoreStatus::ok;
+    });
+  }
+
+  void reset(const std::string& key) override {
+    write([&](Connection& c) {
+      Statement s(c.db(), "DELETE FROM login_failures WHERE key = ?1");
+      s.bind(1, key);
+      check(c, s.step());
+      return StoreStatus::ok;
+    });
+  }
+
+  void purge(std::int64_t before_ms) override {
+    write([&](Connection& c) {
+      Statement s(c.db(),
+                  "DELETE FROM login_failures WHERE updated_ms < ?1 AND blocked_until_ms < ?1");
+      s.bind(1, before_ms);
+      check(c, s.step());
+      return StoreStatus::ok;
+    });
+  }
 
  private:
   static void check(Connection& c, int rc) {
@@ -416,20 +618,22 @@ class SqliteStore final : public UserStore {
     if (pool_.size() < 16) pool_.push_back(std::move(c));
   }
 
-  static constexpr std::size_t kCachePerThread = 4096;
-
-  struct StringHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>{}(s);
-    }
-  };
+  // What a cached user costs: its strings plus the list node, map node and control
+  // block around them (an estimate on the high side).
+  static std::size_t cost_of(const User& u) {
+    std::size_t bytes = 2 * u.username.size() + u.hashed_password.size() + 256;
+    if (u.email) bytes += u.email->size();
+    if (u.full_name) bytes += u.full_name->size();
+    for (const auto& sc : u.scopes) bytes += sc.size() + 32;
+    return bytes;
+  }
   using Version = std::array<std::uint32_t, 3>;
   struct Reader {
     std::unique_ptr<Connection> conn;
     std::unique_ptr<Statement> version_stmt;
     Version version{~0u, ~0u, ~0u};
-    std::unordered_map<std::string, UserPtr, StringHash, std::equal_to<>> cache;
+    explicit Reader(std::size_t cache_bytes) : cache(cache_bytes) {}
+    ByteBudgetLru<UserPtr> cache;
   };
 
   // What changes whenever any connection, in any process, commits. Every commit
@@ -468,7 +672,7 @@ class SqliteStore final : public UserStore {
   Reader& reader() {
     thread_local std::unordered_map<std::uint64_t, Reader*> mine;
     if (auto it = mine.find(id_); it != mine.end()) return *it->second;
-    auto r = std::make_unique<Reader>();
+    auto r = std::make_unique<Reader>(cache_bytes_);
     r->conn = std::make_unique<Connection>(file_);
     r->version_stmt = std::make_unique<Statement>(r->conn->db(), "PRAGMA data_version");
     Reader* raw = r.get();
@@ -486,6 +690,7 @@ class SqliteStore final : public UserStore {
   }
 
   std::filesystem::path file_;
+  const std::size_t cache_bytes_;
   const std::uint64_t id_ = next_id();  // never reused, so a dead store's readers are never found
   std::vector<std::unique_ptr<Reader>> readers_;
   std::unique_ptr<Connection> anchor_;
@@ -500,8 +705,9 @@ class SqliteStore final : public UserStore {
 
 }  // namespace
 
-std::unique_ptr<UserStore> open_sqlite_store(const std::filesystem::path& file) {
-  return std::make_unique<SqliteStore>(file);
+std::unique_ptr<UserStore> open_sqlite_store(const std::filesystem::path& file,
+                                             const SqliteOptions& options) {
+  return std::make_unique<SqliteStore>(file, options);
 }
 
 std::vector<User> demo_users() {
