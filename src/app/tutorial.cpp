@@ -72,7 +72,7 @@ void install(gatehouse::App& app, const Config& config) {
     const auto verify_started = std::chrono::steady_clock::now();
     const bool ok = passwords->verify(password, user->hashed_password);
     // A hash with parameters not timed yet (made since start-up) raises the floor.
-    passwords->note_verify(user->hashed_password,
+    passwords->note_verify(password, user->hashed_password,
                            std::chrono::steady_clock::now() - verify_started);
     if (!ok) return nullptr;
     if (passwords->needs_rehash(user->hashed_password)) {
