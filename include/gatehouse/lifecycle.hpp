@@ -58,11 +58,10 @@ class TokenStore {
                                                                              std::int64_t now) = 0;
   // One transaction: if `hash` is unspent and unexpired, marks it spent at `now` and
   // stores `successor_hash` in its family (scope `scope`, idle expiry now + idle_seconds
-  // capped by the family's absolute expiry). When it was spent less than grace_seconds
-  // ago (0: never) and its successor is `successor_hash` and
-  // unspent: replayed. Spent longer ago:
-  // its family is deleted (reused). Whatever races, a token is spent once.
-  // `successor` receives the successor's record (rotated, replayed).
+  // capped by the family's absolute expiry): rotated. When it was spent less than
+  // grace_seconds ago (0: never) and its successor is `successor_hash` and unspent:
+  // replayed. Spent longer ago: its family is deleted (reused). Whatever races, a token
+  // is spent once. `successor` receives the successor's record (rotated, replayed).
   virtual RotateStatus rotate_refresh_token(std::string_view hash, std::string_view successor_hash,
                                             std::string_view scope, std::int64_t now,
                                             std::int64_t idle_seconds, std::int64_t grace_seconds,

@@ -263,3 +263,22 @@ def test_openapi_declares_both_endpoints(strict_grace):
     body = doc["components"]["schemas"]["Body_login_for_access_token_token_post"]
     assert "refresh_token" in body["properties"]
     assert body["required"] == ["grant_type"]
+
+
+def test_metadata_names_the_refresh_grant_and_revocation_endpoint(workdir, secret_key):
+    server = start_gatehouse(secret_key, workdir, name="refresh-metadata",
+                             extra_env={"GATEHOUSE_REFRESH_TOKENS": "true",
+                                        "GATEHOUSE_ISSUER": "https://auth.example.test"})
+    try:
+        meta = httpx.get(f"{server.url}/.well-known/oauth-authorization-server").json()
+        assert meta["grant_types_supported"] == ["password", "refresh_token"]
+        assert meta["revocation_endpoint"] == "https://auth.example.test/revoke"
+        assert meta["revocation_endpoint_auth_methods_supported"] == ["none"]
+        # RFC 9068 tokens (with jti) are revoked and refused the same way.
+        tokens = login(server.url)
+        assert me(server.url, tokens["access_token"]).status_code == 200
+        assert httpx.post(f"{server.url}/revoke",
+                          data={"token": tokens["access_token"]}).status_code == 200
+        assert me(server.url, tokens["access_token"]).status_code == 401
+    finally:
+        stop(server)
