@@ -181,16 +181,18 @@ std::string read_password(bool from_stdin, bool confirm) {
     if (!isatty(STDIN_FILENO)) {
       throw ExitError(kExitUsage, "no terminal to ask for a password; use --password-stdin");
     }
+    // Echo goes off before the prompt is shown, so nothing typed after the prompt is
+    // ever echoed or discarded; TCSANOW keeps a line typed ahead (the repeat) intact.
     auto ask = [](const char* prompt) {
-      std::cerr << prompt << std::flush;
       termios old{};
       tcgetattr(STDIN_FILENO, &old);
       termios quiet = old;
       quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-      tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+      tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+      std::cerr << prompt << std::flush;
       std::string line;
       std::getline(std::cin, line);
-      tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+      tcsetattr(STDIN_FILENO, TCSANOW, &old);
       std::cerr << "\n";
       return line;
     };
