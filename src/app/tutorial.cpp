@@ -31,6 +31,162 @@ const std::vector<std::pair<std::string, std::string>>& scopes() {
   return kScopes;
 }
 
+// /token with refresh tokens (RFC 6749 §4.3 and §6): the password grant as the
+// tutorial's, plus grant_type=refresh_token; errors as RFC 6749 §5.2 says.
+template <class Authenticate, class Precheck, class Deadline>
+void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
+                                    std::shared_ptr<const gatehouse::TokenIssuer> tokens,
+                                    Authenticate authenticate_user, Precheck throttled,
+                                    Deadline failure_deadline) {
+  using gatehouse::oauth_error;
+  auto users = config.users;
+  auto throttle = config.throttle;
+  auto refresh = config.refresh;
+  auto clients = config.clients;
+  const gatehouse::Model Token{"Token",
+                               {{"access_token", "string", true},
+                                {"token_type", "string", true},
+                                {"expires_in", "integer"},
+                                {"refresh_token", "string"},
+                                {"scope", "string"}}};
+  auto join = [](const std::vector<std::string>& words) {
+    std::string out;
+    for (const auto& w : words) {
+      if (!out.empty()) out += ' ';
+      out += w;
+    }
+    return out;
+  };
+  app.post(
+      "/token",
+      {.name = "login_for_access_token",
+       .response_model = Token,
+       .offload = true,
+       .precheck = throttled},
+      [=](gatehouse::RequestContext& ctx, const gatehouse::TokenRequest& req,
+          const gatehouse::ClientAddress& client) -> gatehouse::Response {
+        auto answer = [&](const std::string& username, const std::vector<std::string>& scopes,
+                          const std::optional<std::string>& refresh_token) {
+          json::array granted;
+          for (const auto& s : scopes) granted.emplace_back(s);
+          auto access_token =
+              tokens->issue({{"sub", username}, {"scopes", std::move(granted)}}, req.client_id);
+          json::object body{{"access_token", access_token},
+                            {"token_type", "bearer"},
+                            {"expires_in", tokens->options().lifetime_seconds}};
+          if (refresh_token) body["refresh_token"] = *refresh_token;
+          if (!scopes.empty()) body["scope"] = join(scopes);
+          return gatehouse::Response::json(200, body,
+                                           {{"Cache-Control", "no-store"}, {"Pragma", "no-cache"}});
+        };
+        if (!req.grant_type) return oauth_error("invalid_request", "grant_type is required");
+        if (*req.grant_type == "client_credentials" && clients) {
+          // RFC 6749 §4.4: the client authenticates (§2.3.1), no user, no refresh token.
+          auto auth = gatehouse::authenticate_client(ctx, *clients);
+          if (!auth.client) return gatehouse::invalid_client(auth);
+          const auto& registered = *auth.client;
+          if (!registered.allows_grant("client_credentials")) {
+            return oauth_error("unauthorized_client",
+                               "This client may not use the client_credentials grant");
+          }
+          // Narrowed to the client's scopes; none requested: all of them.
+          std::vector<std::string> granted;
+          if (!req.scopes) {
+            granted = registered.scopes;
+          } else {
+            for (const auto& s : *req.scopes) {
+              if (std::find(registered.scopes.begin(), registered.scopes.end(), s) !=
+                      registered.scopes.end() &&
+                  std::find(granted.begin(), granted.end(), s) == granted.end()) {
+                granted.push_back(s);
+              }
+            }
+            if (granted.empty() && !req.scopes->empty()) {
+              return oauth_error("invalid_scope", "None of the requested scopes is allowed");
+            }
+          }
+          json::array scopes_claim;
+          for (const auto& s : granted) scopes_claim.emplace_back(s);
+          auto access_token = tokens->issue({{"sub", registered.id},
+                                             {"scopes", std::move(scopes_claim)},
+                                             {"client_id", registered.id},
+                                             {"gty", "client_credentials"}},
+                                            registered.id);
+          json::object body{{"access_token", access_token},
+                            {"token_type", "bearer"},
+                            {"expires_in", tokens->options().lifetime_seconds}};
+          if (!granted.empty()) body["scope"] = join(granted);
+          return gatehouse::Response::json(200, body,
+                                           {{"Cache-Control", "no-store"}, {"Pragma", "no-cache"}});
+        }
+        if (*req.grant_type == "password") {
+          if (!req.username || !req.password) {
+            return oauth_error("invalid_request", "username and password are required");
+          }
+          const auto started = std::chrono::steady_clock::now();
+          UserPtr user = authenticate_user(*req.username, *req.password);
+          if (!user) {
+            if (throttle) throttle->failed(*req.username, client.host);
+            ctx.respond_not_before(failure_deadline(started));
+            return oauth_error("invalid_grant", "Incorrect username or password");
+          }
+          if (throttle) throttle->succeeded(*req.username);
+          std::vector<std::string> granted;
+          for (const auto& s : req.scopes.value_or(std::vector<std::string>{})) {
+            if (user->scopes.empty() ||
+                std::find(user->scopes.begin(), user->scopes.end(), s) != user->scopes.end()) {
+              granted.push_back(s);
+            }
+          }
+          std::optional<std::string> refresh_token;
+          if (refresh) refresh_token = refresh->issue(user->username, join(granted));
+          return answer(user->username, granted, refresh_token);
+        }
+        if (*req.grant_type == "refresh_token" && refresh) {
+          if (!req.refresh_token) {
+            return oauth_error("invalid_request", "refresh_token is required");
+          }
+          auto record = refresh->find(*req.refresh_token);
+          if (!record) {
+            return oauth_error("invalid_grant", "The refresh token is invalid, expired or revoked");
+          }
+          const auto held = gatehouse::split_scopes(record->scope);
+          std::vector<std::string> scopes = held;
+          if (req.scopes) {  // may narrow, never widen (RFC 6749 §6)
+            scopes = *req.scopes;
+            for (const auto& s : scopes) {
+              if (std::find(held.begin(), held.end(), s) == held.end()) {
+                return oauth_error("invalid_scope",
+                                   "The requested scope exceeds the scope granted at login");
+              }
+            }
+          }
+          UserPtr user = users->find(record->username);
+          if (!user || user->disabled) {
+            return oauth_error("invalid_grant", "The user is disabled or no longer exists");
+          }
+          auto rotation = refresh->rotate(*req.refresh_token, join(scopes));
+          switch (rotation.status) {
+            case gatehouse::RotateStatus::rotated:
+            case gatehouse::RotateStatus::replayed:
+              return answer(user->username, scopes, rotation.token);
+            case gatehouse::RotateStatus::reused:
+              return oauth_error("invalid_grant",
+                                 "The refresh token was used already; its login is revoked");
+            case gatehouse::RotateStatus::unknown:
+              break;
+          }
+          return oauth_error("invalid_grant", "The refresh token is invalid, expired or revoked");
+        }
+        std::string supported = "grant_type must be password";
+        if (refresh) supported += refresh && clients ? ", refresh_token" : " or refresh_token";
+        if (clients) supported += " or client_credentials";
+        return oauth_error("unsupported_grant_type", supported);
+      },
+      Depends(gatehouse::TokenRequest::dependency()),
+      Depends(gatehouse::ClientAddress::dependency()));
+}
+
 void install(gatehouse::App& app, const Config& config) {
   auto users = config.users;
   auto passwords = config.passwords;
@@ -117,7 +273,11 @@ void install(gatehouse::App& app, const Config& config) {
   // library's ready dependency, with the store as the user loader.
   auto get_current_user = gatehouse::current_user<gatehouse::User>(
       verifier, oauth2_scheme,
-      [users](const gatehouse::VerifiedToken& token) { return users->find(token.subject); });
+      [users, deny_list = config.deny_list](const gatehouse::VerifiedToken& token) -> UserPtr {
+        // A revoked token is refused as an unknown one is: "Could not validate credentials".
+        if (deny_list && deny_list->denied(token)) return nullptr;
+        return users->find(token.subject);
+      });
 
   auto get_current_active_user = gatehouse::active_user<gatehouse::User>(
       Security(get_current_user, {"me"}),
@@ -140,40 +300,51 @@ void install(gatehouse::App& app, const Config& config) {
           .to_response();
     };
   }
-  app.post(
-      "/token",
-      {.name = "login_for_access_token",
-       .response_model = Token,
-       .offload = true,
-       .precheck = throttled},
-      [=](gatehouse::RequestContext& ctx, const gatehouse::OAuth2PasswordRequestForm& form_data,
-          const gatehouse::ClientAddress& client) -> Outcome<json::value> {
-        const auto started = std::chrono::steady_clock::now();
-        UserPtr user = authenticate_user(form_data.username, form_data.password);
-        if (!user) {
-          if (throttle) throttle->failed(form_data.username, client.host);
-          // Held on a timer, not in this hashing thread: see docs/DECISIONS.md.
-          ctx.respond_not_before(failure_deadline(started));
-          return Err{HttpException(401, "Incorrect username or password",
-                                   {{"WWW-Authenticate", "Bearer"}})};
-        }
-        if (throttle) throttle->succeeded(form_data.username);
-        // A user with a list of allowed scopes gets only those of the requested ones;
-        // one without (the demo users, imported users) gets what it asks for, as in
-        // FastAPI's tutorial.
-        json::array granted;
-        for (const auto& s : form_data.scopes) {
-          if (user->scopes.empty() ||
-              std::find(user->scopes.begin(), user->scopes.end(), s) != user->scopes.end()) {
-            granted.emplace_back(s);
+  if (config.refresh || config.clients) {
+    install_refresh_token_endpoint(app, config, tokens, authenticate_user, throttled,
+                                   failure_deadline);
+  }
+  if (config.deny_list) {
+    gatehouse::install_revoke(app, verifier, config.deny_list, config.refresh);
+  }
+  if (config.clients) {
+    gatehouse::install_introspect(app, config.clients, verifier, config.deny_list, config.refresh);
+  }
+  if (!config.refresh && !config.clients)
+    app.post(
+        "/token",
+        {.name = "login_for_access_token",
+         .response_model = Token,
+         .offload = true,
+         .precheck = throttled},
+        [=](gatehouse::RequestContext& ctx, const gatehouse::OAuth2PasswordRequestForm& form_data,
+            const gatehouse::ClientAddress& client) -> Outcome<json::value> {
+          const auto started = std::chrono::steady_clock::now();
+          UserPtr user = authenticate_user(form_data.username, form_data.password);
+          if (!user) {
+            if (throttle) throttle->failed(form_data.username, client.host);
+            // Held on a timer, not in this hashing thread: see docs/DECISIONS.md.
+            ctx.respond_not_before(failure_deadline(started));
+            return Err{HttpException(401, "Incorrect username or password",
+                                     {{"WWW-Authenticate", "Bearer"}})};
           }
-        }
-        auto access_token = create_access_token(
-            {{"sub", user->username}, {"scopes", std::move(granted)}}, form_data.client_id);
-        return json::value{{"access_token", access_token}, {"token_type", "bearer"}};
-      },
-      Depends(gatehouse::OAuth2PasswordRequestForm::dependency()),
-      Depends(gatehouse::ClientAddress::dependency()));
+          if (throttle) throttle->succeeded(form_data.username);
+          // A user with a list of allowed scopes gets only those of the requested ones;
+          // one without (the demo users, imported users) gets what it asks for, as in
+          // FastAPI's tutorial.
+          json::array granted;
+          for (const auto& s : form_data.scopes) {
+            if (user->scopes.empty() ||
+                std::find(user->scopes.begin(), user->scopes.end(), s) != user->scopes.end()) {
+              granted.emplace_back(s);
+            }
+          }
+          auto access_token = create_access_token(
+              {{"sub", user->username}, {"scopes", std::move(granted)}}, form_data.client_id);
+          return json::value{{"access_token", access_token}, {"token_type", "bearer"}};
+        },
+        Depends(gatehouse::OAuth2PasswordRequestForm::dependency()),
+        Depends(gatehouse::ClientAddress::dependency()));
 
   app.get(
       "/users/me/", {.name = "read_users_me", .response_model = User},
