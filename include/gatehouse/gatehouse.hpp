@@ -2,9 +2,13 @@
 #pragma once
 
 #include "gatehouse/app.hpp"
+#include "gatehouse/health.hpp"
 #include "gatehouse/http.hpp"
 #include "gatehouse/jwt.hpp"
+#include "gatehouse/log.hpp"
+#include "gatehouse/metrics.hpp"
 #include "gatehouse/model.hpp"
+#include "gatehouse/operations.hpp"
 #include "gatehouse/password.hpp"
 #include "gatehouse/result.hpp"
 #include "gatehouse/security.hpp"

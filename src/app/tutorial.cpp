@@ -24,6 +24,9 @@ void install(gatehouse::App& app, const Config& config) {
   auto secret_key = config.secret_key;
   auto passwords = config.passwords;
   const std::int64_t lifetime_seconds = std::int64_t{config.access_token_expire_minutes} * 60;
+  // Logins by outcome and tokens issued, in /metrics (cheap: one atomic add each).
+  std::shared_ptr<gatehouse::Metrics> metrics = app.metrics();
+  gatehouse::Counter& password_tokens = metrics->tokens_issued("password");
 
   // ---- models (their names show up in /openapi.json) ----
   const gatehouse::Model Token{"Token",
@@ -35,18 +38,22 @@ void install(gatehouse::App& app, const Config& config) {
                                {"disabled", "boolean"}}};
 
   // ---- helpers ----
-  auto authenticate_user = [users, passwords](const std::string& username,
-                                              const std::string& password) -> UserPtr {
+  auto authenticate_user = [users, passwords, metrics](const std::string& username,
+                                                       const std::string& password) -> UserPtr {
     const auto started = std::chrono::steady_clock::now();
     UserPtr user = users->find(username);
     if (!user) {
       passwords->dummy_verify(password);  // as slow as a wrong password
+      metrics->login(gatehouse::LoginOutcome::unknown_user);
       return nullptr;
     }
     if (!passwords->verify(password, user->hashed_password)) {
       passwords->equalize_failure(started);  // and a wrong password as slow as that
+      metrics->login(gatehouse::LoginOutcome::wrong_password);
       return nullptr;
     }
+    metrics->login(user->disabled ? gatehouse::LoginOutcome::inactive
+                                  : gatehouse::LoginOutcome::ok);
     if (passwords->needs_rehash(user->hashed_password)) {
       users->replace_password_hash(user->username, user->hashed_password,
                                    passwords->hash(password));
@@ -75,7 +82,7 @@ void install(gatehouse::App& app, const Config& config) {
   });
 
   auto get_current_user = gatehouse::dependency<UserPtr>(
-      [users, secret_key](const SecurityScopes& security_scopes,
+      [users, secret_key](const SecurityScopes& security_scopes, gatehouse::RequestContext& ctx,
                           const std::string& token) -> Outcome<UserPtr> {
         // The challenge advertises the scopes the whole dependency chain asked for.
         auto rejected = [&](const char* detail) {
@@ -91,6 +98,7 @@ void install(gatehouse::App& app, const Config& config) {
         if (!token_data) return rejected("Could not validate credentials");
         UserPtr user = users->find(token_data->username);
         if (!user) return rejected("Could not validate credentials");
+        ctx.request().set_log_user(user->username);  // the access log's "user"
         for (const auto& scope : security_scopes.scopes()) {
           if (std::find(token_data->scopes.begin(), token_data->scopes.end(), scope) ==
               token_data->scopes.end()) {
@@ -111,12 +119,15 @@ void install(gatehouse::App& app, const Config& config) {
   // ---- routes ----
   app.post(
       "/token", {.name = "login_for_access_token", .response_model = Token, .offload = true},
-      [=](const gatehouse::OAuth2PasswordRequestForm& form_data) -> Outcome<json::value> {
+      [=, &password_tokens](
+          gatehouse::RequestContext& ctx,
+          const gatehouse::OAuth2PasswordRequestForm& form_data) -> Outcome<json::value> {
         UserPtr user = authenticate_user(form_data.username, form_data.password);
         if (!user) {
           return Err{HttpException(401, "Incorrect username or password",
                                    {{"WWW-Authenticate", "Bearer"}})};
         }
+        ctx.request().set_log_user(user->username);
         // A user with a list of allowed scopes gets only those of the requested ones;
         // one without (the demo users, imported users) gets what it asks for, as in
         // FastAPI's tutorial.
@@ -129,6 +140,7 @@ void install(gatehouse::App& app, const Config& config) {
         }
         auto access_token =
             create_access_token({{"sub", user->username}, {"scopes", std::move(scopes)}});
+        password_tokens.inc();
         return json::value{{"access_token", access_token}, {"token_type", "bearer"}};
       },
       Depends(gatehouse::OAuth2PasswordRequestForm::dependency()));
