@@ -14,8 +14,10 @@
 #include <sstream>
 #include <string>
 
+#include "config_file.hpp"
 #include "gatehouse/gatehouse.hpp"
 #include "gatehouse/keys.hpp"
+#include "importer.hpp"
 #include "tutorial.hpp"
 
 namespace {
@@ -60,12 +62,9 @@ class Settings {
   void resolve(const std::string& config_file) {
     std::map<std::string, std::string> config;
     if (!config_file.empty()) {
-      std::ifstream probe(config_file);
-      if (!probe) throw ExitError(kExitUsage, "cannot read config file " + config_file);
-      for (const auto& item : CLI::ConfigTOML().from_file(config_file)) {
-        if (item.inputs.empty()) continue;
-        config[item.name] = item.inputs.front();
-      }
+      std::ifstream in(config_file);
+      if (!in) throw ExitError(kExitUsage, "cannot read config file " + config_file);
+      config = gatehouse::tools::parse_config(in);
     }
     for (auto& s : settings_) {
       if (s->option != nullptr && s->option->count() > 0) {
@@ -173,111 +172,17 @@ boost::json::object user_json(const gatehouse::User& u) {
   return o;
 }
 
-// Users exported from a FastAPI app: a JSON array of objects, or CSV with a header
-// line, with at least username and hashed_password (email, full_name, disabled too).
-std::vector<gatehouse::User> read_import(const std::string& path) {
-  std::ifstream in(path);
+// The users of an import file (gatehouse::tools::parse_import), or a usage error.
+std::vector<gatehouse::User> read_import_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw ExitError(kExitUsage, "cannot read " + path);
   std::stringstream buf;
   buf << in.rdbuf();
-  std::string text = buf.str();
-  std::vector<gatehouse::User> users;
-  auto first = text.find_first_not_of(" \t\r\n");
-  auto truthy = [](std::string v) {
-    for (auto& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return v == "1" || v == "true" || v == "yes";
-  };
-  if (first != std::string::npos && (text[first] == '[' || text[first] == '{')) {
-    boost::system::error_code ec;
-    auto doc = boost::json::parse(text, ec);
-    if (ec) throw ExitError(kExitUsage, path + ": not valid JSON: " + ec.message());
-    // Either a list of users or the tutorial's dict {username: {...}}.
-    std::vector<boost::json::value> items;
-    if (doc.is_array()) {
-      for (auto& v : doc.as_array()) items.push_back(v);
-    } else {
-      for (auto& kv : doc.as_object()) items.push_back(kv.value());
-    }
-    for (auto& v : items) {
-      if (!v.is_object()) throw ExitError(kExitUsage, path + ": each user must be a JSON object");
-      const auto& o = v.as_object();
-      auto str = [&](const char* k) -> std::optional<std::string> {
-        auto* p = o.if_contains(k);
-        if (p == nullptr || p->is_null()) return std::nullopt;
-        if (!p->is_string()) throw ExitError(kExitUsage, path + ": " + k + " must be a string");
-        return std::string(p->as_string());
-      };
-      gatehouse::User u;
-      u.username = str("username").value_or("");
-      u.hashed_password = str("hashed_password").value_or("");
-      u.email = str("email");
-      u.full_name = str("full_name");
-      if (auto* d = o.if_contains("disabled"); d != nullptr && d->is_bool())
-        u.disabled = d->as_bool();
-      users.push_back(std::move(u));
-    }
-  } else {
-    std::istringstream lines(text);
-    std::string line;
-    std::vector<std::string> header;
-    auto split = [](const std::string& l) {
-      std::vector<std::string> out;
-      std::string cur;
-      bool quoted = false;
-      for (std::size_t i = 0; i < l.size(); ++i) {
-        char c = l[i];
-        if (quoted) {
-          if (c == '"' && i + 1 < l.size() && l[i + 1] == '"') {
-            cur += '"';
-            ++i;
-          } else if (c == '"') {
-            quoted = false;
-          } else {
-            cur += c;
-          }
-        } else if (c == '"') {
-          quoted = true;
-        } else if (c == ',') {
-          out.push_back(cur);
-          cur.clear();
-        } else if (c != '\r') {
-          cur += c;
-        }
-      }
-      out.push_back(cur);
-      return out;
-    };
-    while (std::getline(lines, line)) {
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      auto cells = split(line);
-      if (header.empty()) {
-        header = cells;
-        continue;
-      }
-      gatehouse::User u;
-      for (std::size_t i = 0; i < header.size() && i < cells.size(); ++i) {
-        const auto& h = header[i];
-        if (h == "username") u.username = cells[i];
-        if (h == "hashed_password") u.hashed_password = cells[i];
-        if (h == "email" && !cells[i].empty()) u.email = cells[i];
-        if (h == "full_name" && !cells[i].empty()) u.full_name = cells[i];
-        if (h == "disabled") u.disabled = truthy(cells[i]);
-      }
-      users.push_back(std::move(u));
-    }
+  try {
+    return gatehouse::tools::parse_import(buf.str(), path);
+  } catch (const gatehouse::tools::ImportError& e) {
+    throw ExitError(kExitUsage, e.what());
   }
-  for (const auto& u : users) {
-    if (u.username.empty() || u.hashed_password.empty()) {
-      throw ExitError(kExitUsage, path + ": every user needs username and hashed_password");
-    }
-    const auto& h = u.hashed_password;
-    if (h.rfind("$2a$", 0) != 0 && h.rfind("$2b$", 0) != 0 && h.rfind("$2y$", 0) != 0 &&
-        h.rfind("$argon2id$", 0) != 0 && h.rfind("$argon2i$", 0) != 0) {
-      throw ExitError(kExitUsage,
-                      path + ": " + u.username + ": unsupported hash (bcrypt or argon2 expected)");
-    }
-  }
-  return users;
 }
 
 }  // namespace
@@ -359,15 +264,17 @@ int main(int argc, char** argv) {
       settings.add(serve, "", "send-request-id", "GATEHOUSE_SEND_REQUEST_ID", "false", "");
   auto& log_level = settings.add(serve, "--log-level", "log-level", "GATEHOUSE_LOG_LEVEL", "info",
                                  "debug, info, warning or error; SIGHUP re-reads it");
-  auto& demo = settings.add(serve, "", "demo-users", "GATEHOUSE_DEMO_USERS", "", "");
+  auto& demo = settings.add(serve, "", "demo-users", "GATEHOUSE_DEMO_USERS", "false", "");
   bool demo_users_flag = false;
   bool no_demo_users = false;
   bool access_log_flag = false;
   bool no_access_log = false;
   serve->add_flag("--demo-users", demo_users_flag,
-                  "Seed johndoe and alice into a new store (default for a new SQLite store; "
-                  "PostgreSQL only with this flag) [env GATEHOUSE_DEMO_USERS=true/false]");
-  serve->add_flag("--no-demo-users", no_demo_users, "Never seed the demo users");
+                  "Seed the tutorial's demo users johndoe/secret and alice/secret2 (public "
+                  "passwords) into a new store; never in production "
+                  "[env GATEHOUSE_DEMO_USERS=true/false] (default: false)");
+  serve->add_flag("--no-demo-users", no_demo_users,
+                  "Do not seed the demo users, whatever the environment or config file say");
   serve->add_flag("--access-log", access_log_flag,
                   "One JSON line per request on stderr, never a token or password (default) "
                   "[env GATEHOUSE_ACCESS_LOG=true/false]");
@@ -413,15 +320,23 @@ int main(int argc, char** argv) {
     });
     std::shared_ptr<gatehouse::UserStore> store = open_store(*serve_dir, *serve_db);
     const bool postgres = is_postgres_url(serve_db->value);
-    bool seed = demo.value.empty() ? !postgres : parse_bool(demo);
+    bool seed = parse_bool(demo);
     if (demo_users_flag) seed = true;
     if (no_demo_users) seed = false;
     if (store->created() && seed) {
       for (const auto& u : gatehouse::demo_users()) store->add(u);
-      logger->event(gatehouse::LogLevel::warning, "demo_users",
+      logger->event(
+          gatehouse::LogLevel::warning, "demo_users",
+          {{"message",
+            "gatehouse: warning: new store seeded with the tutorial's demo users johndoe "
+            "and alice, whose passwords are public; never use --demo-users in production"}});
+    }
+    if (!store->has_users()) {
+      logger->event(gatehouse::LogLevel::warning, "no_users",
                     {{"message",
-                      "gatehouse: warning: new store seeded with the tutorial's demo users johndoe "
-                      "and alice, whose passwords are public; use --no-demo-users in production"}});
+                      "gatehouse: the store has no users yet, so every login fails; add one with "
+                      "`gatehouse user add NAME` (same --data-dir/--database), or start with "
+                      "--demo-users to try the tutorial's johndoe/secret"}});
     }
     std::string secret;
     if (const char* k = std::getenv("SECRET_KEY"); k != nullptr && *k != '\0') {
@@ -592,7 +507,7 @@ int main(int argc, char** argv) {
       ->required();
   import->callback([&] {
     settings.resolve(config_file);
-  auto users = read_import(import_file);
+  auto users = read_import_file(import_file);
   auto store = open_store(*imp_dir, *imp_db);
   std::size_t added = 0;
   std::size_t skipped = 0;

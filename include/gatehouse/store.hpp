@@ -39,6 +39,8 @@ class UserStore {
                                             std::string_view new_hash) = 0;
   virtual StoreStatus remove(std::string_view username) = 0;
   [[nodiscard]] virtual std::vector<User> list() = 0;
+  // True when the store holds at least one user (without reading them all).
+  [[nodiscard]] virtual bool has_users() { return !list().empty(); }
   // A value kept in the store (key material, settings); nullopt when unset.
   [[nodiscard]] virtual std::optional<std::string> setting(std::string_view name) = 0;
   virtual void set_setting(std::string_view name, std::string_view value) = 0;

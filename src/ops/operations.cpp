@@ -145,6 +145,7 @@ class InstrumentedStore final : public UserStore {
     return timed(StoreOp::setting_or_init, [&] { return inner_->setting_or_init(name, value); });
   }
   bool created() const override { return inner_->created(); }
+  bool has_users() override { return inner_->has_users(); }
 
  private:
   template <class F>

@@ -620,6 +620,12 @@ class PostgresStore final : public UserStore {
     });
   }
 
+  bool has_users() override {
+    return read([&](Connection& c) {
+      return c.exec("has_users", "SELECT 1 FROM users LIMIT 1").rows() > 0;
+    });
+  }
+
   std::optional<std::string> setting(std::string_view name) override {
     if (!valid_utf8(name)) return std::nullopt;
     const std::string key(name);

@@ -296,6 +296,17 @@ class SqliteStore final : public UserStore {
     return users;
   }
 
+  bool has_users() override {
+    auto conn = acquire();
+    bool any = false;
+    {
+      Statement s(conn->db(), "SELECT 1 FROM users LIMIT 1");
+      any = s.step() == SQLITE_ROW;
+    }
+    release(std::move(conn));
+    return any;
+  }
+
   std::optional<std::string> setting(std::string_view name) override {
     auto conn = acquire();
     std::optional<std::string> value;

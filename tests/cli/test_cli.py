@@ -151,10 +151,10 @@ def test_data_files_are_private(data_dir):
 
 
 def test_existing_store_is_never_reseeded(data_dir):
-    s = Server(data_dir)
+    s = Server(data_dir, extra=["--demo-users"])
     s.stop()
     assert run("user", "delete", "johndoe", "--data-dir", str(data_dir)).returncode == 0
-    s = Server(data_dir)
+    s = Server(data_dir, extra=["--demo-users"])
     try:
         assert s.login("johndoe", "secret").status_code == 401
     finally:
@@ -162,7 +162,7 @@ def test_existing_store_is_never_reseeded(data_dir):
 
 
 def test_no_demo_users(data_dir):
-    s = Server(data_dir, extra=["--no-demo-users"])
+    s = Server(data_dir, extra=["--no-demo-users"], env={"GATEHOUSE_DEMO_USERS": "true"})
     try:
         assert s.login("johndoe", "secret").status_code == 401
     finally:
@@ -345,7 +345,7 @@ def test_graceful_shutdown_finishes_a_login_in_flight(data_dir):
 
 
 def test_acknowledged_writes_survive_sigkill(data_dir):
-    s = Server(data_dir)
+    s = Server(data_dir, extra=["--demo-users"])
     token = s.login("johndoe", "secret").json()["access_token"]
     added = []
     stop = threading.Event()
@@ -394,7 +394,7 @@ def test_logins_abandoned_by_their_clients_are_not_hashed(data_dir):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
     env["SECRET_KEY"] = "k"
     proc = subprocess.Popen([str(BIN), "serve", "--port", str(port), "--data-dir", str(data_dir),
-                             "--workers", "1"], stderr=subprocess.PIPE, env=env, text=True)
+                             "--workers", "1", "--demo-users"], stderr=subprocess.PIPE, env=env, text=True)
     try:
         deadline = time.time() + 15
         while time.time() < deadline:
@@ -432,7 +432,7 @@ def test_cli_writes_during_cache_misses_do_not_disturb_the_server(data_dir):
         sig = b(hmac.new(b"cli-test-key", head + b"." + body, hashlib.sha256).digest())
         return (head + b"." + body + b"." + sig).decode()
 
-    s = Server(data_dir)
+    s = Server(data_dir, extra=["--demo-users"])
     stop = threading.Event()
     answers = []
 

@@ -6,8 +6,8 @@ Two servers are compared:
   override the directory with ``REFERENCE_DIR``), started on a free port.
 * ``gatehouse`` - the C++ binary (``$GATEHOUSE_BIN``, default
   ``build/gatehouse``) started as
-  ``gatehouse serve --host 127.0.0.1 --port PORT --data-dir DIR`` on a fresh
-  temporary data directory, or - when ``GATEHOUSE_URL`` is set - whatever
+  ``gatehouse serve --host 127.0.0.1 --port PORT --data-dir DIR --demo-users``
+  on a fresh temporary data directory, or - when ``GATEHOUSE_URL`` is set - whatever
   already listens there (e.g. a second reference instance while the binary
   does not exist yet).
 
@@ -199,7 +199,7 @@ def start_gatehouse(
     log = open(log_path, "ab")
     proc = subprocess.Popen(
         [str(binary), "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--data-dir", str(data_dir)],
+         "--data-dir", str(data_dir), "--demo-users"],
         env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         cwd=str(workdir),
         preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,
