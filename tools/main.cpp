@@ -126,15 +126,17 @@ std::string read_password(bool from_stdin, bool confirm) {
       throw ExitError(kExitUsage, "no terminal to ask for a password; use --password-stdin");
     }
     auto ask = [](const char* prompt) {
-      std::cerr << prompt << std::flush;
+      // Echo goes off before the prompt shows: a password typed as soon as the prompt
+      // appears must never be echoed (it was, when the prompt came first).
       termios old{};
       tcgetattr(STDIN_FILENO, &old);
       termios quiet = old;
       quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
       tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+      std::cerr << prompt << std::flush;
       std::string line;
       std::getline(std::cin, line);
-      tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+      tcsetattr(STDIN_FILENO, TCSANOW, &old);
       std::cerr << "\n";
       return line;
     };
