@@ -5,7 +5,10 @@
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
+#include <openssl/crypto.h>
+#include <sqlite3.h>
 #include <boost/json.hpp>
+#include <boost/version.hpp>
 
 #include <cstdlib>
 #include <fstream>
@@ -14,6 +17,7 @@
 #include <sstream>
 #include <string>
 
+#include "build_info.hpp"
 #include "config_file.hpp"
 #include "gatehouse/gatehouse.hpp"
 #include "gatehouse/keys.hpp"
@@ -187,12 +191,26 @@ std::vector<gatehouse::User> read_import_file(const std::string& path) {
   }
 }
 
+// `gatehouse --version`: the version first (help2man reads that line), then the build.
+std::string version_text() {
+  std::string boost = std::to_string(BOOST_VERSION / 100000) + "." +
+                      std::to_string(BOOST_VERSION / 100 % 1000) + "." +
+                      std::to_string(BOOST_VERSION % 100);
+  return std::string("gatehouse ") + gatehouse_build::kVersion + "\nrevision " +
+         gatehouse_build::kRevision + ", " + gatehouse_build::kBuildType + " build, compiler " +
+         gatehouse_build::kCompiler + "\nlibraries: Boost " + boost + ", " +
+         OpenSSL_version(OPENSSL_VERSION) + ", SQLite " + sqlite3_libversion() + ", CLI11 " +
+         CLI11_VERSION + ", libpq (libpq.so.5) loaded when a PostgreSQL store is opened";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App cli{
-      "gatehouse: an OAuth2 password-flow token server that answers like FastAPI's tutorial"};
+      "gatehouse: an OAuth2 password-flow token server that answers like FastAPI's tutorial",
+      "gatehouse"};
   cli.require_subcommand(1);
+  cli.set_version_flag("--version", version_text(), "Print the version and build, then exit");
   cli.footer(
       "Settings come from flags, then the environment, then the config file (--config or "
       "GATEHOUSE_CONFIG, TOML/INI `key = value`).\nExit codes: 0 ok, 1 error, 2 usage, 3 no such "
@@ -256,6 +274,11 @@ int main(int argc, char** argv) {
                                "Password-hashing threads, 0: one per core");
   auto& queue = settings.add(serve, "--worker-queue", "worker-queue", "GATEHOUSE_WORKER_QUEUE",
                              "256", "Logins waiting for a hashing thread before 503");
+  auto& per_client = settings.add(
+      serve, "--max-connections-per-client", "max-connections-per-client",
+      "GATEHOUSE_MAX_CONNECTIONS_PER_CLIENT", "256",
+      "Connections one client address (IPv6: its /64) may hold; more get 503. 0: no cap. "
+      "The trusted proxy 127.0.0.1 is not capped");
   auto& web_dir = settings.add(serve, "--web-dir", "web-dir", "GATEHOUSE_WEB_DIR", "",
                                "Directory with the Swagger UI and ReDoc files");
   auto& access_log = settings.add(serve, "", "access-log", "GATEHOUSE_ACCESS_LOG", "true", "");
@@ -359,6 +382,7 @@ int main(int argc, char** argv) {
     options.io_threads = static_cast<unsigned>(parse_number(io_threads, 256));
     options.worker_threads = static_cast<unsigned>(parse_number(workers, 256));
     options.worker_queue = parse_number(queue, 1000000);
+    options.max_connections_per_client = parse_number(per_client, 1000000);
     options.access_log = (parse_bool(access_log) || access_log_flag) && !no_access_log;
     options.metrics = (parse_bool(metrics_setting) || metrics_flag) && !no_metrics;
     options.always_send_request_id = parse_bool(send_request_id) || send_request_id_flag;
