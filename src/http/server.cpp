@@ -408,14 +408,14 @@ void refuse(tcp::socket& socket, const ServerState& state, std::string_view remo
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, ServerState& state, const net::ip::address& peer,
-          std::string client_key)
+  // `client_key`: what the listener admitted it under (ServerState::admit).
+  Session(tcp::socket socket, ServerState& state, std::string remote, std::string client_key)
       : stream_(std::move(socket)),
         state_(state),
         // Unparsed bytes are bounded too: chunk extensions and trailers count against
         // neither the header nor the body limit (overflow: 400 and close).
         buffer_(state.options.header_limit + state.app.max_body_bytes + 16 * 1024),
-        remote_(peer.to_string()),
+        remote_(std::move(remote)),
         client_key_(std::move(client_key)) {
     for (const auto& ip : state_.options.forwarded_allow_ips) {
       trusted_proxy_ = trusted_proxy_ || ip == "*" || ip == remote_;
@@ -478,11 +478,15 @@ class Session : public std::enable_shared_from_this<Session> {
     header_bytes_ = header_bytes;
     // RFC 9112 §6.1: a request whose Transfer-Encoding is not exactly "chunked" (the
     // only coding supported) has no body length we can trust: 400 and close, so
-    // nothing after it can be read as a smuggled request.
+    // nothing after it can be read as a smuggled request. The same for any
+    // Transfer-Encoding in an HTTP/1.0 request, whose framing the RFC says to treat as
+    // faulty: an HTTP/1.0 proxy in front may not have decoded the chunks and would
+    // have sent what follows them as a request of its own (h11 answers 400 too).
     if (auto te = parser_->get().find(bhttp::field::transfer_encoding);
         te != parser_->get().end()) {
       if (!http::ascii_iequals(trim_ows(te->value()), "chunked") ||
-          parser_->get().count(bhttp::field::transfer_encoding) > 1) {
+          parser_->get().count(bhttp::field::transfer_encoding) > 1 ||
+          parser_->get().version() < 11) {
         return respond_error(400, "Bad Request");
       }
     }
@@ -910,7 +914,8 @@ class Listener {
         case ServerState::Admission::ok:
           if (state_.connections_accepted != nullptr) state_.connections_accepted->inc();
           socket.set_option(tcp::no_delay(true), ec);
-          std::make_shared<Session>(std::move(socket), state_, peer.address(), std::move(key))
+          std::make_shared<Session>(std::move(socket), state_, peer.address().to_string(),
+                                    std::move(key))
               ->start();
           break;
         case ServerState::Admission::server_full:
@@ -1084,7 +1089,13 @@ net::io_context& ConnectionHost::context() { return impl_->ioc; }
 void ConnectionHost::start(int fd) {
   tcp::socket socket(impl_->ioc);
   socket.assign(tcp::v4(), fd);
-  std::make_shared<Session>(std::move(socket), impl_->state)->start();
+  // Counted like any connection (not per client: there is no client address).
+  if (impl_->state.admit({}) != ServerState::Admission::ok) {
+    beast::error_code ec;
+    socket.close(ec);
+    return;
+  }
+  std::make_shared<Session>(std::move(socket), impl_->state, std::string(), std::string())->start();
 }
 
 void ConnectionHost::run() {

@@ -421,3 +421,22 @@ def test_memory_returns_after_a_burst_of_large_requests(workdir, secret_key):
         assert [r.status for r in parse_responses(out)] == [200]
     finally:
         stop(server)
+
+
+# ---------------------------------------------------------------------------
+# other framing defects
+# ---------------------------------------------------------------------------
+
+def test_http10_request_with_transfer_encoding_is_400_and_closed(gatehouse):
+    """RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing. An
+    HTTP/1.0 proxy may not have decoded the chunks, so what follows them must never be
+    read as a request of its own (it was: the smuggled GET below was answered)."""
+    raw = (b"POST /token HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n"
+           b"Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n"
+           b"\r\n1f\r\nusername=johndoe&password=wrong\r\n0\r\n\r\n"
+           b"GET /items/ HTTP/1.0\r\nAuthorization: Bearer smuggled\r\n\r\n")
+    host, port = url_host_port(gatehouse)
+    out, closed = exchange_ex(host, port, raw, timeout=10, expect_responses=2, grace=1.0)
+    got = parse_responses(out)
+    assert [(r.status, r.json()) for r in got] == [(400, {"detail": "Bad Request"})], out
+    assert closed and b"smuggled" not in out
