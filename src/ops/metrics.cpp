@@ -186,32 +186,6 @@ constexpr std::array<std::string_view, kStoreOps> kStoreOpNames = {
     "find",   "add",  "set_disabled", "set_password_hash", "replace_password_hash",
     "remove", "list", "setting",      "set_setting",       "setting_or_init"};
 
-double process_start_time() {
-  // /proc/self/stat field 22 is the start time in clock ticks after boot.
-  std::ifstream stat("/proc/self/stat");
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  auto paren = text.rfind(')');
-  if (paren == std::string::npos) return 0;
-  std::size_t field = 2;
-  std::size_t pos = paren + 1;
-  unsigned long long start_ticks = 0;
-  while (pos < text.size() && field < 22) {
-    pos = text.find(' ', pos + 1);
-    if (pos == std::string::npos) return 0;
-    ++field;
-  }
-  start_ticks = std::strtoull(text.c_str() + pos + 1, nullptr, 10);
-  std::ifstream uptime_file("/proc/uptime");
-  double uptime = 0;
-  uptime_file >> uptime;
-  const double now = static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                             std::chrono::system_clock::now().time_since_epoch())
-                                             .count()) /
-                     1000.0;
-  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
-  return now - uptime + static_cast<double>(start_ticks) / ticks;
-}
-
 double resident_bytes() {
   std::ifstream statm("/proc/self/statm");
   unsigned long long size = 0;
@@ -296,10 +270,16 @@ Metrics::Metrics() : impl_(std::make_unique<Impl>()) {
   impl_->own_gauges.push_back(gauge("gatehouse_build_info",
                                     "The running gatehouse build; the value is always 1.",
                                     {{"version", GATEHOUSE_VERSION}}, [] { return 1.0; }));
-  const double start = process_start_time();
-  impl_->own_gauges.push_back(gauge("process_start_time_seconds",
-                                    "Start time of the process since the Unix epoch, seconds.", {},
-                                    [start] { return start; }));
+  // When this registry was made: at start-up, with the App (no /proc/uptime, which the
+  // packaged unit's sandbox does not expect to be read).
+  const double start = static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::system_clock::now().time_since_epoch())
+                                               .count()) /
+                       1000.0;
+  impl_->own_gauges.push_back(
+      gauge("process_start_time_seconds",
+            "Start time of the process (when its metrics began) since the Unix epoch, seconds.", {},
+            [start] { return start; }));
   impl_->own_gauges.push_back(
       gauge("process_resident_memory_bytes", "Resident memory size in bytes.", {}, resident_bytes));
 
