@@ -2,9 +2,11 @@
 #pragma once
 
 #include "gatehouse/app.hpp"
+#include "gatehouse/auth.hpp"
 #include "gatehouse/health.hpp"
 #include "gatehouse/http.hpp"
 #include "gatehouse/jwt.hpp"
+#include "gatehouse/keys.hpp"
 #include "gatehouse/log.hpp"
 #include "gatehouse/metrics.hpp"
 #include "gatehouse/model.hpp"
@@ -14,3 +16,5 @@
 #include "gatehouse/security.hpp"
 #include "gatehouse/server.hpp"
 #include "gatehouse/store.hpp"
+#include "gatehouse/verifier.hpp"
+#include "gatehouse/wellknown.hpp"

@@ -73,9 +73,12 @@ enum class StoreOp {
   list,
   setting,
   set_setting,
-  setting_or_init
+  setting_or_init,
+  signing_keys,
+  rotate_signing_key,
+  retire_signing_key
 };
-inline constexpr std::size_t kStoreOps = 10;
+inline constexpr std::size_t kStoreOps = 13;
 
 // A registration that ends (the gauge disappears from /metrics) when destroyed.
 class Registration {

@@ -182,9 +182,19 @@ void append_histogram(std::string& out, const std::string& name, const std::stri
 
 constexpr std::array<std::string_view, kLoginOutcomes> kLoginNames = {
     "ok", "wrong_password", "unknown_user", "throttled", "inactive"};
-constexpr std::array<std::string_view, kStoreOps> kStoreOpNames = {
-    "find",   "add",  "set_disabled", "set_password_hash", "replace_password_hash",
-    "remove", "list", "setting",      "set_setting",       "setting_or_init"};
+constexpr std::array<std::string_view, kStoreOps> kStoreOpNames = {"find",
+                                                                   "add",
+                                                                   "set_disabled",
+                                                                   "set_password_hash",
+                                                                   "replace_password_hash",
+                                                                   "remove",
+                                                                   "list",
+                                                                   "setting",
+                                                                   "set_setting",
+                                                                   "setting_or_init",
+                                                                   "signing_keys",
+                                                                   "rotate_signing_key",
+                                                                   "retire_signing_key"};
 
 double resident_bytes() {
   std::ifstream statm("/proc/self/statm");

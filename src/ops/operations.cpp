@@ -144,6 +144,19 @@ class InstrumentedStore final : public UserStore {
   std::string setting_or_init(std::string_view name, std::string_view value) override {
     return timed(StoreOp::setting_or_init, [&] { return inner_->setting_or_init(name, value); });
   }
+  std::vector<StoredKey> signing_keys() override {
+    return timed(StoreOp::signing_keys, [&] { return inner_->signing_keys(); });
+  }
+  bool rotate_signing_key(const StoredKey& key,
+                          std::optional<std::string_view> expected_current) override {
+    return timed(StoreOp::rotate_signing_key,
+                 [&] { return inner_->rotate_signing_key(key, expected_current); });
+  }
+  StoreStatus retire_signing_key(std::string_view kid, std::int64_t at) override {
+    return timed(StoreOp::retire_signing_key, [&] { return inner_->retire_signing_key(kid, at); });
+  }
+  // Read on every request: forwarded untimed.
+  std::optional<std::uint64_t> change_marker() override { return inner_->change_marker(); }
   bool created() const override { return inner_->created(); }
   bool has_users() override { return inner_->has_users(); }
 

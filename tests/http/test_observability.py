@@ -340,3 +340,36 @@ def test_metrics_can_be_switched_off(workdir, secret_key):
         assert httpx.get(s.url + "/readyz", timeout=10).status_code == 200
     finally:
         stop(s)
+
+
+def test_sighup_reloads_a_rotated_signing_key(workdir, secret_key, tmp_path):
+    """An operator rotates the key with the CLI and sends SIGHUP: the reload event names
+    the new key, and tokens signed with it are accepted."""
+    import subprocess
+    from conftest import gatehouse_bin
+    s = start_gatehouse(secret_key, workdir, name="obs-keys",
+                        extra_env={"GATEHOUSE_SIGNING_ALG": "ES256"})
+    try:
+        env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("GATEHOUSE_")}
+        r = subprocess.run([str(gatehouse_bin()), "key", "rotate", "--signing-alg", "ES256",
+                            "--data-dir", str(s.data_dir)], capture_output=True, text=True,
+                           env=env, timeout=60)
+        assert r.returncode == 0, r.stderr
+        r = subprocess.run([str(gatehouse_bin()), "key", "list", "--data-dir", str(s.data_dir)],
+                           capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode == 0, r.stderr
+        s.proc.send_signal(signal.SIGHUP)
+        events = wait_for(lambda: [l for l in log_lines(s) if l.get("event") == "reload"])
+        assert events, s.log_tail()
+        keys = [h for h in events[0]["reloaded"] if h["name"] == "keys"]
+        assert keys and keys[0]["ok"], events[0]
+        kid = keys[0]["result"].rsplit(" ", 1)[1]
+        assert kid in r.stdout  # the key the CLI made and listed
+        assert "PRIVATE" not in s.log_path.read_text()
+        token = login(s.url, "johndoe", "secret").json()["access_token"]
+        header = json.loads(__import__("base64").urlsafe_b64decode(token.split(".")[0] + "=="))
+        assert header["kid"] == kid
+        assert httpx.get(s.url + "/users/me/", headers={"Authorization": f"Bearer {token}"},
+                         timeout=10).status_code == 200
+    finally:
+        stop(s)

@@ -177,6 +177,13 @@ class BrokenStore : public gatehouse::UserStore {
   std::string setting_or_init(std::string_view, std::string_view v) override {
     return std::string(v);
   }
+  std::vector<gatehouse::StoredKey> signing_keys() override { return {}; }
+  bool rotate_signing_key(const gatehouse::StoredKey&, std::optional<std::string_view>) override {
+    return true;
+  }
+  gatehouse::StoreStatus retire_signing_key(std::string_view, std::int64_t) override {
+    return gatehouse::StoreStatus::not_found;
+  }
   bool created() const override { return true; }
 };
 
