@@ -373,3 +373,20 @@ def test_sighup_reloads_a_rotated_signing_key(workdir, secret_key, tmp_path):
                          timeout=10).status_code == 200
     finally:
         stop(s)
+
+
+def test_throttled_logins_are_counted(workdir, secret_key):
+    s = start_gatehouse(secret_key, workdir, name="obs-throttle",
+                        extra_env={"GATEHOUSE_THROTTLE_USER_FAILURES": "2"})
+    try:
+        statuses = [login(s.url, "johndoe", f"wrong-{i}").status_code for i in range(4)]
+        assert statuses[:2] == [401, 401] and 429 in statuses[2:], statuses
+        fams = scrape(s.url)
+        assert value(fams, "gatehouse_logins", "gatehouse_logins_total",
+                     outcome="throttled") == statuses.count(429)
+        assert value(fams, "gatehouse_logins", "gatehouse_logins_total",
+                     outcome="wrong_password") == statuses.count(401)
+        assert value(fams, "gatehouse_http_requests", "gatehouse_http_requests_total",
+                     route="/token", status="429") == statuses.count(429)
+    finally:
+        stop(s)
