@@ -11,6 +11,7 @@
 #include <boost/version.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
@@ -180,14 +181,14 @@ std::string read_password(bool from_stdin, bool confirm) {
     if (!isatty(STDIN_FILENO)) {
       throw ExitError(kExitUsage, "no terminal to ask for a password; use --password-stdin");
     }
+    // Echo goes off before the prompt is shown, so nothing typed after the prompt is
+    // ever echoed or discarded; TCSANOW keeps a line typed ahead (the repeat) intact.
     auto ask = [](const char* prompt) {
-      // Echo goes off before the prompt shows: a password typed as soon as the prompt
-      // appears must never be echoed (it was, when the prompt came first).
       termios old{};
       tcgetattr(STDIN_FILENO, &old);
       termios quiet = old;
       quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-      tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+      tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
       std::cerr << prompt << std::flush;
       std::string line;
       std::getline(std::cin, line);
@@ -410,6 +411,33 @@ int main(int argc, char** argv) {
   serve->add_flag("--send-request-id", send_request_id_flag,
                   "Send X-Request-Id on every answer (default: only to clients that sent one) "
                   "[env GATEHOUSE_SEND_REQUEST_ID]");
+  auto& refresh_setting =
+      settings.add(serve, "", "refresh-tokens", "GATEHOUSE_REFRESH_TOKENS", "false", "");
+  auto& revocation_setting =
+      settings.add(serve, "", "revocation", "GATEHOUSE_REVOCATION", "false", "");
+  bool refresh_flag = false;
+  bool revocation_flag = false;
+  serve->add_flag("--refresh-tokens", refresh_flag,
+                  "/token also hands out rotating refresh tokens (grant_type=refresh_token), "
+                  "with RFC 6749 error bodies; implies --revocation "
+                  "[env GATEHOUSE_REFRESH_TOKENS=true/false] (default: false)");
+  serve->add_flag(
+      "--revocation", revocation_flag,
+      "POST /revoke (RFC 7009, logout): revoked access tokens are refused on every "
+      "instance within a second [env GATEHOUSE_REVOCATION=true/false] (default: false)");
+  auto& refresh_idle =
+      settings.add(serve, "--refresh-token-idle-seconds", "refresh-token-idle-seconds",
+                   "GATEHOUSE_REFRESH_TOKEN_IDLE_SECONDS", "1209600",
+                   "A refresh token not used for this long expires (14 days)");
+  auto& refresh_absolute = settings.add(
+      serve, "--refresh-token-absolute-seconds", "refresh-token-absolute-seconds",
+      "GATEHOUSE_REFRESH_TOKEN_ABSOLUTE_SECONDS", "7776000",
+      "Refresh tokens expire this long after the password login, however used (90 days)");
+  auto& refresh_grace = settings.add(
+      serve, "--refresh-grace-seconds", "refresh-grace-seconds", "GATEHOUSE_REFRESH_GRACE_SECONDS",
+      "5",
+      "A refresh token presented again this soon after its rotation gets the same successor "
+      "(two tabs); later, its whole login is revoked");
   serve->footer(
       "The HS256 key comes from SECRET_KEY, else from DATA_DIR/secret_key (made once, mode 0600).");
   serve->callback([&] {
@@ -538,10 +566,39 @@ int main(int argc, char** argv) {
     options.logger = logger;
     options.reload = reload;
 
+    const bool refresh_on = parse_bool(refresh_setting) || refresh_flag;
+    const bool revocation_on = refresh_on || parse_bool(revocation_setting) || revocation_flag;
+    std::shared_ptr<gatehouse::RefreshTokens> refresh;
+    std::shared_ptr<gatehouse::DenyList> deny_list;
+    if (revocation_on) {
+      auto token_store = std::dynamic_pointer_cast<gatehouse::TokenStore>(store);
+      if (!token_store) throw ExitError(kExitRuntime, "this store cannot keep revocations");
+      deny_list = std::make_shared<gatehouse::DenyList>(token_store);
+      // Each instance reads new revocations from the store 4 times a second.
+      deny_list->start(std::chrono::milliseconds(250));
+      if (refresh_on) {
+        gatehouse::RefreshTokenOptions ro;
+        ro.idle_seconds = static_cast<std::int64_t>(parse_number(refresh_idle, 10u * 365 * 86400));
+        ro.absolute_seconds =
+            static_cast<std::int64_t>(parse_number(refresh_absolute, 10u * 365 * 86400));
+        ro.grace_seconds = static_cast<std::int64_t>(parse_number(refresh_grace, 3600));
+        if (ro.idle_seconds == 0 || ro.absolute_seconds == 0) {
+          throw ExitError(kExitUsage, "refresh token lifetimes must be at least 1 second");
+        }
+        // The successor-derivation key, shared through the store by every instance.
+        refresh = std::make_shared<gatehouse::RefreshTokens>(
+            token_store,
+            store->setting_or_init("refresh_token_key", gatehouse::generate_refresh_key()), ro);
+      }
+    }
+
     gatehouse::AppInfo info;
     info.web_dir = web_dir.value;
     gatehouse::App app(info);
     app.set_logger(logger);
+    // User lookups are timed into /metrics. The throttle counters and token store are
+    // found on the store itself (dynamic casts), so they get the unwrapped one.
+    const std::shared_ptr<gatehouse::UserStore> raw_store = store;
     if (options.metrics) store = gatehouse::instrument_store(store, app.metrics());
     gatehouse::install_operations(
         app, {.metrics = options.metrics,
@@ -566,7 +623,9 @@ int main(int argc, char** argv) {
                       .issuer = iss,
                       .audience = aud},
                   keys),
-              .throttle = make_throttle(limits, store)});
+              .refresh = refresh,
+              .deny_list = deny_list,
+              .throttle = make_throttle(limits, raw_store)});
     // Discovery documents, only when what they describe is on (the default
     // /openapi.json stays the FastAPI tutorial's).
     if (alg != gatehouse::Alg::HS256) gatehouse::install_jwks(app, keys);
@@ -579,6 +638,11 @@ int main(int argc, char** argv) {
       if (alg != gatehouse::Alg::HS256) metadata.jwks_uri = base + "/.well-known/jwks.json";
       for (const auto& scope : tutorial::scopes()) metadata.scopes_supported.push_back(scope.first);
       metadata.grant_types_supported = {"password"};
+      if (refresh) metadata.grant_types_supported.emplace_back("refresh_token");
+      if (deny_list) {
+        metadata.extra["revocation_endpoint"] = base + "/revoke";
+        metadata.extra["revocation_endpoint_auth_methods_supported"] = boost::json::array{"none"};
+      }
       // /token takes client_id but checks no client credentials: public clients.
       metadata.token_endpoint_auth_methods_supported = {"none"};
       metadata.access_token_signing_alg_values_supported = {std::string(gatehouse::to_string(alg))};

@@ -7,6 +7,7 @@
 #include "gatehouse/http.hpp"
 #include "gatehouse/jwt.hpp"
 #include "gatehouse/keys.hpp"
+#include "gatehouse/lifecycle.hpp"
 #include "gatehouse/log.hpp"
 #include "gatehouse/metrics.hpp"
 #include "gatehouse/model.hpp"
