@@ -417,6 +417,13 @@ int main(int argc, char** argv) {
       settings.add(serve, "", "revocation", "GATEHOUSE_REVOCATION", "false", "");
   bool refresh_flag = false;
   bool revocation_flag = false;
+  auto& clients_setting = settings.add(serve, "", "clients", "GATEHOUSE_CLIENTS", "false", "");
+  bool clients_flag = false;
+  serve->add_flag("--clients", clients_flag,
+                  "Registered clients (gatehouse client add): grant_type=client_credentials on "
+                  "/token with RFC 6749 error bodies, and POST /introspect (RFC 7662); on by "
+                  "itself when the store holds clients [env GATEHOUSE_CLIENTS=true/false] "
+                  "(default: false)");
   serve->add_flag("--refresh-tokens", refresh_flag,
                   "/token also hands out rotating refresh tokens (grant_type=refresh_token), "
                   "with RFC 6749 error bodies; implies --revocation "
@@ -592,6 +599,13 @@ int main(int argc, char** argv) {
       }
     }
 
+    std::shared_ptr<gatehouse::ClientRegistry> clients;
+    if (parse_bool(clients_setting) || clients_flag || !gatehouse::load_clients(*store).empty()) {
+      clients = std::make_shared<gatehouse::ClientRegistry>(store);
+      // Each instance re-reads the clients 4 times a second (a deleted one is refused).
+      clients->start(std::chrono::milliseconds(250));
+    }
+
     gatehouse::AppInfo info;
     info.web_dir = web_dir.value;
     gatehouse::App app(info);
@@ -625,6 +639,7 @@ int main(int argc, char** argv) {
                   keys),
               .refresh = refresh,
               .deny_list = deny_list,
+              .clients = clients,
               .throttle = make_throttle(limits, raw_store)});
     // Discovery documents, only when what they describe is on (the default
     // /openapi.json stays the FastAPI tutorial's).
@@ -639,12 +654,23 @@ int main(int argc, char** argv) {
       for (const auto& scope : tutorial::scopes()) metadata.scopes_supported.push_back(scope.first);
       metadata.grant_types_supported = {"password"};
       if (refresh) metadata.grant_types_supported.emplace_back("refresh_token");
+      if (clients) {
+        metadata.grant_types_supported.emplace_back("client_credentials");
+        metadata.extra["introspection_endpoint"] = base + "/introspect";
+        metadata.extra["introspection_endpoint_auth_methods_supported"] =
+            boost::json::array{"client_secret_basic", "client_secret_post"};
+      }
       if (deny_list) {
         metadata.extra["revocation_endpoint"] = base + "/revoke";
         metadata.extra["revocation_endpoint_auth_methods_supported"] = boost::json::array{"none"};
       }
       // /token takes client_id but checks no client credentials: public clients.
       metadata.token_endpoint_auth_methods_supported = {"none"};
+      if (clients) {
+        // client_credentials: the client authenticates with its generated secret.
+        metadata.token_endpoint_auth_methods_supported.emplace_back("client_secret_basic");
+        metadata.token_endpoint_auth_methods_supported.emplace_back("client_secret_post");
+      }
       metadata.access_token_signing_alg_values_supported = {std::string(gatehouse::to_string(alg))};
       gatehouse::install_metadata(app, std::move(metadata));
     }
@@ -854,6 +880,116 @@ retire->callback([&] {
     throw ExitError(kExitNoUser, "no such key (or retired already): " + kid_arg);
   }
   std::cout << "retired " << kid_arg << "\n";
+});
+
+// ---- client ... ----
+auto* client =
+    cli.add_subcommand("client", "Manage registered OAuth2 clients (client_credentials)");
+client->require_subcommand(1);
+std::string client_id;
+auto client_json = [](const gatehouse::Client& c) {
+  boost::json::array grants;
+  for (const auto& g : c.grants) grants.emplace_back(g);
+  boost::json::array scopes;
+  for (const auto& sc : c.scopes) scopes.emplace_back(sc);
+  return boost::json::object{{"client_id", c.id},
+                             {"grants", std::move(grants)},
+                             {"scopes", std::move(scopes)},
+                             {"created_at", c.created_at}};
+};
+
+auto* cadd = client->add_subcommand(
+    "add", "Register a client; its secret is generated and printed once (never stored)");
+auto [cadd_dir, cadd_db] = store_options(cadd);
+std::vector<std::string> client_grants;
+std::vector<std::string> client_scopes;
+std::string chosen_secret;
+cadd->add_option("client_id", client_id, "Client id (letters, digits, . _ ~ -)")->required();
+cadd->add_option("--grant", client_grants,
+                 "A grant this client may use (repeat; default: client_credentials)")
+    ->check(CLI::IsMember({"client_credentials"}));
+cadd->add_option("--scope", client_scopes, "A scope its tokens may carry (repeat)");
+cadd->add_option("--secret", chosen_secret,
+                 "Refused: client secrets are always generated (256 random bits)");
+cadd->callback([&] {
+  settings.resolve(config_file);
+  if (!chosen_secret.empty()) {
+    throw ExitError(kExitUsage,
+                    "a chosen client secret is refused: gatehouse generates each secret (256 "
+                    "random bits) so that a fast hash is safe to store it; omit --secret");
+  }
+  if (!gatehouse::valid_client_id(client_id)) {
+    throw ExitError(kExitUsage, "a client id is 1 to 128 letters, digits, '.', '_', '~' or '-'");
+  }
+  auto store = open_store(*cadd_dir, *cadd_db);
+  auto all = gatehouse::load_clients(*store);
+  for (const auto& c : all) {
+    if (c.id == client_id) throw ExitError(kExitExists, "client already exists: " + client_id);
+  }
+  gatehouse::Client c;
+  c.id = client_id;
+  c.grants = client_grants.empty() ? std::vector<std::string>{"client_credentials"} : client_grants;
+  for (const auto& sc : client_scopes) {
+    for (auto& part : gatehouse::split_scopes(sc)) {
+      if (std::find(c.scopes.begin(), c.scopes.end(), part) == c.scopes.end())
+        c.scopes.push_back(std::move(part));
+    }
+  }
+  c.created_at = gatehouse::jwt::now_seconds();
+  const std::string secret = gatehouse::generate_client_secret();
+  c.secret_hash = gatehouse::hash_client_secret(gatehouse::client_secret_key(*store), secret);
+  all.push_back(std::move(c));
+  gatehouse::save_clients(*store, all);
+  std::cout << "added client " << client_id << "\n"
+            << "client_secret: " << secret << "\n"
+            << "(shown once: gatehouse keeps only a keyed hash of it)\n";
+});
+
+auto* clist = client->add_subcommand("list", "List the registered clients (never their secrets)");
+auto [clist_dir, clist_db] = store_options(clist);
+bool clients_json = false;
+clist->add_flag("--json", clients_json, "One JSON object per line");
+clist->callback([&] {
+  settings.resolve(config_file);
+  for (const auto& c : gatehouse::load_clients(*open_store(*clist_dir, *clist_db))) {
+    if (clients_json) {
+      std::cout << boost::json::serialize(client_json(c)) << "\n";
+    } else {
+      std::string scopes_text;
+      for (const auto& sc : c.scopes) scopes_text += (scopes_text.empty() ? "" : " ") + sc;
+      std::cout << c.id << "\t" << (scopes_text.empty() ? "-" : scopes_text) << "\t"
+                << utc_time(c.created_at) << "\n";
+    }
+  }
+});
+
+auto* cshow = client->add_subcommand("show", "Show one client as JSON (never its secret)");
+auto [cshow_dir, cshow_db] = store_options(cshow);
+cshow->add_option("client_id", client_id, "Client id")->required();
+cshow->callback([&] {
+  settings.resolve(config_file);
+  for (const auto& c : gatehouse::load_clients(*open_store(*cshow_dir, *cshow_db))) {
+    if (c.id == client_id) {
+      std::cout << boost::json::serialize(client_json(c)) << "\n";
+      return;
+    }
+  }
+  throw ExitError(kExitNoUser, "no such client: " + client_id);
+});
+
+auto* cdel =
+    client->add_subcommand("delete", "Delete a client (running servers refuse it within a second)");
+auto [cdel_dir, cdel_db] = store_options(cdel);
+cdel->add_option("client_id", client_id, "Client id")->required();
+cdel->callback([&] {
+  settings.resolve(config_file);
+  auto store = open_store(*cdel_dir, *cdel_db);
+  auto all = gatehouse::load_clients(*store);
+  const auto before = all.size();
+  std::erase_if(all, [&](const gatehouse::Client& c) { return c.id == client_id; });
+  if (all.size() == before) throw ExitError(kExitNoUser, "no such client: " + client_id);
+  gatehouse::save_clients(*store, all);
+  std::cout << "deleted client " << client_id << "\n";
 });
 
 // ---- hash ----

@@ -3,6 +3,7 @@
 
 #include "gatehouse/app.hpp"
 #include "gatehouse/auth.hpp"
+#include "gatehouse/clients.hpp"
 #include "gatehouse/health.hpp"
 #include "gatehouse/http.hpp"
 #include "gatehouse/jwt.hpp"

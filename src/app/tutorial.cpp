@@ -42,6 +42,7 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
   auto users = config.users;
   auto throttle = config.throttle;
   auto refresh = config.refresh;
+  auto clients = config.clients;
   const gatehouse::Model Token{"Token",
                                {{"access_token", "string", true},
                                 {"token_type", "string", true},
@@ -65,20 +66,59 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
       [=](gatehouse::RequestContext& ctx, const gatehouse::TokenRequest& req,
           const gatehouse::ClientAddress& client) -> gatehouse::Response {
         auto answer = [&](const std::string& username, const std::vector<std::string>& scopes,
-                          const std::string& refresh_token) {
+                          const std::optional<std::string>& refresh_token) {
           json::array granted;
           for (const auto& s : scopes) granted.emplace_back(s);
           auto access_token =
               tokens->issue({{"sub", username}, {"scopes", std::move(granted)}}, req.client_id);
           json::object body{{"access_token", access_token},
                             {"token_type", "bearer"},
-                            {"expires_in", tokens->options().lifetime_seconds},
-                            {"refresh_token", refresh_token}};
+                            {"expires_in", tokens->options().lifetime_seconds}};
+          if (refresh_token) body["refresh_token"] = *refresh_token;
           if (!scopes.empty()) body["scope"] = join(scopes);
           return gatehouse::Response::json(200, body,
                                            {{"Cache-Control", "no-store"}, {"Pragma", "no-cache"}});
         };
         if (!req.grant_type) return oauth_error("invalid_request", "grant_type is required");
+        if (*req.grant_type == "client_credentials" && clients) {
+          // RFC 6749 §4.4: the client authenticates (§2.3.1), no user, no refresh token.
+          auto auth = gatehouse::authenticate_client(ctx, *clients);
+          if (!auth.client) return gatehouse::invalid_client(auth);
+          const auto& registered = *auth.client;
+          if (!registered.allows_grant("client_credentials")) {
+            return oauth_error("unauthorized_client",
+                               "This client may not use the client_credentials grant");
+          }
+          // Narrowed to the client's scopes; none requested: all of them.
+          std::vector<std::string> granted;
+          if (!req.scopes) {
+            granted = registered.scopes;
+          } else {
+            for (const auto& s : *req.scopes) {
+              if (std::find(registered.scopes.begin(), registered.scopes.end(), s) !=
+                      registered.scopes.end() &&
+                  std::find(granted.begin(), granted.end(), s) == granted.end()) {
+                granted.push_back(s);
+              }
+            }
+            if (granted.empty() && !req.scopes->empty()) {
+              return oauth_error("invalid_scope", "None of the requested scopes is allowed");
+            }
+          }
+          json::array scopes_claim;
+          for (const auto& s : granted) scopes_claim.emplace_back(s);
+          auto access_token = tokens->issue({{"sub", registered.id},
+                                             {"scopes", std::move(scopes_claim)},
+                                             {"client_id", registered.id},
+                                             {"gty", "client_credentials"}},
+                                            registered.id);
+          json::object body{{"access_token", access_token},
+                            {"token_type", "bearer"},
+                            {"expires_in", tokens->options().lifetime_seconds}};
+          if (!granted.empty()) body["scope"] = join(granted);
+          return gatehouse::Response::json(200, body,
+                                           {{"Cache-Control", "no-store"}, {"Pragma", "no-cache"}});
+        }
         if (*req.grant_type == "password") {
           if (!req.username || !req.password) {
             return oauth_error("invalid_request", "username and password are required");
@@ -98,9 +138,11 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
               granted.push_back(s);
             }
           }
-          return answer(user->username, granted, refresh->issue(user->username, join(granted)));
+          std::optional<std::string> refresh_token;
+          if (refresh) refresh_token = refresh->issue(user->username, join(granted));
+          return answer(user->username, granted, refresh_token);
         }
-        if (*req.grant_type == "refresh_token") {
+        if (*req.grant_type == "refresh_token" && refresh) {
           if (!req.refresh_token) {
             return oauth_error("invalid_request", "refresh_token is required");
           }
@@ -136,8 +178,10 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
           }
           return oauth_error("invalid_grant", "The refresh token is invalid, expired or revoked");
         }
-        return oauth_error("unsupported_grant_type",
-                           "grant_type must be password or refresh_token");
+        std::string supported = "grant_type must be password";
+        if (refresh) supported += refresh && clients ? ", refresh_token" : " or refresh_token";
+        if (clients) supported += " or client_credentials";
+        return oauth_error("unsupported_grant_type", supported);
       },
       Depends(gatehouse::TokenRequest::dependency()),
       Depends(gatehouse::ClientAddress::dependency()));
@@ -268,14 +312,17 @@ void install(gatehouse::App& app, const Config& config) {
           .to_response();
     };
   }
-  if (config.refresh) {
+  if (config.refresh || config.clients) {
     install_refresh_token_endpoint(app, config, tokens, authenticate_user, throttled,
                                    failure_deadline);
   }
   if (config.deny_list) {
     gatehouse::install_revoke(app, verifier, config.deny_list, config.refresh);
   }
-  if (!config.refresh)
+  if (config.clients) {
+    gatehouse::install_introspect(app, config.clients, verifier, config.deny_list, config.refresh);
+  }
+  if (!config.refresh && !config.clients)
     app.post(
         "/token",
         {.name = "login_for_access_token",
