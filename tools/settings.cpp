@@ -6,8 +6,11 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include "config_file.hpp"
+
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -138,12 +141,11 @@ void Settings::resolve(const std::string& config_file) {
       throw ExitError(kExitUsage, "config file " + config_file + " is writable by group or " +
                                       "others (mode " + mode_text(st.st_mode) + "); chmod go-w it");
     }
+    std::ifstream in(config_file);
+    if (!in) throw ExitError(kExitUsage, "cannot read config file " + config_file);
     try {
-      for (const auto& item : CLI::ConfigTOML().from_file(config_file)) {
-        if (item.inputs.empty()) continue;  // a [section] line
-        config[item.name] = item.inputs.front();
-      }
-    } catch (const CLI::Error& e) {
+      config = gatehouse::tools::parse_config(in);
+    } catch (const std::exception& e) {
       throw ExitError(kExitUsage, "config file " + config_file + ": " + e.what());
     }
     std::set<std::string> known;

@@ -32,7 +32,9 @@
 #include <thread>
 #include <unordered_map>
 
+#include "http/connection_host.hpp"
 #include "http/form.hpp"
+#include "http/text.hpp"
 #include "http/worker_pool.hpp"
 
 namespace gatehouse {
@@ -180,7 +182,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // nothing after it can be read as a smuggled request.
     if (auto te = parser_->get().find(bhttp::field::transfer_encoding);
         te != parser_->get().end()) {
-      if (!beast::iequals(trim_ows(te->value()), "chunked") ||
+      if (!http::ascii_iequals(trim_ows(te->value()), "chunked") ||
           parser_->get().count(bhttp::field::transfer_encoding) > 1) {
         return respond_error(400, "Bad Request");
       }
@@ -188,7 +190,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (parser_->is_done()) return on_request();
     auto& req = parser_->get();
     auto expect = req[bhttp::field::expect];
-    if (beast::iequals(expect, "100-continue") && req.version() >= 11) {  // RFC 9110 §10.1.1
+    if (http::ascii_iequals(expect, "100-continue") && req.version() >= 11) {  // RFC 9110 §10.1.1
       continue_.emplace(bhttp::status::continue_, req.version());
       bhttp::async_write(stream_, *continue_,
                          [self = shared_from_this()](beast::error_code e, std::size_t) {
@@ -525,5 +527,42 @@ void serve(const App& app, const ServerOptions& options) {
   state.pool.stop(/*run_pending=*/false);
   guards.clear();
 }
+
+namespace http {
+
+struct ConnectionHost::Impl {
+  ServerState state;
+  net::io_context ioc{1};  // destroyed first: pending handlers release their sessions
+
+  Impl(const App& app, const ServerOptions& options)
+      : state(app, options, options.worker_threads != 0 ? options.worker_threads : 1) {
+    state.local_authority = options.host + ":" + std::to_string(options.port);
+  }
+  ~Impl() { state.pool.stop(/*run_pending=*/false); }
+};
+
+ConnectionHost::ConnectionHost(const App& app, const ServerOptions& options)
+    : impl_(std::make_unique<Impl>(app, options)) {}
+ConnectionHost::~ConnectionHost() = default;
+
+net::io_context& ConnectionHost::context() { return impl_->ioc; }
+
+void ConnectionHost::start(int fd) {
+  tcp::socket socket(impl_->ioc);
+  socket.assign(tcp::v4(), fd);
+  std::make_shared<Session>(std::move(socket), impl_->state)->start();
+}
+
+void ConnectionHost::run() {
+  auto& ioc = impl_->ioc;
+  ioc.restart();
+  // The guard keeps run_one_for waiting while a session's work is on the worker pool.
+  auto guard = net::make_work_guard(ioc);
+  while (impl_->state.session_count() > 0) ioc.run_one_for(std::chrono::milliseconds(100));
+  guard.reset();
+  ioc.poll();
+}
+
+}  // namespace http
 
 }  // namespace gatehouse

@@ -28,4 +28,19 @@ inline std::string latin1_to_utf8(std::string_view bytes) {
   return out;
 }
 
+// ASCII case-insensitive equality (HTTP schemes, tokens and codings). Not Beast's
+// iequals: in Boost 1.81 it reads one byte past the end of its first argument after
+// a case difference (found by fuzz/fuzz_bearer.cpp).
+inline bool ascii_iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    auto x = static_cast<unsigned char>(a[i]);
+    auto y = static_cast<unsigned char>(b[i]);
+    if (x >= 'A' && x <= 'Z') x = static_cast<unsigned char>(x + 32);
+    if (y >= 'A' && y <= 'Z') y = static_cast<unsigned char>(y + 32);
+    if (x != y) return false;
+  }
+  return true;
+}
+
 }  // namespace gatehouse::http

@@ -172,7 +172,10 @@ void dump_string(std::string_view s, std::string& out) {
 
 // Python's repr() of a float: the shortest digits that round-trip, in positional
 // notation unless the exponent is below -4 or above 15, always with a '.' or an 'e'.
+// Infinities and NaN: "inf", "-inf", "nan", as repr() and str() write them.
 std::string python_float_repr(double d) {
+  if (std::isnan(d)) return "nan";
+  if (std::isinf(d)) return d < 0 ? "-inf" : "inf";
   if (d == 0) return std::signbit(d) ? "-0.0" : "0.0";
   char buf[64];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
@@ -295,7 +298,11 @@ void dump_python_json(const boost::json::value& v, std::string& out) {
       out += std::to_string(v.get_uint64());
       break;
     case boost::json::kind::double_:
-      out += python_float_repr(v.get_double());
+      if (std::isfinite(v.get_double())) {
+        out += python_float_repr(v.get_double());
+      } else {  // json.dumps with allow_nan=True, its default
+        out += std::isnan(v.get_double()) ? "NaN" : v.get_double() < 0 ? "-Infinity" : "Infinity";
+      }
       break;
     case boost::json::kind::string:
       dump_string(v.get_string(), out);

@@ -3,7 +3,6 @@
 
 #include "http/text.hpp"
 
-#include <boost/beast/core/string.hpp>
 #include <boost/json/array.hpp>
 
 #include <algorithm>
@@ -59,7 +58,7 @@ std::optional<std::string_view> OAuth2PasswordBearer::extract(
   auto value = *authorization;
   auto space = value.find(' ');
   auto scheme = value.substr(0, space);
-  if (!boost::beast::iequals(scheme, "bearer")) return std::nullopt;
+  if (!http::ascii_iequals(scheme, "bearer")) return std::nullopt;
   if (space == std::string_view::npos) return std::string_view{};
   return value.substr(space + 1);
 }
@@ -109,15 +108,24 @@ std::vector<std::string> split_scopes(std::string_view s) {
       space = (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x20);
     } else {
       // Decode one UTF-8 sequence (invalid bytes count as one non-space character).
+      // A lead byte takes only continuation bytes (10xxxxxx) with it, so that an ASCII
+      // space after a stray lead byte still separates.
+      auto continues = [&](std::size_t n) {
+        if (i + n >= s.size()) return false;
+        for (std::size_t k = 1; k <= n; ++k) {
+          if ((static_cast<unsigned char>(s[i + k]) & 0xc0u) != 0x80u) return false;
+        }
+        return true;
+      };
       std::uint32_t cp = 0;
-      if ((c & 0xe0) == 0xc0 && i + 1 < s.size()) {
+      if ((c & 0xe0) == 0xc0 && continues(1)) {
         len = 2;
         cp = ((c & 0x1fu) << 6) | (static_cast<unsigned char>(s[i + 1]) & 0x3fu);
-      } else if ((c & 0xf0) == 0xe0 && i + 2 < s.size()) {
+      } else if ((c & 0xf0) == 0xe0 && continues(2)) {
         len = 3;
         cp = ((c & 0x0fu) << 12) | ((static_cast<unsigned char>(s[i + 1]) & 0x3fu) << 6) |
              (static_cast<unsigned char>(s[i + 2]) & 0x3fu);
-      } else if ((c & 0xf8) == 0xf0 && i + 3 < s.size()) {
+      } else if ((c & 0xf8) == 0xf0 && continues(3)) {
         len = 4;
       }
       space = cp == 0x85 || cp == 0xa0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) ||

@@ -26,8 +26,38 @@ export ARTIFACT_DIR="${ARTIFACT_DIR:-build/test-artifacts}"
 mkdir -p "$ARTIFACT_DIR"
 ARTIFACT_DIR="$(cd "$ARTIFACT_DIR" && pwd)"
 
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
-  npm ci --prefix tests/browser --silent --no-audit --no-fund >/dev/null
+# The programs this needs, each named with the Debian package that has it.
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+missing=()
+command -v node >/dev/null 2>&1 || missing+=("node (Debian package nodejs)")
+command -v npm >/dev/null 2>&1 || missing+=("npm (Debian package npm)")
+command -v curl >/dev/null 2>&1 || missing+=("curl (Debian package curl)")
+[ -x "$CHROMIUM" ] || missing+=("$CHROMIUM (Debian package chromium; or set CHROMIUM)")
+if [ ${#missing[@]} -gt 0 ]; then
+  printf 'run.sh: not installed: %s\n' "${missing[@]}" >&2
+  echo "run.sh: scripts/install-deps build test installs them" >&2
+  exit 2
+fi
+export CHROMIUM
+
+# playwright-core as the lock file pins it; npm's warnings (EBADENGINE) stay visible.
+if [ ! -d tests/browser/node_modules/playwright-core ] ||
+  [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
+  echo "run.sh: npm ci --prefix tests/browser (node $(node --version))" >&2
+  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=http 2>&1 |
+    "$REPO/scripts/progress" run.sh >&2
+fi
+# The Node.js that playwright-core supports, said before it fails in its own words.
+if ! engine_error="$(node -e '
+  const want = require(process.argv[1]).engines.node;     // e.g. ">=18"
+  const m = /^>=\s*(\d+)(?:\.(\d+))?/.exec(want || "");
+  const [maj, min] = process.versions.node.split(".").map(Number);
+  if (m && (maj < +m[1] || (maj === +m[1] && min < +(m[2] || 0)))) {
+    console.log(`playwright-core needs Node.js ${want}, but node is ${process.version}`);
+    process.exit(1);
+  }' "$REPO/tests/browser/node_modules/playwright-core/package.json" 2>&1)"; then
+  echo "run.sh: $engine_error ($(command -v node)); see tests/browser/package.json and docs/DECISIONS.md" >&2
+  exit 2
 fi
 
 PORT="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
@@ -56,20 +86,23 @@ SERVER_PID=$!
 
 BASE_URL="http://127.0.0.1:$PORT"
 ready=""
+last_error=""
 for _ in $(seq 150); do   # up to ~15 s
   if ! kill -0 "$SERVER_PID" 2>/dev/null; then
     echo "run.sh: gatehouse exited before answering; log follows" >&2
     cat "$SERVER_LOG" >&2
     exit 1
   fi
-  if curl -fsS -o /dev/null --max-time 1 "$BASE_URL/openapi.json" 2>/dev/null; then
+  # curl's own words (refused connection, HTTP error, ...) are kept for the report.
+  if last_error="$(curl -fsS -o /dev/null --max-time 1 "$BASE_URL/openapi.json" 2>&1)"; then
     ready=1
     break
   fi
   sleep 0.1
 done
 if [ -z "$ready" ]; then
-  echo "run.sh: $BASE_URL/openapi.json did not answer in time; log follows" >&2
+  echo "run.sh: $BASE_URL/openapi.json did not answer within 15 s; the last try said: $last_error" >&2
+  echo "run.sh: server log follows" >&2
   cat "$SERVER_LOG" >&2
   exit 1
 fi
