@@ -6,7 +6,10 @@
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
+#include <openssl/crypto.h>
+#include <sqlite3.h>
 #include <boost/json.hpp>
+#include <boost/version.hpp>
 
 #include <cstdlib>
 #include <fstream>
@@ -15,6 +18,7 @@
 #include <sstream>
 #include <string>
 
+#include "build_info.hpp"
 #include "gatehouse/gatehouse.hpp"
 #include "gatehouse/keys.hpp"
 #include "importer.hpp"
@@ -100,12 +104,26 @@ std::vector<gatehouse::User> read_import_file(const std::string& path) {
   }
 }
 
+// `gatehouse --version`: the version first (help2man reads that line), then the build.
+std::string version_text() {
+  std::string boost = std::to_string(BOOST_VERSION / 100000) + "." +
+                      std::to_string(BOOST_VERSION / 100 % 1000) + "." +
+                      std::to_string(BOOST_VERSION % 100);
+  return std::string("gatehouse ") + gatehouse_build::kVersion + "\nrevision " +
+         gatehouse_build::kRevision + ", " + gatehouse_build::kBuildType + " build, compiler " +
+         gatehouse_build::kCompiler + "\nlibraries: Boost " + boost + ", " +
+         OpenSSL_version(OPENSSL_VERSION) + ", SQLite " + sqlite3_libversion() + ", CLI11 " +
+         CLI11_VERSION + ", libpq (libpq.so.5) loaded when a PostgreSQL store is opened";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App cli{
-      "gatehouse: an OAuth2 password-flow token server that answers like FastAPI's tutorial"};
+      "gatehouse: an OAuth2 password-flow token server that answers like FastAPI's tutorial",
+      "gatehouse"};
   cli.require_subcommand(1);
+  cli.set_version_flag("--version", version_text(), "Print the version and build, then exit");
   cli.footer(
       "Settings come from flags, then the environment, then the config file (--config or "
       "GATEHOUSE_CONFIG, TOML/INI `key = value`; refused if others may write it, or read it "
