@@ -238,6 +238,12 @@ int main(int argc, char** argv) {
       settings.add(serve, "--worker-queue", "worker-queue", "GATEHOUSE_WORKER_QUEUE", "256",
                    "Logins waiting for a hashing thread before 503 (1 to 1000000)");
   queue.number(1, 1000000);
+  auto& per_client = settings.add(
+      serve, "--max-connections-per-client", "max-connections-per-client",
+      "GATEHOUSE_MAX_CONNECTIONS_PER_CLIENT", "256",
+      "Connections one client address (IPv6: its /64) may hold; more get 503. 0: no cap. "
+      "The trusted proxy 127.0.0.1 is not capped (up to 1000000)");
+  per_client.number(0, 1000000);
   auto& web_dir = settings.add(serve, "--web-dir", "web-dir", "GATEHOUSE_WEB_DIR", "",
                                "Directory with the Swagger UI and ReDoc files");
   web_dir.check(require_directory);
@@ -302,6 +308,7 @@ int main(int argc, char** argv) {
     options.io_threads = static_cast<unsigned>(io_threads.as_number());
     options.worker_threads = static_cast<unsigned>(workers.as_number());
     options.worker_queue = queue.as_number();
+    options.max_connections_per_client = per_client.as_number();
     options.access_log = (access_log.as_bool() || access_log_flag) && !no_access_log;
 
     gatehouse::AppInfo info;

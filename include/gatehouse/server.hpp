@@ -22,7 +22,11 @@ struct ServerOptions {
   unsigned worker_threads = 0;     // 0: one per core
   std::size_t worker_queue = 256;  // waiting offloaded requests before 503
   std::size_t header_limit = 16 * 1024;
-  std::size_t max_connections = 10000;  // further connections are closed at once
+  std::size_t max_connections = 10000;  // further connections get a 503 and are closed
+  // Connections one client may hold at once (0: no such cap); further ones get a 503 and
+  // are closed. A client is an IPv4 address or an IPv6 /64. The trusted proxies in
+  // forwarded_allow_ips are not capped: every client behind a proxy shares its address.
+  std::size_t max_connections_per_client = 256;
   std::chrono::seconds read_timeout{30};
   std::chrono::seconds shutdown_grace{10};
   bool access_log = true;

@@ -65,8 +65,11 @@ Dispatch App::dispatch(const Request& request) const {
       if (r->path != other) continue;
       // Starlette's redirect_slashes: 307 to the same URL with the slash toggled.
       std::string url = http::latin1_to_utf8(request.scheme()) + "://";
+      // An empty Host (RFC 9110 §7.2: the target has no authority) names no host
+      // either: the server's own address is used, as without one.
       auto host = request.header("Host");
-      url += host ? http::latin1_to_utf8(*host) : std::string(request.local_authority());
+      url += host && !host->empty() ? http::latin1_to_utf8(*host)
+                                    : std::string(request.local_authority());
       url += other;
       if (auto q = request.query(); !q.empty()) {
         url += '?';

@@ -6,7 +6,9 @@
 // a socket. Limits live where bytes are read: a fresh parser per request with a
 // header limit (431) and a body limit (413), a deadline per read (slow clients are
 // dropped), and after an error answer the connection is half-closed and drained
-// briefly so the client reads the answer instead of a reset.
+// briefly so the client reads the answer instead of a reset. Memory follows what
+// arrives: buffers grow with the bytes read and are given back after a large request,
+// and after a burst the allocator returns the freed pages to the system.
 #include "gatehouse/server.hpp"
 
 #include <boost/asio/dispatch.hpp>
@@ -19,14 +21,21 @@
 #include <boost/beast/http.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <malloc.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -60,6 +69,131 @@ std::string_view trim_ows(std::string_view v) {
   return v;
 }
 
+// RFC 9110 §7.2: Host = uri-host [ ":" port ] (RFC 3986 §3.2.2), or empty. A comma is
+// a legal reg-name character but no host name has one: a comma here is two Host
+// values joined into a list by whoever forwarded the request, which is as bad as two
+// Host lines.
+bool valid_host(std::string_view v) {
+  auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+  auto name_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
+           std::string_view("-._~!$&'()*+;=").find(c) != std::string_view::npos;
+  };
+  std::string_view host = v;
+  std::string_view port;
+  if (!v.empty() && v.front() == '[') {
+    const auto close = v.find(']');
+    if (close == std::string_view::npos) return false;
+    const auto literal = v.substr(1, close - 1);
+    const auto rest = v.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') return false;
+    if (!rest.empty()) port = rest.substr(1);
+    beast::error_code ec;
+    net::ip::make_address_v6(std::string(literal), ec);
+    if (ec) {
+      // IPvFuture: "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )
+      const auto dot = literal.find('.');
+      if (literal.size() < 4 || (literal[0] != 'v' && literal[0] != 'V') || dot == 1 ||
+          dot == std::string_view::npos || dot + 1 == literal.size() ||
+          !std::all_of(literal.begin() + 1, literal.begin() + static_cast<long>(dot), hex) ||
+          !std::all_of(literal.begin() + static_cast<long>(dot) + 1, literal.end(),
+                       [&](char c) { return name_char(c) || c == ':'; })) {
+        return false;
+      }
+    }
+  } else {
+    const auto colon = v.find(':');
+    if (colon != std::string_view::npos) {
+      host = v.substr(0, colon);
+      port = v.substr(colon + 1);
+    }
+    for (std::size_t i = 0; i < host.size(); ++i) {
+      if (host[i] == '%') {
+        if (i + 2 >= host.size() || !hex(host[i + 1]) || !hex(host[i + 2])) return false;
+        i += 2;
+      } else if (!name_char(host[i])) {
+        return false;
+      }
+    }
+  }
+  return std::all_of(port.begin(), port.end(),
+                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; });
+}
+
+// A request body that grows with the bytes that arrive. Beast's string_body reserves
+// the announced Content-Length at once, so a client announcing 64 KiB and sending one
+// byte would pin 64 KiB per connection; here the string doubles as bytes come, never
+// past what was announced.
+struct ArrivingBody {
+  using value_type = std::string;
+  static std::uint64_t size(const value_type& body) { return body.size(); }
+
+  class reader {
+   public:
+    template <bool isRequest, class Fields>
+    reader(bhttp::header<isRequest, Fields>&, value_type& body) : body_(body) {}
+
+    void init(const boost::optional<std::uint64_t>& length, beast::error_code& ec) {
+      announced_ = length ? *length : std::numeric_limits<std::uint64_t>::max();
+      ec = {};
+    }
+
+    template <class ConstBufferSequence>
+    std::size_t put(const ConstBufferSequence& buffers, beast::error_code& ec) {
+      const std::size_t extra = net::buffer_size(buffers);
+      const std::size_t size = body_.size();
+      if (extra > body_.max_size() - size) {
+        ec = bhttp::error::buffer_overflow;
+        return 0;
+      }
+      if (size + extra > body_.capacity()) {
+        const std::uint64_t doubled = std::max<std::uint64_t>(size + extra, 2 * body_.capacity());
+        body_.reserve(static_cast<std::size_t>(
+            std::max<std::uint64_t>(size + extra, std::min(doubled, announced_))));
+      }
+      for (auto b : beast::buffers_range_ref(buffers)) {
+        body_.append(static_cast<const char*>(b.data()), b.size());
+      }
+      ec = {};
+      return extra;
+    }
+
+    void finish(beast::error_code& ec) { ec = {}; }
+
+   private:
+    value_type& body_;
+    std::uint64_t announced_ = std::numeric_limits<std::uint64_t>::max();
+  };
+};
+
+// Beast's request parser, except that trailer fields are dropped as they are parsed.
+// RFC 9110 §6.5.1: a recipient must not merge trailer fields into the header section
+// unless the field's definition says how, and none of the fields this server reads
+// allows it (Authorization, Host, X-Forwarded-Proto, Connection, Content-Type...).
+// Beast's parser adds trailers to the message's fields, where they would answer every
+// header lookup (and a duplicate name is even kept next to the header's own), so they
+// are not stored at all: nothing downstream (routing, authentication, redirects, logs)
+// can see them. h11, under the FastAPI reference, does not merge them either. Trailer
+// fields that describe framing (Content-Length, Transfer-Encoding) are still refused
+// by Beast's own checks (400).
+class RequestParser final : public bhttp::request_parser<ArrivingBody> {
+  void on_field_impl(bhttp::field name, beast::string_view name_string, beast::string_view value,
+                     beast::error_code& ec) override {
+    ec = {};
+    if (is_header_done()) return;  // a trailer
+    get().insert(name, name_string, value);
+  }
+};
+
+// A buffer that grew past this after a request is given back.
+constexpr std::size_t kKeepBytes = 8 * 1024;
+// Once sessions have given back this much, the allocator is asked (a second later, so
+// once per burst) to return its free pages to the system.
+constexpr std::size_t kTrimAfterBytes = 4 * 1024 * 1024;
+// What a connection costs beyond the Session object and its buffers (socket state,
+// reactor entry, timer), for the count above.
+constexpr std::size_t kConnectionBytes = 2 * 1024;
+
 // The Date header, formatted once per second per thread.
 const std::string& http_date() {
   thread_local std::time_t last = 0;
@@ -87,6 +221,14 @@ struct ServerState {
 
   std::mutex sessions_mutex;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+  std::size_t admitted = 0;                                 // under sessions_mutex
+  std::unordered_map<std::string, std::size_t> per_client;  // under sessions_mutex
+
+  // Bytes sessions gave back since the allocator last returned free pages.
+  std::atomic<std::size_t> given_back{0};
+  std::atomic<bool> trim_scheduled{false};
+  std::atomic<bool> trim_enabled{false};
+  std::optional<net::steady_timer> trim_timer;  // on the first I/O context
 
   ServerState(const App& a, const ServerOptions& o, unsigned workers)
       : app(a), options(o), pool(workers, o.worker_queue) {}
@@ -94,6 +236,68 @@ struct ServerState {
   std::size_t session_count() {
     std::lock_guard lock(sessions_mutex);
     return sessions.size();
+  }
+
+  // Whose connection this is, for the per-client cap: the IPv4 address, or the /64 of
+  // an IPv6 one (what one subscriber is given). Empty: not capped (a trusted proxy, or
+  // no per-client cap).
+  std::string client_key(const net::ip::address& peer) const {
+    if (options.max_connections_per_client == 0) return {};
+    net::ip::address addr = peer;
+    if (peer.is_v6() && peer.to_v6().is_v4_mapped()) {
+      addr = net::ip::make_address_v4(net::ip::v4_mapped, peer.to_v6());
+    }
+    const std::string text = addr.to_string();
+    for (const auto& ip : options.forwarded_allow_ips) {
+      if (ip == "*" || ip == text || ip == peer.to_string()) return {};
+    }
+    if (addr.is_v4()) return text;
+    auto bytes = addr.to_v6().to_bytes();
+    std::fill(bytes.begin() + 8, bytes.end(), static_cast<unsigned char>(0));
+    return net::ip::address_v6(bytes).to_string() + "/64";
+  }
+
+  enum class Admission { ok, server_full, client_full };
+  Admission admit(const std::string& key) {
+    std::lock_guard lock(sessions_mutex);
+    if (admitted >= options.max_connections) return Admission::server_full;
+    if (!key.empty()) {
+      auto [it, added] = per_client.try_emplace(key, 0);
+      if (it->second >= options.max_connections_per_client) return Admission::client_full;
+      ++it->second;
+    }
+    ++admitted;
+    return Admission::ok;
+  }
+
+  void leave(const std::string& key) {
+    std::lock_guard lock(sessions_mutex);
+    --admitted;
+    if (key.empty()) return;
+    if (auto it = per_client.find(key); it != per_client.end() && --it->second == 0) {
+      per_client.erase(it);
+    }
+  }
+
+  // Freed memory stays in the allocator's free lists (glibc keeps freed pages of its
+  // per-thread heaps until asked), so after a burst of large requests the process would
+  // keep its peak size. Sessions count what they give back; past kTrimAfterBytes,
+  // malloc_trim runs a second later, on the first I/O thread, once for the whole burst.
+  void give_back(std::size_t bytes) {
+    if (given_back.fetch_add(bytes, std::memory_order_relaxed) + bytes < kTrimAfterBytes) return;
+    if (!trim_enabled.load() || trim_scheduled.exchange(true)) return;
+    net::post(trim_timer->get_executor(), [this] {
+      trim_timer->expires_after(std::chrono::seconds(1));
+      trim_timer->async_wait([this](beast::error_code ec) {
+        given_back = 0;
+        trim_scheduled = false;
+#if defined(__GLIBC__)
+        if (!ec) malloc_trim(0);
+#else
+        (void)ec;
+#endif
+      });
+    });
   }
 };
 
@@ -121,25 +325,59 @@ void access_log(const ServerState& state, std::string_view remote, std::string_v
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
 
+// A connection over a cap: a 503 with a JSON body, then closed. The answer is one
+// small write to a fresh socket, so it goes out at once; whatever the client already
+// sent is read first, so that closing sends a FIN and not a reset that could destroy
+// the answer before the client reads it.
+void refuse(tcp::socket& socket, const ServerState& state, std::string_view remote,
+            std::string_view detail) {
+  boost::json::object body;
+  body["detail"] = detail;
+  const std::string json = boost::json::serialize(body);
+  std::string out = "HTTP/1.1 503 Service Unavailable\r\nDate: ";
+  out += http_date();
+  out += "\r\nServer: gatehouse\r\nRetry-After: 1\r\nContent-Type: application/json\r\n";
+  out += "Connection: close\r\nContent-Length: " + std::to_string(json.size()) + "\r\n\r\n";
+  out += json;
+  const int fd = socket.native_handle();
+  if (::send(fd, out.data(), out.size(), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+    // Gone already: nothing to answer.
+  }
+  std::array<char, 4096> sink{};
+  for (int i = 0; i < 16 && ::recv(fd, sink.data(), sink.size(), MSG_DONTWAIT) > 0; ++i) {
+  }
+  beast::error_code ec;
+  socket.shutdown(tcp::socket::shutdown_both, ec);
+  socket.close(ec);
+  access_log(state, remote, "-", "-", 503, std::chrono::steady_clock::duration{});
+}
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, ServerState& state)
+  // `client_key`: what the listener admitted it under (ServerState::admit).
+  Session(tcp::socket socket, ServerState& state, std::string remote, std::string client_key)
       : stream_(std::move(socket)),
         state_(state),
         // Unparsed bytes are bounded too: chunk extensions and trailers count against
         // neither the header nor the body limit (overflow: 400 and close).
-        buffer_(state.options.header_limit + state.app.max_body_bytes + 16 * 1024) {
-    beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
-    if (!ec) remote_ = ep.address().to_string();
+        buffer_(state.options.header_limit + state.app.max_body_bytes + 16 * 1024),
+        remote_(std::move(remote)),
+        client_key_(std::move(client_key)) {
     for (const auto& ip : state_.options.forwarded_allow_ips) {
       trusted_proxy_ = trusted_proxy_ || ip == "*" || ip == remote_;
     }
   }
 
   ~Session() {
-    std::lock_guard lock(state_.sessions_mutex);
-    state_.sessions.erase(this);
+    {
+      std::lock_guard lock(state_.sessions_mutex);
+      state_.sessions.erase(this);
+    }
+    state_.leave(client_key_);
+    std::size_t held = sizeof(Session) + kConnectionBytes + buffer_.capacity() + out_.capacity() +
+                       drain_.capacity();
+    if (parser_) held += header_bytes_ + parser_->get().body().capacity();
+    state_.give_back(held);
   }
 
   void start() {
@@ -173,21 +411,29 @@ class Session : public std::enable_shared_from_this<Session> {
                              beast::bind_front_handler(&Session::on_header, shared_from_this()));
   }
 
-  void on_header(beast::error_code ec, std::size_t) {
+  void on_header(beast::error_code ec, std::size_t header_bytes) {
     idle_ = false;
     if (ec) return fail(ec);
     started_ = std::chrono::steady_clock::now();
+    header_bytes_ = header_bytes;
     // RFC 9112 §6.1: a request whose Transfer-Encoding is not exactly "chunked" (the
     // only coding supported) has no body length we can trust: 400 and close, so
-    // nothing after it can be read as a smuggled request.
+    // nothing after it can be read as a smuggled request. The same for any
+    // Transfer-Encoding in an HTTP/1.0 request, whose framing the RFC says to treat as
+    // faulty: an HTTP/1.0 proxy in front may not have decoded the chunks and would
+    // have sent what follows them as a request of its own (h11 answers 400 too).
     if (auto te = parser_->get().find(bhttp::field::transfer_encoding);
         te != parser_->get().end()) {
       if (!http::ascii_iequals(trim_ows(te->value()), "chunked") ||
-          parser_->get().count(bhttp::field::transfer_encoding) > 1) {
+          parser_->get().count(bhttp::field::transfer_encoding) > 1 ||
+          parser_->get().version() < 11) {
         return respond_error(400, "Bad Request");
       }
     }
     if (parser_->is_done()) return on_request();
+    // The header's bytes are parsed: a buffer that grew for a large header is given
+    // back before the body, which is read into a buffer sized to what arrives.
+    shrink_buffer();
     auto& req = parser_->get();
     auto expect = req[bhttp::field::expect];
     if (http::ascii_iequals(expect, "100-continue") && req.version() >= 11) {  // RFC 9110 §10.1.1
@@ -212,8 +458,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_request() {
     auto& req = parser_->get();
-    // RFC 9112 §3.2: an HTTP/1.1 request without Host is a bad request (h11 agrees).
-    if (req.version() >= 11 && req.find(bhttp::field::host) == req.end()) {
+    // RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host (h11 agrees), and for any
+    // request with more than one Host line or a Host that is not uri-host[:port].
+    if (auto host = req.find(bhttp::field::host); host == req.end()) {
+      if (req.version() >= 11) return respond_error(400, "Bad Request");
+    } else if (req.count(bhttp::field::host) > 1 || !valid_host(host->value())) {
       return respond_error(400, "Bad Request");
     }
     auto target = req.target();
@@ -234,8 +483,10 @@ class Session : public std::enable_shared_from_this<Session> {
     // Blocking work goes to the worker pool; the answer comes back to this I/O thread.
     stream_.expires_never();
     const Route* route = dispatch.route;
+    waiting_ = true;
     bool queued = state_.pool.try_submit([self = shared_from_this(), route] {
-      if (self->peer_gone()) {
+      self->running_ = true;
+      if (self->peer_left()) {
         // The client left while the request waited (it timed out, or gave up): do not
         // spend a password hash on an answer nobody will read.
         net::post(self->stream_.get_executor(), [self] { self->close(); });
@@ -243,22 +494,80 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       Response res = self->state_.app.run(*route, self->request_);
       net::post(self->stream_.get_executor(),
-                [self, res = std::move(res)]() mutable { self->respond(std::move(res)); });
+                [self, res = std::move(res)]() mutable { self->answer(std::move(res)); });
     });
     if (!queued) {
-      respond(HttpException(503, "Service Unavailable: too many requests in progress",
-                            {{"Retry-After", "1"}})
-                  .to_response());
+      waiting_ = false;
+      return respond(HttpException(503, "Service Unavailable: too many requests in progress",
+                                   {{"Retry-After", "1"}})
+                         .to_response());
     }
+    watch_peer();
   }
 
-  // True when the peer has closed or reset the connection. Only called while the
-  // session is not reading, so peeking cannot race with the I/O thread.
-  bool peer_gone() {
-    char c = 0;
+  // While a request waits for the pool, the session watches its socket. The end of
+  // the client's stream (FIN) means either a half-close, after which the client still
+  // reads the answer (RFC 9112 §9.6 lets it), or a close: it has gone. TCP tells the
+  // two apart only when data arrives at a closed socket, which answers with a reset.
+  // So on a FIN the session writes an interim "100 Continue" (for HTTP/1.1; RFC 9110
+  // §15.2: a client must parse and may ignore 1xx it did not expect, and 100 says what
+  // is true here: the request was received, the answer follows). A client that left
+  // resets the connection, and the worker sees that before it hashes (peer_left); a
+  // client that half-closed reads on and gets its answer.
+  void watch_peer() {
+    stream_.socket().async_wait(
+        tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+          if (ec || !self->waiting_) return;
+          char c = 0;
+          const ssize_t n =
+              ::recv(self->stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+          if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            return self->watch_peer();
+          }
+          // n > 0: the next request is arriving; n < 0: a reset, which peer_left sees;
+          // a request already running needs no probe: its answer is on the way.
+          if (n == 0 && !self->running_ && self->parser_->get().version() >= 11) {
+            self->probe_peer();
+          }
+        });
+  }
+
+  void probe_peer() {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    probing_ = true;
+    net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                     [self = shared_from_this()](beast::error_code, std::size_t) {
+                       self->probing_ = false;
+                       if (!self->held_) return;
+                       Response r = std::move(*self->held_);
+                       self->held_.reset();
+                       self->respond(std::move(r));
+                     });
+  }
+
+  // The worker's answer, on this I/O thread: after the probe if one is being written.
+  void answer(Response r) {
+    waiting_ = false;
+    running_ = false;
+    if (probing_) {
+      held_ = std::move(r);
+      return;
+    }
+    beast::error_code ec;
+    stream_.socket().cancel(ec);  // the watch
+    respond(std::move(r));
+  }
+
+  // True when the connection has been reset: the client closed it and its system
+  // answered the probe (or anything else) with a reset. A half-close is not leaving.
+  // Called on a worker thread; reading the socket's state cannot race with the I/O
+  // thread, which only waits on it meanwhile.
+  bool peer_left() {
+    tcp_info info{};
+    socklen_t len = sizeof info;
     const auto fd = stream_.socket().native_handle();
-    const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return false;
+    return info.tcpi_state == TCP_CLOSE;
   }
 
   void respond(Response r) {
@@ -334,7 +643,36 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_write(bool close_after, beast::error_code ec, std::size_t) {
     if (ec) return close();
     if (close_after) return linger();
+    release_request();
     do_read();
+  }
+
+  // Between requests a connection keeps only small buffers: the parsed request goes
+  // now (not when the next one starts), and a buffer that a large request grew is
+  // given back.
+  void release_request() {
+    std::size_t freed = 0;
+    if (parser_) {
+      const std::size_t held = header_bytes_ + parser_->get().body().capacity();
+      if (held > kKeepBytes) freed += held;
+      request_ = Request();
+      parser_.reset();
+    }
+    freed += shrink_buffer();
+    if (out_.capacity() > kKeepBytes) {
+      freed += out_.capacity();
+      std::string().swap(out_);
+    }
+    if (freed != 0) state_.give_back(freed);
+  }
+
+  // Gives back a read buffer that grew past kKeepBytes, keeping what it holds (the
+  // start of a pipelined request, or of the body). Returns the bytes freed.
+  std::size_t shrink_buffer() {
+    if (buffer_.capacity() <= kKeepBytes) return 0;
+    const std::size_t freed = buffer_.capacity() - buffer_.size();
+    buffer_.shrink_to_fit();
+    return freed;
   }
 
   // Answers what a failed read means, then closes.
@@ -400,16 +738,22 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   ServerState& state_;
   beast::flat_buffer buffer_;
-  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<RequestParser> parser_;
+  std::size_t header_bytes_ = 0;  // of the request being handled
   std::optional<bhttp::response<bhttp::empty_body>> continue_;
   Request request_;
   bhttp::response<bhttp::string_body> res_;
   std::string out_;
   std::optional<bhttp::response<bhttp::file_body>> file_res_;
   std::string remote_;
+  std::string client_key_;  // for the per-client cap; empty: not counted
   std::vector<char> drain_;
   std::size_t drained_ = 0;
   bool idle_ = false;
+  bool waiting_ = false;              // for the worker pool (see watch_peer)
+  bool probing_ = false;              // the interim 100 is being written
+  std::atomic<bool> running_{false};  // a worker has taken the request
+  std::optional<Response> held_;      // the answer, until the probe is written
   bool trusted_proxy_ = false;
   std::chrono::steady_clock::time_point started_;
 };
@@ -447,11 +791,27 @@ class Listener {
         });
         return;
       }
-      if (state_.session_count() >= state_.options.max_connections) {
-        socket.close(ec);  // over the cap: refuse this one, keep accepting
-      } else {
-        socket.set_option(tcp::no_delay(true), ec);
-        std::make_shared<Session>(std::move(socket), state_)->start();
+      const auto peer = socket.remote_endpoint(ec);
+      if (ec) {
+        socket.close(ec);  // gone before it was accepted
+        return do_accept();
+      }
+      std::string key = state_.client_key(peer.address());
+      switch (state_.admit(key)) {
+        case ServerState::Admission::ok:
+          socket.set_option(tcp::no_delay(true), ec);
+          std::make_shared<Session>(std::move(socket), state_, peer.address().to_string(),
+                                    std::move(key))
+              ->start();
+          break;
+        case ServerState::Admission::server_full:
+          refuse(socket, state_, peer.address().to_string(),
+                 "Service Unavailable: too many connections");
+          break;
+        case ServerState::Admission::client_full:
+          refuse(socket, state_, peer.address().to_string(),
+                 "Service Unavailable: too many connections from this client");
+          break;
       }
       do_accept();
     });
@@ -479,6 +839,9 @@ void serve(const App& app, const ServerOptions& options) {
     contexts.push_back(std::make_unique<net::io_context>(1));
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
   for (auto& c : contexts) guards.push_back(net::make_work_guard(*c));
+
+  state.trim_timer.emplace(*contexts[0]);
+  state.trim_enabled = true;
 
   auto address = net::ip::make_address(options.host);
   Listener listener(*contexts[0], contexts, tcp::endpoint(address, options.port), state);
@@ -526,6 +889,9 @@ void serve(const App& app, const ServerOptions& options) {
   // Logins still queued after the grace period would be hashed for nobody: drop them.
   state.pool.stop(/*run_pending=*/false);
   guards.clear();
+  // Sessions still owned by handlers go with their io_context, after this timer.
+  state.trim_enabled = false;
+  state.trim_timer.reset();
 }
 
 namespace http {
@@ -550,7 +916,13 @@ net::io_context& ConnectionHost::context() { return impl_->ioc; }
 void ConnectionHost::start(int fd) {
   tcp::socket socket(impl_->ioc);
   socket.assign(tcp::v4(), fd);
-  std::make_shared<Session>(std::move(socket), impl_->state)->start();
+  // Counted like any connection (not per client: there is no client address).
+  if (impl_->state.admit({}) != ServerState::Admission::ok) {
+    beast::error_code ec;
+    socket.close(ec);
+    return;
+  }
+  std::make_shared<Session>(std::move(socket), impl_->state, std::string(), std::string())->start();
 }
 
 void ConnectionHost::run() {

@@ -125,6 +125,8 @@ BAD_SERVE_SETTINGS = [
     (["--workers", "lots"], {}, None, "invalid workers 'lots' (from --workers)"),
     (["--io-threads", "100000"], {}, None, "invalid io-threads '100000'"),
     (["--worker-queue", "0"], {}, None, "invalid worker-queue '0'"),
+    ([], {"GATEHOUSE_MAX_CONNECTIONS_PER_CLIENT": "-1"}, None,
+     "invalid max-connections-per-client '-1' (from environment variable GATEHOUSE_MAX_CONNECTIONS_PER_CLIENT)"),
     (["--host", "localhost"], {}, None, "invalid host 'localhost' (from --host)"),
     (["--host", "not an address"], {}, None, "invalid host"),
     (["--web-dir", "/nonexistent/web"], {}, None, "invalid web-dir '/nonexistent/web' (from --web-dir): no such directory"),
