@@ -1,7 +1,7 @@
 // The gatehouse command: settings from flags, environment and a config file (in that
 // order of precedence, checked at start-up: tools/settings.cpp), then library calls.
 // Exit codes a script can rely on: 0 success · 1 runtime error · 2 usage error (a bad
-// argument or setting, or an unsafe file) · 3 no such user · 4 user exists
+// argument or setting, or an unsafe file) · 3 no such user (or key) · 4 user exists
 #include <termios.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
@@ -11,7 +11,9 @@
 #include <boost/json.hpp>
 #include <boost/version.hpp>
 
+#include <algorithm>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -28,6 +30,40 @@
 namespace {
 
 using namespace gatehouse::cli;
+
+// A JOSE algorithm name (any case): HS256, RS256, ES256 or EdDSA.
+gatehouse::Alg parse_alg(const Setting& s) {
+  for (auto a : {gatehouse::Alg::HS256, gatehouse::Alg::RS256, gatehouse::Alg::ES256,
+                 gatehouse::Alg::EdDSA}) {
+    const auto name = gatehouse::to_string(a);
+    if (std::equal(name.begin(), name.end(), s.value.begin(), s.value.end(), [](char x, char y) {
+          return std::tolower(static_cast<unsigned char>(x)) ==
+                 std::tolower(static_cast<unsigned char>(y));
+        })) {
+      return a;
+    }
+  }
+  s.fail("must be HS256, RS256, ES256 or EdDSA");
+}
+
+// RFC 8414 §2: an https URL without query or fragment (http allowed for local use).
+std::optional<std::string> parse_issuer(const Setting& s) {
+  if (s.value.empty()) return std::nullopt;
+  const bool url = s.value.rfind("https://", 0) == 0 || s.value.rfind("http://", 0) == 0;
+  if (!url || s.value.find_first_of("?#") != std::string::npos) {
+    s.fail("must be an https:// URL without query or fragment");
+  }
+  return s.value;
+}
+
+std::string utc_time(std::int64_t t) {
+  const auto tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
 
 bool is_postgres_url(const std::string& db) {
   return db.rfind("postgresql://", 0) == 0 || db.rfind("postgres://", 0) == 0;
@@ -128,7 +164,7 @@ int main(int argc, char** argv) {
       "Settings come from flags, then the environment, then the config file (--config or "
       "GATEHOUSE_CONFIG, TOML/INI `key = value`; refused if others may write it, or read it "
       "while it holds a secret).\nExit codes: 0 ok, 1 error, 2 usage (a bad argument or "
-      "setting, or an unsafe file), 3 no such user, 4 user exists.");
+      "setting, or an unsafe file), 3 no such user or key, 4 user exists.");
   Settings settings;
   std::string config_file;
   cli.add_option("--config", config_file, "Config file (TOML or INI: key = value)")
@@ -247,6 +283,16 @@ int main(int argc, char** argv) {
   auto& web_dir = settings.add(serve, "--web-dir", "web-dir", "GATEHOUSE_WEB_DIR", "",
                                "Directory with the Swagger UI and ReDoc files");
   web_dir.check(require_directory);
+  auto& signing_alg =
+      settings.add(serve, "--signing-alg", "signing-alg", "GATEHOUSE_SIGNING_ALG", "HS256",
+                   "HS256 (SECRET_KEY, FastAPI's), or RS256, ES256, EdDSA (keys kept in the "
+                   "store, published at /.well-known/jwks.json)");
+  auto& issuer = settings.add(serve, "--issuer", "issuer", "GATEHOUSE_ISSUER", "",
+                              "Issuer URL: RFC 9068 tokens (iss checked) and RFC 8414 metadata");
+  auto& audience = settings.add(serve, "--audience", "audience", "GATEHOUSE_AUDIENCE", "",
+                                "Audience: RFC 9068 tokens carry it, verification requires it");
+  signing_alg.check([](const Setting& s) { (void)parse_alg(s); });
+  issuer.check([](const Setting& s) { (void)parse_issuer(s); });
   auto& access_log = settings.add(serve, "", "access-log", "GATEHOUSE_ACCESS_LOG", "true", "");
   auto& demo = settings.add(serve, "", "demo-users", "GATEHOUSE_DEMO_USERS", "false", "");
   const std::string secret_key_help =
@@ -287,20 +333,46 @@ int main(int argc, char** argv) {
                    "`gatehouse user add NAME` (same --data-dir/--database), or start with "
                    "--demo-users to try the tutorial's johndoe/secret\n";
     }
-    std::string secret;
-    if (const char* k = std::getenv("SECRET_KEY"); k != nullptr && *k != '\0') {
-      secret = k;
-      if (secret.size() < 32) {
-        std::cerr << "gatehouse: warning: SECRET_KEY is shorter than 32 bytes; HS256 wants at "
-                     "least 32 random bytes (openssl rand -hex 32)\n";
-      }
-    } else if (postgres) {
-      // Instances sharing one database share the key through it.
-      secret = store->setting_or_init("secret_key", gatehouse::generate_secret_key());
-    } else {
-      secret = gatehouse::load_or_create_secret_key(serve_dir->value);
-    }
     const auto lifetime = minutes.as_number();
+    const auto alg = parse_alg(signing_alg);
+    const auto iss = parse_issuer(issuer);
+    const std::optional<std::string> aud =
+        audience.value.empty() ? std::nullopt : std::optional<std::string>(audience.value);
+
+    // The keys: SECRET_KEY (HS256, FastAPI's), or the store's key ring.
+    std::shared_ptr<gatehouse::KeySource> keys;
+    if (alg == gatehouse::Alg::HS256) {
+      std::string secret;
+      if (const char* k = std::getenv("SECRET_KEY"); k != nullptr && *k != '\0') {
+        secret = k;
+        if (secret.size() < 32) {
+          std::cerr << "gatehouse: warning: SECRET_KEY is shorter than 32 bytes; HS256 wants at "
+                       "least 32 random bytes (openssl rand -hex 32)\n";
+        }
+      } else if (postgres) {
+        // Instances sharing one database share the key through it.
+        secret = store->setting_or_init("secret_key", gatehouse::generate_secret_key());
+      } else {
+        secret = gatehouse::load_or_create_secret_key(serve_dir->value);
+      }
+      keys = gatehouse::StaticKeys::hs256(std::move(secret));
+    } else {
+      auto ring = std::make_shared<gatehouse::StoreKeyRing>(
+          store, gatehouse::StoreKeyRing::Options{.token_lifetime_seconds =
+                                                      static_cast<std::int64_t>(lifetime) * 60});
+      ring->ensure_signing_key(alg);
+      keys = ring;
+    }
+    gatehouse::VerifierOptions verify_options;
+    verify_options.algorithms = {alg};
+    if (alg != gatehouse::Alg::HS256) {
+      // Tokens signed before a change of --signing-alg verify until they expire.
+      verify_options.algorithms = {gatehouse::Alg::RS256, gatehouse::Alg::ES256,
+                                   gatehouse::Alg::EdDSA};
+    }
+    verify_options.issuer = iss;
+    verify_options.audience = aud;
+    verify_options.rfc9068 = iss || aud;
 
     gatehouse::ServerOptions options;
     options.host = host.value;
@@ -316,9 +388,31 @@ int main(int argc, char** argv) {
     gatehouse::App app(info);
     tutorial::install(
         app, {.users = store,
-              .secret_key = std::make_shared<gatehouse::jwt::Hs256Key>(secret),
               .passwords = std::make_shared<gatehouse::PasswordHasher>(serve_argon2.params()),
-              .access_token_expire_minutes = static_cast<int>(lifetime)});
+              .verifier = std::make_shared<const gatehouse::Verifier>(verify_options, keys),
+              .tokens = std::make_shared<const gatehouse::TokenIssuer>(
+                  gatehouse::TokenIssuerOptions{
+                      .lifetime_seconds = static_cast<std::int64_t>(lifetime) * 60,
+                      .issuer = iss,
+                      .audience = aud},
+                  keys)});
+    // Discovery documents, only when what they describe is on (the default
+    // /openapi.json stays the FastAPI tutorial's).
+    if (alg != gatehouse::Alg::HS256) gatehouse::install_jwks(app, keys);
+    if (iss) {
+      gatehouse::AuthorizationServerMetadata metadata;
+      metadata.issuer = *iss;
+      std::string base = *iss;
+      while (!base.empty() && base.back() == '/') base.pop_back();
+      metadata.token_endpoint = base + "/token";
+      if (alg != gatehouse::Alg::HS256) metadata.jwks_uri = base + "/.well-known/jwks.json";
+      for (const auto& scope : tutorial::scopes()) metadata.scopes_supported.push_back(scope.first);
+      metadata.grant_types_supported = {"password"};
+      // /token takes client_id but checks no client credentials: public clients.
+      metadata.token_endpoint_auth_methods_supported = {"none"};
+      metadata.access_token_signing_alg_values_supported = {std::string(gatehouse::to_string(alg))};
+      gatehouse::install_metadata(app, std::move(metadata));
+    }
     const std::string shown =
         host.value.find(':') != std::string::npos ? "[" + host.value + "]" : host.value;
     options.on_listening = [shown](std::uint16_t p) {
@@ -455,6 +549,77 @@ int main(int argc, char** argv) {
     }
   }
   std::cout << "imported " << added << " users, skipped " << skipped << "\n";
+});
+
+// ---- key ... ----
+auto* key = cli.add_subcommand("key", "Manage the RS256/ES256/EdDSA signing keys in the store");
+key->require_subcommand(1);
+std::string kid_arg;
+
+auto* rotate = key->add_subcommand(
+    "rotate",
+    "Make a new signing key; it signs at once, the old one verifies until its tokens expire");
+auto [rot_dir, rot_db] = store_options(rotate);
+auto& rot_alg = settings.add(rotate, "--signing-alg", "signing-alg", "GATEHOUSE_SIGNING_ALG",
+                             "HS256", "RS256, ES256 or EdDSA (as serve's)");
+rot_alg.check([](const Setting& s) { (void)parse_alg(s); });
+rotate->callback([&] {
+  settings.resolve(config_file);
+  const auto alg = parse_alg(rot_alg);
+  if (alg == gatehouse::Alg::HS256) {
+    throw ExitError(kExitUsage,
+                    "rotation is for RS256, ES256 and EdDSA keys: set --signing-alg (HS256 "
+                    "signs with SECRET_KEY)");
+  }
+  auto store = open_store(*rot_dir, *rot_db);
+  auto made = gatehouse::rotate_key(*store, alg, gatehouse::jwt::now_seconds());
+  std::cout << "new signing key " << made->kid() << " (" << gatehouse::to_string(alg)
+            << "); the previous key verifies until its tokens expire\n";
+});
+
+auto* klist = key->add_subcommand("list", "List the signing keys (never their private parts)");
+auto [kl_dir, kl_db] = store_options(klist);
+bool keys_json = false;
+klist->add_flag("--json", keys_json, "One JSON object per line");
+klist->callback([&] {
+  settings.resolve(config_file);
+  for (const auto& k : open_store(*kl_dir, *kl_db)->signing_keys()) {
+    const char* status = k.retired_at ? "retired" : k.superseded_at ? "superseded" : "current";
+    if (keys_json) {
+      boost::json::object o{
+          {"kid", k.kid}, {"alg", k.alg}, {"status", status}, {"created_at", k.created_at}};
+      o["superseded_at"] = k.superseded_at ? boost::json::value(*k.superseded_at) : nullptr;
+      o["retired_at"] = k.retired_at ? boost::json::value(*k.retired_at) : nullptr;
+      std::cout << boost::json::serialize(o) << "\n";
+    } else {
+      std::cout << k.kid << "\t" << k.alg << "\t" << status << "\t" << utc_time(k.created_at);
+      if (k.retired_at) {
+        std::cout << "\tretired " << utc_time(*k.retired_at);
+      } else if (k.superseded_at) {
+        std::cout << "\tsuperseded " << utc_time(*k.superseded_at);
+      }
+      std::cout << "\n";
+    }
+  }
+});
+
+auto* retire = key->add_subcommand(
+    "retire", "Retire a superseded key: tokens it signed are refused from now on");
+auto [ret_dir, ret_db] = store_options(retire);
+retire->add_option("kid", kid_arg, "The key's kid (see key list)")->required();
+retire->callback([&] {
+  settings.resolve(config_file);
+  auto store = open_store(*ret_dir, *ret_db);
+  for (const auto& k : store->signing_keys()) {
+    if (k.kid == kid_arg && k.current()) {
+      throw ExitError(kExitUsage, kid_arg + " is the signing key: rotate first, then retire it");
+    }
+  }
+  if (store->retire_signing_key(kid_arg, gatehouse::jwt::now_seconds()) !=
+      gatehouse::StoreStatus::ok) {
+    throw ExitError(kExitNoUser, "no such key (or retired already): " + kid_arg);
+  }
+  std::cout << "retired " << kid_arg << "\n";
 });
 
 // ---- hash ----

@@ -1,12 +1,15 @@
 // Where users live. One interface; SQLite is the embedded default.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "gatehouse/keys.hpp"
 
 namespace gatehouse {
 
@@ -47,6 +50,20 @@ class UserStore {
   // The setting's value, storing `value` first if it has none; when several processes
   // race, they all get the one value that was stored first.
   virtual std::string setting_or_init(std::string_view name, std::string_view value) = 0;
+  // Signing keys (see keys.hpp), oldest first (by creation, then supersession).
+  [[nodiscard]] virtual std::vector<StoredKey> signing_keys() = 0;
+  // Stores `key` as the signing key and marks the current one superseded at
+  // key.created_at, in one transaction. With `expected_current` set, only if the
+  // current key is still that kid ("" = there is none); false when it was not (another
+  // process rotated first). At most one key is current, whatever races.
+  virtual bool rotate_signing_key(const StoredKey& key,
+                                  std::optional<std::string_view> expected_current) = 0;
+  // Marks a key retired at `at` (it verifies nothing from then on); not_found when
+  // there is no such key or it is retired already.
+  virtual StoreStatus retire_signing_key(std::string_view kid, std::int64_t at) = 0;
+  // A value that changes whenever anything is committed to the store, by any process,
+  // cheap enough to read on every request; nullopt when the store cannot tell.
+  [[nodiscard]] virtual std::optional<std::uint64_t> change_marker() { return std::nullopt; }
   // True when the store was created by this open (no schema existed before).
   [[nodiscard]] virtual bool created() const = 0;
 };

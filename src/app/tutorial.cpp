@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "gatehouse/auth.hpp"
 #include "gatehouse/security.hpp"
 
 namespace tutorial {
@@ -19,11 +20,29 @@ using gatehouse::SecurityScopes;
 using gatehouse::UserPtr;
 namespace json = boost::json;
 
+const std::vector<std::pair<std::string, std::string>>& scopes() {
+  static const std::vector<std::pair<std::string, std::string>> kScopes{
+      {"me", "Read information about the current user."}, {"items", "Read items."}};
+  return kScopes;
+}
+
 void install(gatehouse::App& app, const Config& config) {
   auto users = config.users;
-  auto secret_key = config.secret_key;
   auto passwords = config.passwords;
-  const std::int64_t lifetime_seconds = std::int64_t{config.access_token_expire_minutes} * 60;
+  // SECRET_KEY, ALGORITHM and ACCESS_TOKEN_EXPIRE_MINUTES, as one verifier and one issuer.
+  auto verifier = config.verifier;
+  auto tokens = config.tokens;
+  if (!verifier || !tokens) {
+    auto keys = gatehouse::StaticKeys::hs256(config.secret_key);
+    if (!verifier)
+      verifier = std::make_shared<const gatehouse::Verifier>(gatehouse::VerifierOptions{}, keys);
+    if (!tokens) {
+      tokens = std::make_shared<const gatehouse::TokenIssuer>(
+          gatehouse::TokenIssuerOptions{.lifetime_seconds =
+                                            std::int64_t{config.access_token_expire_minutes} * 60},
+          keys);
+    }
+  }
 
   // ---- models (their names show up in /openapi.json) ----
   const gatehouse::Model Token{"Token",
@@ -54,9 +73,10 @@ void install(gatehouse::App& app, const Config& config) {
     return user;
   };
 
-  auto create_access_token = [secret_key, lifetime_seconds](json::object data) {
-    data["exp"] = gatehouse::jwt::now_seconds() + lifetime_seconds;
-    return gatehouse::jwt::encode(*secret_key, data);
+  // data + exp (and, with an issuer or audience, the RFC 9068 claims), signed.
+  auto create_access_token = [tokens](json::object data,
+                                      const std::optional<std::string>& client_id) {
+    return tokens->issue(std::move(data), client_id);
   };
 
   auto user_json = [](const gatehouse::User& u) {
@@ -69,44 +89,17 @@ void install(gatehouse::App& app, const Config& config) {
   };
 
   // ---- security dependencies ----
-  gatehouse::OAuth2PasswordBearer oauth2_scheme({
-      .token_url = "token",
-      .scopes = {{"me", "Read information about the current user."}, {"items", "Read items."}},
-  });
+  gatehouse::OAuth2PasswordBearer oauth2_scheme({.token_url = "token", .scopes = scopes()});
 
-  auto get_current_user = gatehouse::dependency<UserPtr>(
-      [users, secret_key](const SecurityScopes& security_scopes,
-                          const std::string& token) -> Outcome<UserPtr> {
-        // The challenge advertises the scopes the whole dependency chain asked for.
-        auto rejected = [&](const char* detail) {
-          std::string authenticate_value = "Bearer";
-          if (!security_scopes.empty()) {
-            authenticate_value = "Bearer scope=\"" + security_scopes.scope_str() + "\"";
-          }
-          return Err{HttpException(401, detail, {{"WWW-Authenticate", authenticate_value}})};
-        };
-        auto payload = gatehouse::jwt::decode(*secret_key, token, gatehouse::jwt::now_seconds());
-        if (!payload) return rejected("Could not validate credentials");
-        auto token_data = gatehouse::jwt::TokenData::from_claims(*payload);
-        if (!token_data) return rejected("Could not validate credentials");
-        UserPtr user = users->find(token_data->username);
-        if (!user) return rejected("Could not validate credentials");
-        for (const auto& scope : security_scopes.scopes()) {
-          if (std::find(token_data->scopes.begin(), token_data->scopes.end(), scope) ==
-              token_data->scopes.end()) {
-            return rejected("Not enough permissions");
-          }
-        }
-        return user;
-      },
-      Depends(oauth2_scheme));
+  // Decode the token, find its user, check the scopes the route asks for: the
+  // library's ready dependency, with the store as the user loader.
+  auto get_current_user = gatehouse::current_user<gatehouse::User>(
+      verifier, oauth2_scheme,
+      [users](const gatehouse::VerifiedToken& token) { return users->find(token.subject); });
 
-  auto get_current_active_user = gatehouse::dependency<UserPtr>(
-      [](const UserPtr& current_user) -> Outcome<UserPtr> {
-        if (current_user->disabled) return Err{HttpException(400, "Inactive user")};
-        return current_user;
-      },
-      Security(get_current_user, {"me"}));
+  auto get_current_active_user = gatehouse::active_user<gatehouse::User>(
+      Security(get_current_user, {"me"}),
+      [](const gatehouse::User& current_user) { return !current_user.disabled; });
 
   // ---- routes ----
   app.post(
@@ -120,15 +113,15 @@ void install(gatehouse::App& app, const Config& config) {
         // A user with a list of allowed scopes gets only those of the requested ones;
         // one without (the demo users, imported users) gets what it asks for, as in
         // FastAPI's tutorial.
-        json::array scopes;
+        json::array granted;
         for (const auto& s : form_data.scopes) {
           if (user->scopes.empty() ||
               std::find(user->scopes.begin(), user->scopes.end(), s) != user->scopes.end()) {
-            scopes.emplace_back(s);
+            granted.emplace_back(s);
           }
         }
-        auto access_token =
-            create_access_token({{"sub", user->username}, {"scopes", std::move(scopes)}});
+        auto access_token = create_access_token(
+            {{"sub", user->username}, {"scopes", std::move(granted)}}, form_data.client_id);
         return json::value{{"access_token", access_token}, {"token_type", "bearer"}};
       },
       Depends(gatehouse::OAuth2PasswordRequestForm::dependency()));

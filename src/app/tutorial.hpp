@@ -7,15 +7,23 @@
 #include "gatehouse/jwt.hpp"
 #include "gatehouse/password.hpp"
 #include "gatehouse/store.hpp"
+#include "gatehouse/verifier.hpp"
 
 namespace tutorial {
 
 struct Config {
   std::shared_ptr<gatehouse::UserStore> users;
-  std::shared_ptr<const gatehouse::jwt::Hs256Key> secret_key;
   std::shared_ptr<const gatehouse::PasswordHasher> passwords;
+  // How tokens are checked and made. When unset, FastAPI's defaults are made from
+  // secret_key (HS256, no kid, no issuer or audience, access_token_expire_minutes).
+  std::shared_ptr<const gatehouse::Verifier> verifier;
+  std::shared_ptr<const gatehouse::TokenIssuer> tokens;
+  std::shared_ptr<const gatehouse::jwt::Hs256Key> secret_key;
   int access_token_expire_minutes = 30;
 };
+
+// The scopes the tutorial's OAuth2PasswordBearer publishes, in order.
+const std::vector<std::pair<std::string, std::string>>& scopes();
 
 // Declares /token, /users/me/, /users/me/items/, /status/ and /items/ on `app`.
 void install(gatehouse::App& app, const Config& config);

@@ -139,6 +139,19 @@ CREATE TABLE settings (
     R"sql(
 ALTER TABLE users ADD COLUMN scopes text NOT NULL DEFAULT '';
 )sql",
+    // 3: signing keys (RS256/ES256/EdDSA). is_current is 1 for the one key that signs
+    // and NULL for the others; UNIQUE lets at most one row have it.
+    R"sql(
+CREATE TABLE signing_keys (
+  kid           text COLLATE "C" PRIMARY KEY,
+  alg           text NOT NULL,
+  private_key   text NOT NULL,
+  created_at    bigint NOT NULL,
+  superseded_at bigint,
+  retired_at    bigint,
+  is_current    smallint UNIQUE CHECK (is_current = 1)
+);
+)sql",
 };
 
 // The advisory lock taken by migrations: "gatehous" in ASCII. Advisory locks are per
@@ -171,6 +184,10 @@ enum Stmt : std::size_t {
   kGetSetting,
   kSetSetting,
   kInitSetting,
+  kListKeys,
+  kSupersedeKey,
+  kInsertKey,
+  kRetireKey,
   kStmtCount,
 };
 
@@ -213,6 +230,27 @@ constexpr std::array<StmtDef, kStmtCount> kStatements{{
     {"gh_init_setting",
      "INSERT INTO settings (name, value) VALUES ($1, $2) "
      "ON CONFLICT (name) DO NOTHING RETURNING value",
+     2},
+    {"gh_list_keys",
+     "SELECT kid, alg, private_key, created_at, superseded_at, retired_at "
+     "FROM signing_keys ORDER BY created_at, superseded_at IS NULL, superseded_at, kid",
+     0},
+    // Key changes are announced on gatehouse_keys, delivered when they commit.
+    // $2: the kid that must be current (NULL: whichever is).
+    {"gh_supersede_key",
+     "WITH changed AS (UPDATE signing_keys SET is_current = NULL, superseded_at = $1 "
+     "WHERE is_current = 1 AND ($2::text IS NULL OR kid = $2) RETURNING kid) "
+     "SELECT pg_notify('gatehouse_keys', kid) FROM changed",
+     2},
+    {"gh_insert_key",
+     "WITH changed AS (INSERT INTO signing_keys (kid, alg, private_key, created_at, is_current) "
+     "VALUES ($1, $2, $3, $4, 1) RETURNING kid) SELECT pg_notify('gatehouse_keys', kid) FROM "
+     "changed",
+     4},
+    {"gh_retire_key",
+     "WITH changed AS (UPDATE signing_keys SET retired_at = $2, is_current = NULL, "
+     "superseded_at = COALESCE(superseded_at, $2) WHERE kid = $1 AND retired_at IS NULL "
+     "RETURNING kid) SELECT pg_notify('gatehouse_keys', kid) FROM changed",
      2},
 }};
 
@@ -681,6 +719,76 @@ class PostgresStore final : public UserStore {
       Result r = c.exec(kGetSetting, {key.c_str()});
       if (r.rows() == 0) throw std::runtime_error("postgres: setting '" + key + "' vanished");
       return r.text(0, 0).value_or("");
+    });
+  }
+
+  std::vector<StoredKey> signing_keys() override {
+    return read([&](Connection& c) {
+      Result r = c.exec(kListKeys, {});
+      std::vector<StoredKey> keys;
+      for (int i = 0; i < r.rows(); ++i) {
+        StoredKey k;
+        k.kid = r.text(i, 0).value_or("");
+        k.alg = r.text(i, 1).value_or("");
+        k.private_pem = r.text(i, 2).value_or("");
+        k.created_at = std::stoll(r.text(i, 3).value_or("0"));
+        if (auto v = r.text(i, 4)) k.superseded_at = std::stoll(*v);
+        if (auto v = r.text(i, 5)) k.retired_at = std::stoll(*v);
+        keys.push_back(std::move(k));
+      }
+      return keys;
+    });
+  }
+
+  // A compare-and-set under READ COMMITTED: the UPDATE of the expected current key
+  // takes its row lock and re-checks is_current after waiting for a concurrent
+  // rotation, so only one of two racing rotations supersedes it; the INSERT of a new
+  // current key meets the UNIQUE is_current when another one committed meanwhile (23505).
+  // An unconditional rotation (the CLI) that loses such a race tries again.
+  bool rotate_signing_key(const StoredKey& key,
+                          std::optional<std::string_view> expected_current) override {
+    require_text("kid", key.kid);
+    require_text("alg", key.alg);
+    const std::string created = std::to_string(key.created_at);
+    const std::optional<std::string> expected =
+        expected_current ? std::optional<std::string>(std::string(*expected_current))
+                         : std::nullopt;
+    for (int attempt = 0;; ++attempt) {
+      bool done = false;
+      bool lost_race = false;
+      write([&](Connection& c) {
+        c.exec("rotate key", "BEGIN");
+        try {
+          const bool first = expected && expected->empty();
+          if (!first) {
+            Result r =
+                c.exec(kSupersedeKey, {created.c_str(), expected ? expected->c_str() : nullptr});
+            if (expected && r.rows() == 0) {  // the current key is not the expected one
+              c.exec("rotate key", "ROLLBACK");
+              return StoreStatus::not_found;
+            }
+          }
+          c.exec(kInsertKey,
+                 {key.kid.c_str(), key.alg.c_str(), key.private_pem.c_str(), created.c_str()});
+          c.exec("rotate key", "COMMIT");
+          done = true;
+        } catch (const PgError& e) {
+          if (e.connection_lost || e.sqlstate != "23505") throw;
+          c.exec("rotate key", "ROLLBACK");
+          lost_race = true;
+        }
+        return StoreStatus::ok;
+      });
+      if (done || !lost_race || expected || attempt >= 5) return done;
+    }
+  }
+
+  StoreStatus retire_signing_key(std::string_view kid, std::int64_t at) override {
+    if (!valid_utf8(kid)) return StoreStatus::not_found;
+    const std::string k(kid), when = std::to_string(at);
+    return write([&](Connection& c) {
+      return c.exec(kRetireKey, {k.c_str(), when.c_str()}).rows() == 1 ? StoreStatus::ok
+                                                                       : StoreStatus::not_found;
     });
   }
 

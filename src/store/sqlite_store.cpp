@@ -47,6 +47,19 @@ CREATE TABLE settings (
     R"sql(
 ALTER TABLE users ADD COLUMN scopes TEXT NOT NULL DEFAULT '';
 )sql",
+    // 3: signing keys (RS256/ES256/EdDSA). is_current is 1 for the one key that signs
+    // and NULL for the others; UNIQUE lets at most one row have it.
+    R"sql(
+CREATE TABLE signing_keys (
+  kid           TEXT PRIMARY KEY NOT NULL,
+  alg           TEXT NOT NULL,
+  private_key   TEXT NOT NULL,
+  created_at    INTEGER NOT NULL,
+  superseded_at INTEGER,
+  retired_at    INTEGER,
+  is_current    INTEGER UNIQUE CHECK (is_current = 1)
+);
+)sql",
 };
 
 class Statement {
@@ -73,6 +86,10 @@ class Statement {
   }
   Statement& bind(int i, int value) {
     sqlite3_bind_int(stmt_, i, value);
+    return *this;
+  }
+  Statement& bind(int i, std::int64_t value) {
+    sqlite3_bind_int64(stmt_, i, value);
     return *this;
   }
   int step() { return sqlite3_step(stmt_); }
@@ -369,6 +386,91 @@ class SqliteStore final : public UserStore {
       return StoreStatus::ok;
     });
     return setting(name).value_or(std::string(value));
+  }
+
+  std::vector<StoredKey> signing_keys() override {
+    auto conn = acquire();
+    std::vector<StoredKey> keys;
+    try {
+      Statement s(
+          conn->db(),
+          "SELECT kid, alg, private_key, created_at, superseded_at, retired_at "
+          "FROM signing_keys ORDER BY created_at, superseded_at IS NULL, superseded_at, kid");
+      int rc = 0;
+      while ((rc = s.step()) == SQLITE_ROW) {
+        StoredKey k;
+        k.kid = s.text(0).value_or("");
+        k.alg = s.text(1).value_or("");
+        k.private_pem = s.text(2).value_or("");
+        k.created_at = s.integer64(3);
+        if (s.text(4)) k.superseded_at = s.integer64(4);
+        if (s.text(5)) k.retired_at = s.integer64(5);
+        keys.push_back(std::move(k));
+      }
+      check(*conn, rc);
+    } catch (...) {
+      release(std::move(conn));
+      throw;
+    }
+    release(std::move(conn));
+    return keys;
+  }
+
+  bool rotate_signing_key(const StoredKey& key,
+                          std::optional<std::string_view> expected_current) override {
+    bool done = false;
+    write([&](Connection& c) {
+      c.exec("BEGIN IMMEDIATE");
+      try {
+        std::string current;
+        {
+          Statement s(c.db(), "SELECT kid FROM signing_keys WHERE is_current = 1");
+          if (s.step() == SQLITE_ROW) current = s.text(0).value_or("");
+        }
+        if (!expected_current || *expected_current == current) {
+          Statement old(c.db(),
+                        "UPDATE signing_keys SET is_current = NULL, superseded_at = ?1 "
+                        "WHERE is_current = 1");
+          old.bind(1, key.created_at);
+          check(c, old.step());
+          Statement s(c.db(),
+                      "INSERT INTO signing_keys (kid, alg, private_key, created_at, is_current) "
+                      "VALUES (?1, ?2, ?3, ?4, 1)");
+          s.bind(1, key.kid).bind(2, key.alg).bind(3, key.private_pem);
+          s.bind(4, key.created_at);
+          check(c, s.step());
+          done = true;
+        }
+        c.exec("COMMIT");
+      } catch (...) {
+        c.exec("ROLLBACK");
+        throw;
+      }
+      return StoreStatus::ok;
+    });
+    return done;
+  }
+
+  StoreStatus retire_signing_key(std::string_view kid, std::int64_t at) override {
+    return write([&](Connection& c) {
+      Statement s(c.db(),
+                  "UPDATE signing_keys SET retired_at = ?2, is_current = NULL, "
+                  "superseded_at = COALESCE(superseded_at, ?2) "
+                  "WHERE kid = ?1 AND retired_at IS NULL");
+      s.bind(1, kid).bind(2, at);
+      check(c, s.step());
+      return sqlite3_changes(c.db()) == 1 ? StoreStatus::ok : StoreStatus::not_found;
+    });
+  }
+
+  // The WAL-index header (see data_version): any commit, by any process, changes it.
+  std::optional<std::uint64_t> change_marker() override {
+    if (wal_header_ == nullptr) return std::nullopt;
+    const std::uint64_t frames = __atomic_load_n(wal_header_ + 4, __ATOMIC_ACQUIRE);
+    const std::uint64_t salt =
+        __atomic_load_n(wal_header_ + 8, __ATOMIC_ACQUIRE) ^
+        (std::uint64_t{__atomic_load_n(wal_header_ + 9, __ATOMIC_ACQUIRE)} << 32);
+    return (frames * 0x9e3779b97f4a7c15ULL) ^ salt;
   }
 
   bool created() const override { return created_; }

@@ -193,7 +193,7 @@ def test_unit_runs_the_packaged_binary_hardened(root):
         "StateDirectory": "gatehouse", "StateDirectoryMode": "0700",
         "CapabilityBoundingSet": "", "MemoryDenyWriteExecute": "yes", "LockPersonality": "yes",
         "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX", "ProcSubset": "pid",
-        "UMask": "0077",
+        "UMask": "0077", "RestartPreventExitStatus": "2",
     }
     for key, value in expected.items():
         assert s.get(key) == [value], (key, s.get(key))

@@ -380,6 +380,107 @@ TYPED_TEST(StoreConformance, SettingOrInitKeepsTheFirstValue) {
   for (const auto& g : got) EXPECT_EQ(g, *stored);
 }
 
+// ---- signing keys ------------------------------------------------------------------
+
+using namespace std::string_view_literals;
+
+gatehouse::StoredKey stored_key(std::string kid, std::int64_t created) {
+  return gatehouse::StoredKey{kid,     "ES256",      "-----BEGIN PRIVATE KEY-----\n" + kid + "\n",
+                              created, std::nullopt, std::nullopt};
+}
+
+TYPED_TEST(StoreConformance, SigningKeysRotateWithCompareAndSetAndRetire) {
+  auto store = this->open();
+  EXPECT_TRUE(store->signing_keys().empty());
+  EXPECT_TRUE(store->rotate_signing_key(stored_key("a", 100), ""sv));
+  EXPECT_FALSE(store->rotate_signing_key(stored_key("b", 200), ""sv));   // a is current
+  EXPECT_FALSE(store->rotate_signing_key(stored_key("b", 200), "x"sv));  // not x either
+  EXPECT_TRUE(store->rotate_signing_key(stored_key("b", 200), "a"sv));
+  auto keys = this->open()->signing_keys();  // as another process sees them
+  ASSERT_EQ(keys.size(), 2u);
+  EXPECT_EQ(keys[0].kid, "a");
+  EXPECT_EQ(keys[0].alg, "ES256");
+  EXPECT_EQ(keys[0].private_pem, "-----BEGIN PRIVATE KEY-----\na\n");
+  EXPECT_EQ(keys[0].created_at, 100);
+  EXPECT_EQ(keys[0].superseded_at, 200);
+  EXPECT_FALSE(keys[0].retired_at);
+  EXPECT_TRUE(keys[1].current());
+  EXPECT_EQ(store->retire_signing_key("a", 300), StoreStatus::ok);
+  EXPECT_EQ(store->retire_signing_key("a", 400), StoreStatus::not_found);
+  EXPECT_EQ(store->retire_signing_key("zz", 400), StoreStatus::not_found);
+  EXPECT_TRUE(store->rotate_signing_key(stored_key("c", 500), std::nullopt));  // unconditional
+  keys = store->signing_keys();
+  ASSERT_EQ(keys.size(), 3u);
+  EXPECT_EQ(keys[0].retired_at, 300);
+  EXPECT_EQ(keys[0].superseded_at, 200);
+  EXPECT_EQ(keys[1].superseded_at, 500);
+  EXPECT_TRUE(keys[2].current());
+  int current = 0;
+  for (const auto& k : keys) current += k.current() ? 1 : 0;
+  EXPECT_EQ(current, 1);
+}
+
+TYPED_TEST(StoreConformance, ConcurrentFirstSigningKeysExactlyOneWins) {
+  constexpr int kThreads = 6;
+  std::vector<std::unique_ptr<UserStore>> stores;
+  for (int i = 0; i < kThreads; ++i) stores.push_back(this->open());
+  std::latch start(kThreads);
+  std::atomic<int> won{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      if (stores[static_cast<std::size_t>(i)]->rotate_signing_key(
+              stored_key("k" + std::to_string(i), 100), ""sv)) {
+        ++won;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(won.load(), 1);
+  EXPECT_EQ(stores[0]->signing_keys().size(), 1u);
+}
+
+TYPED_TEST(StoreConformance, ConcurrentRotationsAllLandWithExactlyOneCurrentKey) {
+  constexpr int kThreads = 6;
+  std::vector<std::unique_ptr<UserStore>> stores;
+  for (int i = 0; i < kThreads; ++i) stores.push_back(this->open());
+  ASSERT_TRUE(stores[0]->rotate_signing_key(stored_key("first", 1), ""sv));
+  std::latch start(kThreads);
+  std::atomic<int> done{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      if (stores[static_cast<std::size_t>(i)]->rotate_signing_key(
+              stored_key("r" + std::to_string(i), 100 + i), std::nullopt)) {
+        ++done;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(done.load(), kThreads);
+  const auto keys = stores[0]->signing_keys();
+  EXPECT_EQ(keys.size(), static_cast<std::size_t>(kThreads + 1));
+  int current = 0;
+  for (const auto& k : keys) current += k.current() ? 1 : 0;
+  EXPECT_EQ(current, 1);
+}
+
+TYPED_TEST(StoreConformance, ChangeMarkerMovesWhenAnotherProcessCommits) {
+  auto a = this->open();
+  auto b = this->open();
+  const auto before = a->change_marker();
+  if constexpr (TypeParam::postgres) {
+    EXPECT_EQ(before, std::nullopt);  // PostgreSQL: the key ring polls instead
+  } else {
+    ASSERT_TRUE(before.has_value());
+    EXPECT_EQ(a->change_marker(), before);  // nothing committed: no change
+    ASSERT_TRUE(b->rotate_signing_key(stored_key("a", 1), std::nullopt));
+    EXPECT_NE(a->change_marker(), before);
+  }
+}
+
 TYPED_TEST(StoreConformance, CreatedIsTrueOnlyForTheFirstOpen) {
   {
     auto first = this->open();
@@ -671,6 +772,13 @@ TEST_F(PostgresStoreOnly, SchemaMatchesTheSqliteStore) {
       "schema_migrations.applied_at timestamp with time zone NO ",
       "settings.name text NO C",
       "settings.value text NO ",
+      "signing_keys.kid text NO C",
+      "signing_keys.alg text NO ",
+      "signing_keys.private_key text NO ",
+      "signing_keys.created_at bigint NO ",
+      "signing_keys.superseded_at bigint YES ",
+      "signing_keys.retired_at bigint YES ",
+      "signing_keys.is_current smallint YES ",
       "users.username text NO C",
       "users.email text YES ",
       "users.full_name text YES ",
@@ -683,7 +791,7 @@ TEST_F(PostgresStoreOnly, SchemaMatchesTheSqliteStore) {
   EXPECT_EQ(got, want);
   EXPECT_EQ(
       pg.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations"),
-      "1,2");
+      "1,2,3");
   // updated_at moves on a change; created_at does not.
   ASSERT_EQ(store->add(make_user("johndoe")), StoreStatus::ok);
   pg.query(

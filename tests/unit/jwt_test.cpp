@@ -9,6 +9,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <chrono>
 #include <cstdint>
 #include <ctime>
 #include <set>
@@ -422,9 +423,16 @@ TEST(JwtErrors, EveryErrorHasItsOwnText) {
 }
 
 TEST(JwtClock, NowSecondsIsTheSystemClock) {
-  const auto before = static_cast<std::int64_t>(std::time(nullptr));
+  // Not std::time(): glibc reads CLOCK_REALTIME_COARSE for it, which can lag the
+  // system clock by a tick, so `after` could be a second behind `now`.
+  auto seconds = [] {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  const auto before = seconds();
   const auto now = jwt::now_seconds();
-  const auto after = static_cast<std::int64_t>(std::time(nullptr));
+  const auto after = seconds();
   EXPECT_GE(now, before);
   EXPECT_LE(now, after);
 }

@@ -88,14 +88,58 @@ class FakeUserStore final : public gatehouse::UserStore {
     std::lock_guard lock(mutex_);
     settings_[std::string(name)] = std::string(value);
   }
+  std::vector<gatehouse::StoredKey> signing_keys() override {
+    std::lock_guard lock(mutex_);
+    ++key_reads;
+    return keys_;
+  }
+  bool rotate_signing_key(const gatehouse::StoredKey& key,
+                          std::optional<std::string_view> expected_current) override {
+    std::lock_guard lock(mutex_);
+    std::string current;
+    for (const auto& k : keys_) {
+      if (k.current()) current = k.kid;
+    }
+    if (expected_current && *expected_current != current) return false;
+    for (auto& k : keys_) {
+      if (k.current()) k.superseded_at = key.created_at;
+    }
+    auto stored = key;
+    stored.superseded_at.reset();
+    stored.retired_at.reset();
+    keys_.push_back(std::move(stored));
+    ++changes_;
+    return true;
+  }
+  gatehouse::StoreStatus retire_signing_key(std::string_view kid, std::int64_t at) override {
+    std::lock_guard lock(mutex_);
+    for (auto& k : keys_) {
+      if (k.kid == kid && !k.retired_at) {
+        k.retired_at = at;
+        if (!k.superseded_at) k.superseded_at = at;
+        ++changes_;
+        return gatehouse::StoreStatus::ok;
+      }
+    }
+    return gatehouse::StoreStatus::not_found;
+  }
+  std::optional<std::uint64_t> change_marker() override {
+    std::lock_guard lock(mutex_);
+    if (!detect_changes) return std::nullopt;
+    return changes_;
+  }
   bool created() const override { return false; }
 
   int hash_updates = 0;
+  int key_reads = 0;           // signing_keys() calls
+  bool detect_changes = true;  // whether change_marker() tells (SQLite) or not (PostgreSQL)
 
  private:
   std::mutex mutex_;
   std::map<std::string, gatehouse::User> users_;
   std::map<std::string, std::string> settings_;
+  std::vector<gatehouse::StoredKey> keys_;
+  std::uint64_t changes_ = 0;
 };
 
 inline bool iequals(std::string_view a, std::string_view b) {
