@@ -373,6 +373,8 @@ int main(int argc, char** argv) {
     verify_options.issuer = iss;
     verify_options.audience = aud;
     verify_options.rfc9068 = iss || aud;
+    // python-jose ignores crit, and so does the FastAPI default; beyond it, RFC 7515.
+    verify_options.reject_crit = alg != gatehouse::Alg::HS256 || verify_options.rfc9068;
 
     gatehouse::ServerOptions options;
     options.host = host.value;

@@ -79,6 +79,12 @@ class Key {
   // A private key from PKCS#8 PEM (as private_pem() writes it). Throws
   // std::invalid_argument, without quoting the PEM, if it is not a key for `alg`.
   static std::shared_ptr<const Key> from_private_pem(Alg alg, std::string_view pem);
+  // A verify-only key from a public JWK (RFC 7517/7518/8037): kty RSA (2048 bits or
+  // more), EC with crv P-256, or OKP with crv Ed25519. The algorithm is the JWK's `alg`
+  // when given (it must fit the key type), else the one its key type implies; the kid
+  // is the JWK's, else its thumbprint. Throws std::invalid_argument otherwise.
+  static std::shared_ptr<const Key> from_public_jwk(const boost::json::object& jwk);
+
   ~Key();
   Key(const Key&) = delete;
   Key& operator=(const Key&) = delete;
@@ -135,6 +141,11 @@ class KeySet {
                                 std::int64_t now) const noexcept;
   // The public keys that verify at `now`, as a JWK Set (RFC 7517 §5): {"keys":[...]}.
   [[nodiscard]] boost::json::object jwks(std::int64_t now) const;
+  // Verify-only keys from a JWK Set such as /.well-known/jwks.json (how a resource
+  // server written with gatehouse checks tokens from another gatehouse). Keys whose
+  // `use` is not "sig" or whose type it does not know are skipped; a malformed set
+  // throws std::invalid_argument.
+  [[nodiscard]] static KeySet from_jwks(const boost::json::object& jwks);
   [[nodiscard]] const std::vector<KeyEntry>& entries() const noexcept { return keys_; }
 
  private:

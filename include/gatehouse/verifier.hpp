@@ -6,7 +6,7 @@
 // checks in a fixed order and ends in a value or one Failure:
 //
 //   1. split the compact JWS (three base64url segments)         malformed
-//   2. the header is a JSON object                              bad_header
+//   2. the header is a JSON object (without crit, if so configured) bad_header
 //   3. its alg is one of the allowed algorithms                 alg_not_allowed
 //      (checked before any cryptography: the token never picks the algorithm)
 //   4. a key for its kid (a kid-less key for that alg: the FastAPI default)
@@ -101,6 +101,9 @@ struct VerifierOptions {
   // RFC 9068 §4: the header's typ must be at+jwt (or application/at+jwt), and a token
   // without a `scopes` list may carry its scopes as a `scope` string.
   bool rfc9068 = false;
+  // RFC 7515 §4.1.11: refuse (bad_header) a token whose header has `crit`, since
+  // gatehouse understands no extension. Off by default: python-jose ignores crit.
+  bool reject_crit = false;
   // Seconds of clock skew allowed for exp and nbf.
   std::int64_t leeway_seconds = 0;
   // Seconds since the epoch; default: the system clock.

@@ -10,6 +10,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <boost/json/serialize.hpp>
 
@@ -236,6 +237,102 @@ std::shared_ptr<const Key> Key::from_private_pem(Alg alg, std::string_view pem) 
   return std::shared_ptr<const Key>(new Key(alg, std::move(impl)));
 }
 
+namespace {
+
+std::string jwk_bytes(const boost::json::object& jwk, const char* member) {
+  const auto* v = jwk.if_contains(member);
+  if (v == nullptr || !v->is_string()) {
+    throw std::invalid_argument(std::string("JWK member ") + member + " missing");
+  }
+  auto bytes = b64::decode_jose(v->get_string());
+  if (!bytes || bytes->empty()) {
+    throw std::invalid_argument(std::string("JWK member ") + member + " is not base64url");
+  }
+  return *bytes;
+}
+
+std::string_view jwk_string(const boost::json::object& jwk, const char* member) {
+  const auto* v = jwk.if_contains(member);
+  return v != nullptr && v->is_string() ? std::string_view(v->get_string()) : std::string_view{};
+}
+
+EVP_PKEY* public_from_params(const char* type, OSSL_PARAM_BLD* bld) {
+  OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(bld);
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr);
+  EVP_PKEY* pkey = nullptr;
+  if (params == nullptr || ctx == nullptr || EVP_PKEY_fromdata_init(ctx) != 1 ||
+      EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1) {
+    pkey = nullptr;
+  }
+  EVP_PKEY_CTX_free(ctx);
+  OSSL_PARAM_free(params);
+  ERR_clear_error();
+  return pkey;
+}
+
+}  // namespace
+
+std::shared_ptr<const Key> Key::from_public_jwk(const boost::json::object& jwk) {
+  const auto kty = jwk_string(jwk, "kty");
+  const auto crv = jwk_string(jwk, "crv");
+  Alg alg = Alg::HS256;
+  EVP_PKEY* raw = nullptr;
+  if (kty == "RSA") {
+    alg = Alg::RS256;
+    const auto n = jwk_bytes(jwk, "n");
+    const auto e = jwk_bytes(jwk, "e");
+    BnPtr bn_n(BN_bin2bn(reinterpret_cast<const unsigned char*>(n.data()),
+                         static_cast<int>(n.size()), nullptr));
+    BnPtr bn_e(BN_bin2bn(reinterpret_cast<const unsigned char*>(e.data()),
+                         static_cast<int>(e.size()), nullptr));
+    OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
+    if (bld != nullptr && bn_n && bn_e &&
+        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n.get()) == 1 &&
+        OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e.get()) == 1) {
+      raw = public_from_params("RSA", bld);
+    }
+    OSSL_PARAM_BLD_free(bld);
+  } else if (kty == "EC" && crv == "P-256") {
+    alg = Alg::ES256;
+    const auto x = jwk_bytes(jwk, "x");
+    const auto y = jwk_bytes(jwk, "y");
+    if (x.size() != 32 || y.size() != 32) throw std::invalid_argument("P-256 x and y are 32 bytes");
+    std::string point = "\x04" + x + y;  // an uncompressed point
+    OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
+    char group[] = "prime256v1";
+    if (bld != nullptr &&
+        OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) == 1 &&
+        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point.data(),
+                                         point.size()) == 1) {
+      raw = public_from_params("EC", bld);
+    }
+    OSSL_PARAM_BLD_free(bld);
+  } else if (kty == "OKP" && crv == "Ed25519") {
+    alg = Alg::EdDSA;
+    const auto x = jwk_bytes(jwk, "x");
+    if (x.size() != 32) throw std::invalid_argument("Ed25519 x is 32 bytes");
+    raw = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr,
+                                      reinterpret_cast<const unsigned char*>(x.data()), x.size());
+    ERR_clear_error();
+  } else {
+    throw std::invalid_argument("unsupported JWK (RSA, EC P-256 or OKP Ed25519 expected)");
+  }
+  if (raw == nullptr) throw std::invalid_argument("the JWK is not a valid public key");
+  PkeyPtr pkey(raw);
+  if (const auto named = jwk_string(jwk, "alg"); !named.empty() && named != to_string(alg)) {
+    throw std::invalid_argument("the JWK's alg does not fit its key type");
+  }
+  if (!matches(alg, pkey.get())) throw std::invalid_argument("the JWK's key is too weak");
+  auto impl = std::make_unique<Impl>();
+  impl->pkey = std::move(pkey);
+  std::shared_ptr<Key> key(new Key(alg, std::move(impl)));
+  if (const auto kid = jwk_string(jwk, "kid"); !kid.empty()) {
+    key->kid_ = std::string(kid);
+    key->jwk_["kid"] = key->kid_;
+  }
+  return key;
+}
+
 bool Key::can_sign() const noexcept { return impl_->has_private; }
 
 std::string Key::sign(std::string_view input) const {
@@ -363,6 +460,23 @@ boost::json::object KeySet::jwks(std::int64_t now) const {
     if (!e.key->public_jwk().empty()) keys.emplace_back(e.key->public_jwk());
   }
   return {{"keys", std::move(keys)}};
+}
+
+KeySet KeySet::from_jwks(const boost::json::object& jwks) {
+  const auto* keys = jwks.if_contains("keys");
+  if (keys == nullptr || !keys->is_array()) throw std::invalid_argument("not a JWK Set");
+  std::vector<KeyEntry> entries;
+  for (const auto& k : keys->get_array()) {
+    if (!k.is_object()) throw std::invalid_argument("not a JWK Set");
+    const auto& jwk = k.get_object();
+    if (const auto* use = jwk.if_contains("use"); use != nullptr && *use != "sig") continue;
+    const auto* kty = jwk.if_contains("kty");
+    if (kty == nullptr || !kty->is_string() || (*kty != "RSA" && *kty != "EC" && *kty != "OKP")) {
+      continue;
+    }
+    entries.push_back({Key::from_public_jwk(jwk), std::nullopt});
+  }
+  return KeySet(std::move(entries), nullptr);
 }
 
 std::shared_ptr<StaticKeys> StaticKeys::hs256(std::string secret) {

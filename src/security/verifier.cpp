@@ -182,6 +182,7 @@ Result<VerifiedToken, Failure> Verifier::verify(std::string_view token) const {
   auto header = boost::json::parse(*header_json_text, ec, &header_mr, opts);
   if (ec || !header.is_object()) return Err{Failure::bad_header};
   const auto& h = header.get_object();
+  if (options_.reject_crit && h.contains("crit")) return Err{Failure::bad_header};
 
   // 3. RFC 8725 §3.1: the algorithm must be one we allow, before any cryptography.
   const auto* alg_value = h.if_contains("alg");

@@ -288,3 +288,24 @@ def test_bad_settings_are_usage_errors(keys_workdir):
                         "--issuer", "auth.example?x=1"], capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 2 and "issuer" in r.stderr
+
+
+def test_crit_is_refused_beyond_the_fastapi_default(keys_workdir, secret_key):
+    """RFC 7515 §4.1.11 with store keys; the key itself is read from the 0600 store."""
+    import sqlite3
+    server = start(keys_workdir, secret_key, "ES256")
+    try:
+        good = login(server.url)
+        db = sqlite3.connect(server.data_dir / "gatehouse.db")
+        kid, pem = db.execute("SELECT kid, private_key FROM signing_keys").fetchone()
+        db.close()
+        claims = jwt.decode(good, options={"verify_signature": False})
+        same = jwt.encode(claims, pem, algorithm="ES256", headers={"kid": kid})
+        assert me(server.url, same).status_code == 200  # the control: a valid re-signing
+        crit = jwt.encode(claims, pem, algorithm="ES256",
+                          headers={"kid": kid, "crit": ["exp"]})
+        r = me(server.url, crit)
+        assert r.status_code == 401
+        assert r.json() == {"detail": "Could not validate credentials"}
+    finally:
+        stop(server)

@@ -82,6 +82,25 @@ TEST_P(EachAlgorithm, PrivatePemRoundTripsToTheSameKey) {
   EXPECT_TRUE(key->verify("x", again->sign("x")));
 }
 
+TEST_P(EachAlgorithm, PublicJwkGivesAVerifyOnlyKey) {
+  auto key = Key::generate(GetParam());
+  auto pub = Key::from_public_jwk(key->public_jwk());
+  EXPECT_EQ(pub->alg(), GetParam());
+  EXPECT_EQ(pub->kid(), key->kid());
+  EXPECT_EQ(pub->public_jwk(), key->public_jwk());
+  EXPECT_FALSE(pub->can_sign());
+  EXPECT_THROW((void)pub->sign("x"), std::runtime_error);
+  EXPECT_THROW((void)pub->private_pem(), std::runtime_error);
+  EXPECT_TRUE(pub->verify("header.payload", key->sign("header.payload")));
+  EXPECT_FALSE(pub->verify("header.payload", Key::generate(GetParam())->sign("header.payload")));
+  // Without kid, the thumbprint; a kid of its own is kept.
+  auto jwk = key->public_jwk();
+  jwk.erase("kid");
+  EXPECT_EQ(Key::from_public_jwk(jwk)->kid(), key->kid());
+  jwk["kid"] = "mine";
+  EXPECT_EQ(Key::from_public_jwk(jwk)->kid(), "mine");
+}
+
 INSTANTIATE_TEST_SUITE_P(Keys, EachAlgorithm, testing::Values(Alg::RS256, Alg::ES256, Alg::EdDSA),
                          [](const testing::TestParamInfo<Alg>& p) {
                            return std::string(gatehouse::to_string(p.param));
@@ -99,6 +118,51 @@ TEST(Key, APemOfAnotherAlgorithmIsRefusedWithoutQuotingIt) {
   }
   EXPECT_THROW((void)Key::from_private_pem(Alg::RS256, "not a pem"), std::invalid_argument);
   EXPECT_THROW((void)Key::from_private_pem(Alg::HS256, pem), std::invalid_argument);
+}
+
+TEST(Key, PublicJwksThatAreNotUsableAreRefused) {
+  auto es = Key::generate(Alg::ES256)->public_jwk();
+  auto wrong_alg = es;
+  wrong_alg["alg"] = "RS256";
+  EXPECT_THROW((void)Key::from_public_jwk(wrong_alg), std::invalid_argument);
+  auto off_curve = es;
+  off_curve["y"] = off_curve["x"];  // (x, x) is not on P-256
+  EXPECT_THROW((void)Key::from_public_jwk(off_curve), std::invalid_argument);
+  auto short_x = es;
+  short_x["x"] = "AAAA";
+  EXPECT_THROW((void)Key::from_public_jwk(short_x), std::invalid_argument);
+  auto p384 = es;
+  p384["crv"] = "P-384";
+  EXPECT_THROW((void)Key::from_public_jwk(p384), std::invalid_argument);
+  EXPECT_THROW((void)Key::from_public_jwk({{"kty", "oct"}, {"k", "c2VjcmV0"}}),
+               std::invalid_argument);
+  auto rsa = Key::generate(Alg::RS256)->public_jwk();
+  rsa["n"] = "AQAB";  // a 24-bit modulus
+  EXPECT_THROW((void)Key::from_public_jwk(rsa), std::invalid_argument);
+  EXPECT_THROW((void)Key::from_public_jwk({{"kty", "RSA"}}), std::invalid_argument);
+}
+
+TEST(KeySet, FromJwksVerifiesTokensOfAnotherIssuer) {
+  auto es = Key::generate(Alg::ES256);
+  auto ed = Key::generate(Alg::EdDSA);
+  gatehouse::KeySet issuer_set({{es, std::nullopt}, {ed, std::nullopt}}, es);
+  auto published = issuer_set.jwks(kNow);
+  published["keys"].as_array().push_back(json::object{{"kty", "oct"}, {"k", "c2VjcmV0"}});
+  published["keys"].as_array().push_back(
+      json::object{{"kty", "OKP"}, {"crv", "Ed25519"}, {"use", "enc"}, {"x", "AAAA"}});
+  auto resource_set = gatehouse::KeySet::from_jwks(published);
+  ASSERT_EQ(resource_set.entries().size(), 2u);  // the oct and the "enc" keys skipped
+  EXPECT_EQ(resource_set.signing_key(), nullptr);
+  gatehouse::TokenIssuer issuer({.clock = [] { return kNow; }},
+                                std::make_shared<gatehouse::StaticKeys>(std::move(issuer_set)));
+  gatehouse::VerifierOptions o;
+  o.algorithms = {Alg::ES256, Alg::EdDSA};
+  o.clock = [] { return kNow; };
+  gatehouse::Verifier v(o, std::make_shared<gatehouse::StaticKeys>(std::move(resource_set)));
+  auto r = v.verify(issuer.issue({{"sub", "johndoe"}}));
+  ASSERT_TRUE(r.ok()) << gatehouse::to_string(r.error());
+  EXPECT_EQ(r->kid, es->kid());
+  EXPECT_THROW((void)gatehouse::KeySet::from_jwks({{"keys", 1}}), std::invalid_argument);
 }
 
 TEST(Key, AlgNamesAreExact) {

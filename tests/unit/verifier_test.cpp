@@ -96,6 +96,17 @@ TEST(Verifier, BadHeader) {
   EXPECT_EQ(failure_of(default_verifier(), forge("{", kJohn, key.get())), Failure::bad_header);
 }
 
+TEST(Verifier, CritIsIgnoredByDefaultAsJoseDoesAndRefusedWhenAsked) {
+  auto key = Key::hs256(std::string(fixtures::kReferenceKey));
+  const auto token = forge(R"({"alg":"HS256","crit":["exp"],"exp":1})", kJohn, key.get());
+  EXPECT_TRUE(default_verifier().verify(token).ok());
+  VerifierOptions o;
+  o.clock = clock_at(kNow);
+  o.reject_crit = true;
+  EXPECT_EQ(failure_of(Verifier(o, hs256_keys()), token), Failure::bad_header);
+  EXPECT_TRUE(Verifier(o, hs256_keys()).verify(forge(kHs, kJohn, key.get())).ok());
+}
+
 TEST(Verifier, AlgNotAllowedBeforeAnyCryptography) {
   auto key = Key::hs256(std::string(fixtures::kReferenceKey));
   auto v = default_verifier();
