@@ -69,6 +69,17 @@ bool is_postgres_url(const std::string& db) {
   return db.rfind("postgresql://", 0) == 0 || db.rfind("postgres://", 0) == 0;
 }
 
+// The login throttle: its counters live in the store (shared by every process on it),
+// or, for a store that keeps none, in this process.
+std::shared_ptr<gatehouse::LoginThrottle> make_throttle(
+    const gatehouse::ThrottleOptions& limits, const std::shared_ptr<gatehouse::UserStore>& store) {
+  if (!limits.enabled) return nullptr;
+  std::shared_ptr<gatehouse::ThrottleCounters> counters =
+      std::dynamic_pointer_cast<gatehouse::ThrottleCounters>(store);
+  if (!counters) counters = gatehouse::memory_throttle_counters();
+  return std::make_shared<gatehouse::LoginThrottle>(limits, std::move(counters));
+}
+
 // Reads a password: from standard input (one line) or from the terminal without echo.
 std::string read_password(bool from_stdin, bool confirm) {
   std::string password;
@@ -201,8 +212,9 @@ int main(int argc, char** argv) {
     });
     return std::pair<Setting*, Setting*>{&dir, &db};
   };
-  auto open_store = [&](const Setting& data_dir,
-                        const Setting& database) -> std::shared_ptr<gatehouse::UserStore> {
+  auto open_store =
+      [&](const Setting& data_dir, const Setting& database,
+          const gatehouse::SqliteOptions& sqlite = {}) -> std::shared_ptr<gatehouse::UserStore> {
     if (is_postgres_url(database.value)) {
       const Setting* pw = settings.find(database.command, "database-password-file");
       return gatehouse::open_postgres_store(
@@ -211,7 +223,7 @@ int main(int argc, char** argv) {
     gatehouse::ensure_private_dir(data_dir.value);
     auto file = database.value.empty() ? std::filesystem::path(data_dir.value) / "gatehouse.db"
                                        : std::filesystem::path(database.value);
-    return gatehouse::open_sqlite_store(file);
+    return gatehouse::open_sqlite_store(file, sqlite);
   };
 
   // The argon2id parameters for new hashes (OWASP's by default). A login whose hash
@@ -283,6 +295,51 @@ int main(int argc, char** argv) {
   auto& web_dir = settings.add(serve, "--web-dir", "web-dir", "GATEHOUSE_WEB_DIR", "",
                                "Directory with the Swagger UI and ReDoc files");
   web_dir.check(require_directory);
+  auto& user_cache =
+      settings.add(serve, "--user-cache-kib", "user-cache-kib", "GATEHOUSE_USER_CACHE_KIB", "256",
+                   "SQLite: bytes of users each thread caches, KiB (0: none; up to 1048576)");
+  user_cache.number(0, 1u << 20);
+  // Brute-force throttling (see docs/SECURITY.md): per username and per client address,
+  // a score that leaks FAILURES per WINDOW; at FAILURES, blocks that double from
+  // base-delay up to max-delay.
+  auto& throttle = settings.add(serve, "", "throttle", "GATEHOUSE_THROTTLE", "true", "");
+  auto& throttle_user_failures =
+      settings.add(serve, "--throttle-user-failures", "throttle-user-failures",
+                   "GATEHOUSE_THROTTLE_USER_FAILURES", "10",
+                   "Failed logins of one username before it is throttled (0: no limit)");
+  auto& throttle_user_window = settings.add(
+      serve, "--throttle-user-window", "throttle-user-window", "GATEHOUSE_THROTTLE_USER_WINDOW",
+      "3600", "Seconds in which a username's failure count drains completely");
+  auto& throttle_client_failures =
+      settings.add(serve, "--throttle-client-failures", "throttle-client-failures",
+                   "GATEHOUSE_THROTTLE_CLIENT_FAILURES", "100",
+                   "Failed logins from one client address before it is throttled (0: no limit)");
+  auto& throttle_client_window =
+      settings.add(serve, "--throttle-client-window", "throttle-client-window",
+                   "GATEHOUSE_THROTTLE_CLIENT_WINDOW", "600",
+                   "Seconds in which a client address's failure count drains completely");
+  auto& throttle_base = settings.add(serve, "--throttle-base-delay", "throttle-base-delay",
+                                     "GATEHOUSE_THROTTLE_BASE_DELAY", "1",
+                                     "First block, seconds; doubles per failure");
+  auto& throttle_max =
+      settings.add(serve, "--throttle-max-delay", "throttle-max-delay",
+                   "GATEHOUSE_THROTTLE_MAX_DELAY", "900", "Longest block, seconds");
+  throttle_user_failures.number(0, 1000000);
+  throttle_client_failures.number(0, 1000000);
+  throttle_user_window.number(1, 31536000);
+  throttle_client_window.number(1, 31536000);
+  throttle_base.number(1, 86400);
+  throttle_max.number(1, 86400);
+  throttle_max.check([&throttle_base](const Setting& s) {
+    if (s.as_number() < throttle_base.as_number()) {
+      s.fail("must be at least throttle-base-delay (" + throttle_base.value + ")");
+    }
+  });
+  bool throttle_flag = false;
+  bool no_throttle = false;
+  serve->add_flag("--throttle", throttle_flag,
+                  "Throttle repeated failed logins (default) [env GATEHOUSE_THROTTLE=true/false]");
+  serve->add_flag("--no-throttle", no_throttle, "Never throttle logins")->excludes("--throttle");
   auto& signing_alg =
       settings.add(serve, "--signing-alg", "signing-alg", "GATEHOUSE_SIGNING_ALG", "HS256",
                    "HS256 (SECRET_KEY, FastAPI's), or RS256, ES256, EdDSA (keys kept in the "
@@ -317,7 +374,20 @@ int main(int argc, char** argv) {
   serve->footer(secret_key_help);
   serve->callback([&] {
     settings.resolve(config_file);
-    auto store = open_store(*serve_dir, *serve_db);
+    // Every setting is checked before anything is opened or served.
+    gatehouse::SqliteOptions sqlite;
+    sqlite.user_cache_bytes = parse_number(user_cache, 1u << 20) * 1024;
+    gatehouse::ThrottleOptions limits;
+    limits.enabled = (parse_bool(throttle) || throttle_flag) && !no_throttle;
+    limits.user.failures =
+        static_cast<std::uint32_t>(parse_number(throttle_user_failures, 1000000));
+    limits.user.window = std::chrono::seconds(parse_number(throttle_user_window, 31536000));
+    limits.client.failures =
+        static_cast<std::uint32_t>(parse_number(throttle_client_failures, 1000000));
+    limits.client.window = std::chrono::seconds(parse_number(throttle_client_window, 31536000));
+    limits.base_delay = std::chrono::seconds(parse_number(throttle_base, 86400));
+    limits.max_delay = std::chrono::seconds(parse_number(throttle_max, 86400));
+    auto store = open_store(*serve_dir, *serve_db, sqlite);
     const bool postgres = is_postgres_url(serve_db->value);
     bool seed = demo.as_bool();
     if (demo_users_flag) seed = true;
@@ -397,7 +467,8 @@ int main(int argc, char** argv) {
                       .lifetime_seconds = static_cast<std::int64_t>(lifetime) * 60,
                       .issuer = iss,
                       .audience = aud},
-                  keys)});
+                  keys),
+              .throttle = make_throttle(limits, store)});
     // Discovery documents, only when what they describe is on (the default
     // /openapi.json stays the FastAPI tutorial's).
     if (alg != gatehouse::Alg::HS256) gatehouse::install_jwks(app, keys);

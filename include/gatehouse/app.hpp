@@ -28,6 +28,11 @@ struct RouteOptions {
   // Run on the bounded worker pool instead of an I/O thread, as FastAPI runs a plain
   // `def` endpoint in its thread pool. Anything that hashes a password must.
   bool offload = false;
+  // A quick refusal checked before the route runs, and before it is offloaded, on the
+  // I/O thread (so it is answered at once even while the worker pool is busy): e.g. a
+  // throttled login. Sees the parsed form body; returns the answer, or nullopt to go
+  // on. It must not block for long (no password hashing, one short store read at most).
+  std::function<std::optional<Response>(RequestContext&)> precheck;
   bool include_in_schema = true;
   std::string summary;  // overrides the one derived from `name`
 };
@@ -125,7 +130,9 @@ class App {
   // tree and the handler, and turns an HttpException into its response (and any
   // other exception into a 500).
   [[nodiscard]] Response run(const Route& route, const Request& request) const;
-  // dispatch() then run(), on the calling thread. For tests and embedding.
+  // The route's precheck (RouteOptions::precheck), if it has one and it answers.
+  [[nodiscard]] std::optional<Response> precheck(const Route& route, const Request& request) const;
+  // dispatch(), precheck() then run(), on the calling thread. For tests and embedding.
   [[nodiscard]] Response handle(const Request& request) const;
 
   // The OpenAPI 3.0.2 document, derived from the declared routes.

@@ -12,5 +12,6 @@
 #include "gatehouse/security.hpp"
 #include "gatehouse/server.hpp"
 #include "gatehouse/store.hpp"
+#include "gatehouse/throttle.hpp"
 #include "gatehouse/verifier.hpp"
 #include "gatehouse/wellknown.hpp"

@@ -5,6 +5,7 @@
 
 #include <boost/json/value.hpp>
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -53,6 +54,11 @@ class Request {
   // "host:port" of the listening socket, for absolute URLs when there is no Host header.
   [[nodiscard]] std::string_view local_authority() const noexcept { return local_authority_; }
   void set_local_authority(std::string_view authority) { local_authority_ = authority; }
+  // The client's IP address (FastAPI's request.client.host): the peer's, or, when the
+  // peer is a trusted proxy (ServerOptions::forwarded_allow_ips), the address its
+  // X-Forwarded-For names, as uvicorn's ProxyHeadersMiddleware does. Empty when unknown.
+  [[nodiscard]] std::string_view client_host() const noexcept { return client_host_; }
+  void set_client_host(std::string_view host) { client_host_ = host; }
   // "http", or what a trusted proxy said in X-Forwarded-Proto (as uvicorn does).
   [[nodiscard]] std::string_view scheme() const noexcept { return scheme_; }
   void set_scheme(std::string_view scheme) { scheme_ = scheme; }
@@ -66,6 +72,7 @@ class Request {
   HeaderLookup lookup_ = nullptr;
   std::string_view local_authority_ = "127.0.0.1";
   std::string_view scheme_ = "http";
+  std::string_view client_host_;
 };
 
 struct Response {
@@ -75,6 +82,9 @@ struct Response {
   Headers headers;  // extra headers, e.g. WWW-Authenticate, Location
   // When set, the body is streamed from this file instead (static assets).
   std::string file_path;
+  // When set, the answer is not sent before this moment. serve() holds it on a timer
+  // (no thread waits); App::handle leaves it to the caller.
+  std::chrono::steady_clock::time_point not_before{};
 
   static Response json(unsigned status, const boost::json::value& body, Headers headers = {});
   static Response html(std::string body);

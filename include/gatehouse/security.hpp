@@ -15,6 +15,7 @@
 #include <boost/json/value.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -75,6 +76,14 @@ class RequestContext {
   // The parsed form body; empty unless the route declared a form body.
   [[nodiscard]] const FormData& form() const noexcept { return form_; }
   void set_form(FormData form) { form_ = std::move(form); }
+  // Holds this request's answer (whatever it is) until `when`, without keeping the
+  // thread that computed it: e.g. so that every failed login takes equally long.
+  void respond_not_before(std::chrono::steady_clock::time_point when) {
+    if (when > not_before_) not_before_ = when;
+  }
+  [[nodiscard]] std::chrono::steady_clock::time_point not_before() const noexcept {
+    return not_before_;
+  }
 
   // Values of dependencies used more than once in a route, by cache slot.
   [[nodiscard]] const void* cached(std::size_t slot) const {
@@ -88,6 +97,7 @@ class RequestContext {
  private:
   const Request& request_;
   FormData form_;
+  std::chrono::steady_clock::time_point not_before_{};
   std::vector<std::shared_ptr<const void>> cache_;
 };
 
@@ -339,6 +349,14 @@ struct OAuth2PasswordRequestForm {
   // The dependency that validates the form (422 with FastAPI's error objects) and
   // declares it in OpenAPI as an application/x-www-form-urlencoded body.
   static Dependency<OAuth2PasswordRequestForm> dependency();
+};
+
+// The client's address, as a dependency: FastAPI's `request.client.host`. See
+// Request::client_host() for how a trusted proxy's X-Forwarded-For is used.
+struct ClientAddress {
+  std::string host;  // "203.0.113.7", "2001:db8::1"; empty when unknown
+
+  static Dependency<ClientAddress> dependency();
 };
 
 // Splits on whitespace as Python's str.split() does (ASCII and Unicode spaces),

@@ -68,9 +68,16 @@ class UserStore {
   [[nodiscard]] virtual bool created() const = 0;
 };
 
+struct SqliteOptions {
+  // Each thread that looks users up keeps the users it found (never the names it did
+  // not find) in a least-recently-used cache of at most this many bytes; 0: no cache.
+  std::size_t user_cache_bytes = 256 * 1024;
+};
+
 // Opens (creating if needed, mode 0600) the SQLite database at `file` in WAL mode and
 // applies pending schema migrations. Throws std::runtime_error when it cannot.
-std::unique_ptr<UserStore> open_sqlite_store(const std::filesystem::path& file);
+std::unique_ptr<UserStore> open_sqlite_store(const std::filesystem::path& file,
+                                             const SqliteOptions& options = {});
 
 // Connects to PostgreSQL (`url` goes to libpq unchanged: postgresql://user@host/db?sslmode=...)
 // and applies pending migrations under an advisory lock, so several instances may share

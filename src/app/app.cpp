@@ -106,13 +106,32 @@ Response App::run_unguarded(const Route& route, const Request& request) const {
     ctx.set_form(std::move(*form));
   }
   auto result = route.resolve(ctx);
-  if (!result) return result.error().to_response();
-  return std::move(*result);
+  Response response = result ? std::move(*result) : result.error().to_response();
+  response.not_before = ctx.not_before();
+  return response;
+}
+
+std::optional<Response> App::precheck(const Route& route, const Request& request) const {
+  if (!route.options.precheck) return std::nullopt;
+  try {
+    RequestContext ctx(request);
+    if (route.binding.has_form_body()) {
+      auto form = http::parse_form(request.header("Content-Type").value_or(""), request.body());
+      if (!form) return std::nullopt;  // run() answers the 400
+      ctx.set_form(std::move(*form));
+    }
+    return route.options.precheck(ctx);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gatehouse: error: %s %s: %s\n", route.method.c_str(), route.path.c_str(),
+                 e.what());
+    return HttpException(500, "Internal Server Error").to_response();
+  }
 }
 
 Response App::handle(const Request& request) const {
   auto d = dispatch(request);
   if (d.route == nullptr) return std::move(*d.response);
+  if (auto early = precheck(*d.route, request)) return std::move(*early);
   return run(*d.route, request);
 }
 

@@ -5,6 +5,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "gatehouse/auth.hpp"
 #include "gatehouse/security.hpp"
@@ -54,24 +59,41 @@ void install(gatehouse::App& app, const Config& config) {
                                {"disabled", "boolean"}}};
 
   // ---- helpers ----
+  // A name longer than this is never looked up (no store has one; a 60 KiB name must
+  // not cost a query or a cache entry): it fails like any unknown name.
+  constexpr std::size_t kMaxUsernameBytes = 1024;
   auto authenticate_user = [users, passwords](const std::string& username,
                                               const std::string& password) -> UserPtr {
-    const auto started = std::chrono::steady_clock::now();
-    UserPtr user = users->find(username);
+    UserPtr user = username.size() <= kMaxUsernameBytes ? users->find(username) : nullptr;
     if (!user) {
-      passwords->dummy_verify(password);  // as slow as a wrong password
+      passwords->dummy_verify(password);  // the same work as for a known user
       return nullptr;
     }
-    if (!passwords->verify(password, user->hashed_password)) {
-      passwords->equalize_failure(started);  // and a wrong password as slow as that
-      return nullptr;
-    }
+    const auto verify_started = std::chrono::steady_clock::now();
+    const bool ok = passwords->verify(password, user->hashed_password);
+    // A hash with parameters not timed yet (made since start-up) raises the floor.
+    passwords->note_verify(user->hashed_password,
+                           std::chrono::steady_clock::now() - verify_started);
+    if (!ok) return nullptr;
     if (passwords->needs_rehash(user->hashed_password)) {
       users->replace_password_hash(user->username, user->hashed_password,
                                    passwords->hash(password));
     }
     return user;
   };
+  // Every failed login is answered failure_floor() after it started: at least the
+  // costliest verification the store's hashes can need. The floor is measured once,
+  // at the first failure, over the hash parameters in the store.
+  auto calibrated = std::make_shared<std::once_flag>();
+  auto failure_deadline = [users, passwords, calibrated](std::chrono::steady_clock::time_point t) {
+    std::call_once(*calibrated, [&] {
+      std::vector<std::string> hashes;
+      for (auto& u : users->list()) hashes.push_back(std::move(u.hashed_password));
+      passwords->calibrate(hashes);
+    });
+    return passwords->failure_deadline(t);
+  };
+  auto throttle = config.throttle;
 
   // data + exp (and, with an issuer or audience, the RFC 9068 claims), signed.
   auto create_access_token = [tokens](json::object data,
@@ -102,14 +124,40 @@ void install(gatehouse::App& app, const Config& config) {
       [](const gatehouse::User& current_user) { return !current_user.disabled; });
 
   // ---- routes ----
+  // A throttled login is refused before it reaches the hashing pool: at once, and
+  // without computing any hash.
+  std::function<std::optional<gatehouse::Response>(gatehouse::RequestContext&)> throttled;
+  if (throttle) {
+    throttled = [throttle](gatehouse::RequestContext& ctx) -> std::optional<gatehouse::Response> {
+      const auto* username = ctx.form().get("username");
+      if (username == nullptr || username->is_file || username->value.empty()) {
+        return std::nullopt;  // the handler answers 422
+      }
+      const auto wait = throttle->retry_after(username->value, ctx.request().client_host());
+      if (wait.count() == 0) return std::nullopt;
+      return HttpException(429, "Too many failed login attempts, try again later",
+                           {{"Retry-After", std::to_string(wait.count())}})
+          .to_response();
+    };
+  }
   app.post(
-      "/token", {.name = "login_for_access_token", .response_model = Token, .offload = true},
-      [=](const gatehouse::OAuth2PasswordRequestForm& form_data) -> Outcome<json::value> {
+      "/token",
+      {.name = "login_for_access_token",
+       .response_model = Token,
+       .offload = true,
+       .precheck = throttled},
+      [=](gatehouse::RequestContext& ctx, const gatehouse::OAuth2PasswordRequestForm& form_data,
+          const gatehouse::ClientAddress& client) -> Outcome<json::value> {
+        const auto started = std::chrono::steady_clock::now();
         UserPtr user = authenticate_user(form_data.username, form_data.password);
         if (!user) {
+          if (throttle) throttle->failed(form_data.username, client.host);
+          // Held on a timer, not in this hashing thread: see docs/DECISIONS.md.
+          ctx.respond_not_before(failure_deadline(started));
           return Err{HttpException(401, "Incorrect username or password",
                                    {{"WWW-Authenticate", "Bearer"}})};
         }
+        if (throttle) throttle->succeeded(form_data.username);
         // A user with a list of allowed scopes gets only those of the requested ones;
         // one without (the demo users, imported users) gets what it asks for, as in
         // FastAPI's tutorial.
@@ -124,7 +172,8 @@ void install(gatehouse::App& app, const Config& config) {
             {{"sub", user->username}, {"scopes", std::move(granted)}}, form_data.client_id);
         return json::value{{"access_token", access_token}, {"token_type", "bearer"}};
       },
-      Depends(gatehouse::OAuth2PasswordRequestForm::dependency()));
+      Depends(gatehouse::OAuth2PasswordRequestForm::dependency()),
+      Depends(gatehouse::ClientAddress::dependency()));
 
   app.get(
       "/users/me/", {.name = "read_users_me", .response_model = User},

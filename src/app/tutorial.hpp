@@ -7,6 +7,7 @@
 #include "gatehouse/jwt.hpp"
 #include "gatehouse/password.hpp"
 #include "gatehouse/store.hpp"
+#include "gatehouse/throttle.hpp"
 #include "gatehouse/verifier.hpp"
 
 namespace tutorial {
@@ -20,6 +21,8 @@ struct Config {
   std::shared_ptr<const gatehouse::TokenIssuer> tokens;
   std::shared_ptr<const gatehouse::jwt::Hs256Key> secret_key;
   int access_token_expire_minutes = 30;
+  // Brute-force throttling of /token (per username and client); nullptr: none.
+  std::shared_ptr<gatehouse::LoginThrottle> throttle;
 };
 
 // The scopes the tutorial's OAuth2PasswordBearer publishes, in order.

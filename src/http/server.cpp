@@ -470,15 +470,21 @@ class Session : public std::enable_shared_from_this<Session> {
     request_ = Request(req.method_string(), target, http::unquote(raw_path), req.body(),
                        &req.base(), &lookup_header);
     request_.set_local_authority(state_.local_authority);
+    client_ = remote_;
     if (trusted_proxy_) {
       // uvicorn's ProxyHeadersMiddleware: the last X-Forwarded-Proto, stripped.
       std::string_view proto;
       auto [first, last] = req.equal_range("X-Forwarded-Proto");
       for (auto it = first; it != last; ++it) proto = trim_ows(it->value());
       if (!proto.empty()) request_.set_scheme(proto);
+      client_ = forwarded_client(req);
     }
+    request_.set_client_host(client_);
     auto dispatch = state_.app.dispatch(request_);
     if (dispatch.route == nullptr) return respond(std::move(*dispatch.response));
+    if (auto early = state_.app.precheck(*dispatch.route, request_)) {
+      return respond(std::move(*early));
+    }
     if (!dispatch.route->options.offload) return respond(state_.app.run(*dispatch.route, request_));
     // Blocking work goes to the worker pool; the answer comes back to this I/O thread.
     stream_.expires_never();
@@ -503,6 +509,35 @@ class Session : public std::enable_shared_from_this<Session> {
                          .to_response());
     }
     watch_peer();
+  }
+
+  // uvicorn's ProxyHeadersMiddleware (0.30+): the X-Forwarded-For entries are read from
+  // the right, skipping trusted proxies; the first other address is the client. An
+  // entry that is not an IP address ends the walk (the peer's address stays).
+  std::string forwarded_client(const bhttp::fields& req) const {
+    std::vector<std::string_view> hops;
+    auto [first, last] = req.equal_range("X-Forwarded-For");
+    for (auto it = first; it != last; ++it) {
+      std::string_view v = it->value();
+      while (!v.empty()) {
+        auto comma = v.find(',');
+        hops.push_back(trim_ows(v.substr(0, comma)));
+        v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
+      }
+    }
+    std::string client = remote_;
+    for (auto it = hops.rbegin(); it != hops.rend(); ++it) {
+      beast::error_code ec;
+      auto address = net::ip::make_address(std::string(*it), ec);
+      if (ec) break;
+      client = address.to_string();
+      bool trusted = false;
+      for (const auto& ip : state_.options.forwarded_allow_ips) {
+        trusted = trusted || ip == "*" || ip == client;
+      }
+      if (!trusted) break;
+    }
+    return client;
   }
 
   // While a request waits for the pool, the session watches its socket. The end of
@@ -571,6 +606,16 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void respond(Response r) {
+    if (r.not_before != std::chrono::steady_clock::time_point{} &&
+        r.not_before > std::chrono::steady_clock::now()) {
+      // Held on a timer, not in a thread: see RequestContext::respond_not_before.
+      delay_.expires_at(r.not_before);
+      r.not_before = {};
+      delay_.async_wait([self = shared_from_this(), r = std::move(r)](beast::error_code) mutable {
+        self->respond(std::move(r));
+      });
+      return;
+    }
     const auto& req = parser_->get();
     const bool head = req.method() == bhttp::verb::head;
     bool keep_alive = req.keep_alive() && !state_.draining;
@@ -746,6 +791,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string out_;
   std::optional<bhttp::response<bhttp::file_body>> file_res_;
   std::string remote_;
+  std::string client_;  // remote_, or the client a trusted proxy forwarded for
+  net::steady_timer delay_{stream_.get_executor()};
   std::string client_key_;  // for the per-client cap; empty: not counted
   std::vector<char> drain_;
   std::size_t drained_ = 0;

@@ -144,20 +144,97 @@ std::string PasswordHasher::hash_bcrypt(std::string_view password, int cost) {
 }
 
 void PasswordHasher::dummy_verify(std::string_view password) const {
-  // Refused as fast as verify() refuses it for a real user.
+  // Refused as fast as verify() refuses it for a real user (the floor covers both).
   if (!acceptable_password(password)) return;
-  const auto start = std::chrono::steady_clock::now();
   (void)verify(password, dummy_hash_);
-  dummy_ns_.store(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
-          .count(),
-      std::memory_order_relaxed);
+}
+
+std::string PasswordHasher::cost_key(std::string_view hash) {
+  if (is_bcrypt(hash)) {
+    if (hash.size() < 7 || hash[6] != '$') return {};
+    return "bcrypt$" + std::string(hash.substr(4, 2));
+  }
+  for (std::string_view type : {"argon2id", "argon2i", "argon2d"}) {
+    if (hash.size() <= type.size() + 1 || hash[0] != '$' || hash.substr(1, type.size()) != type ||
+        hash[type.size() + 1] != '$') {
+      continue;
+    }
+    Argon2Params p;
+    if (!argon2_params_of(hash, p)) return {};
+    return std::string(type) + "$m=" + std::to_string(p.memory_kib) +
+           ",t=" + std::to_string(p.iterations) + ",p=" + std::to_string(p.parallelism);
+  }
+  return {};
+}
+
+std::chrono::nanoseconds PasswordHasher::measure(const std::string& key) const {
+  // Making a hash with a cost's parameters costs what verifying one does.
+  const auto start = std::chrono::steady_clock::now();
+  if (starts_with(key, "bcrypt$")) {
+    int cost = 0;
+    std::from_chars(key.data() + 7, key.data() + key.size(), cost);
+    // bcrypt-17 and up take seconds to minutes; such a hash is not timed (a login with
+    // it would show its own cost anyway, and note_verify() then raises the floor).
+    if (cost < 4 || cost > 16) return std::chrono::nanoseconds(0);
+    (void)hash_bcrypt("gatehouse calibration", cost);
+  } else {
+    Argon2Params p;
+    const auto dollar = key.find('$');
+    std::string phc = "$";
+    phc += key;
+    phc += '$';
+    if (dollar == std::string::npos || !argon2_params_of(phc, p)) {
+      return std::chrono::nanoseconds(0);
+    }
+    const std::string type = key.substr(0, dollar);
+    const argon2_type t = type == "argon2i" ? Argon2_i : type == "argon2d" ? Argon2_d : Argon2_id;
+    unsigned char salt[16] = {};
+    unsigned char out[32];
+    static constexpr char kPassword[] = "gatehouse calibration";
+    if (argon2_hash(p.iterations, p.memory_kib, p.parallelism, kPassword, sizeof kPassword - 1,
+                    salt, sizeof salt, out, sizeof out, nullptr, 0, t,
+                    ARGON2_VERSION_13) != ARGON2_OK) {
+      return std::chrono::nanoseconds(0);
+    }
+  }
+  return std::chrono::steady_clock::now() - start;
+}
+
+void PasswordHasher::raise_floor(std::chrono::nanoseconds cost) const {
+  const auto want = static_cast<std::int64_t>(static_cast<double>(cost.count()) * kFloorMargin);
+  auto current = floor_ns_.load(std::memory_order_relaxed);
+  while (want > current && !floor_ns_.compare_exchange_weak(current, want)) {
+  }
+}
+
+void PasswordHasher::calibrate(const std::vector<std::string>& hashes) const {
+  std::set<std::string> keys;
+  keys.insert(cost_key(dummy_hash_));
+  keys.insert("argon2id$m=" + std::to_string(params_.memory_kib) + ",t=" +
+              std::to_string(params_.iterations) + ",p=" + std::to_string(params_.parallelism));
+  for (const auto& h : hashes) {
+    if (auto k = cost_key(h); !k.empty()) keys.insert(std::move(k));
+  }
+  std::lock_guard lock(costs_mutex_);
+  for (const auto& key : keys) {
+    if (key.empty() || timed_.count(key) != 0 || timed_.size() >= kMaxCostKeys) continue;
+    timed_.insert(key);
+    raise_floor(measure(key));
+  }
+}
+
+void PasswordHasher::note_verify(std::string_view hash, std::chrono::nanoseconds took) const {
+  std::string key = cost_key(hash);
+  if (key.empty()) return;
+  std::lock_guard lock(costs_mutex_);
+  if (timed_.count(key) != 0) return;
+  if (timed_.size() < kMaxCostKeys) timed_.insert(std::move(key));
+  raise_floor(took);
 }
 
 void PasswordHasher::equalize_failure(std::chrono::steady_clock::time_point started) const {
-  if (dummy_ns_.load(std::memory_order_relaxed) == 0) dummy_verify("x");  // learn the cost once
-  std::this_thread::sleep_until(
-      started + std::chrono::nanoseconds(dummy_ns_.load(std::memory_order_relaxed)));
+  if (floor_ns_.load(std::memory_order_relaxed) == 0) calibrate({});
+  std::this_thread::sleep_until(failure_deadline(started));
 }
 
 }  // namespace gatehouse

@@ -142,4 +142,12 @@ std::vector<std::string> split_scopes(std::string_view s) {
   return out;
 }
 
+Dependency<ClientAddress> ClientAddress::dependency() {
+  return Dependency<ClientAddress>([](const SecurityScopes&, Binding&) {
+    return Dependency<ClientAddress>::Resolver([](RequestContext& ctx) -> Outcome<ClientAddress> {
+      return ClientAddress{std::string(ctx.request().client_host())};
+    });
+  });
+}
+
 }  // namespace gatehouse

@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <array>
 #include <condition_variable>
 #include <cstdint>
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "gatehouse/store.hpp"
+#include "gatehouse/throttle.hpp"
 
 namespace gatehouse {
 namespace {
@@ -152,6 +154,15 @@ CREATE TABLE signing_keys (
   is_current    smallint UNIQUE CHECK (is_current = 1)
 );
 )sql",
+    // 4: brute-force counters (throttle.hpp), shared by every instance on the database.
+    R"sql(
+CREATE TABLE login_failures (
+  key              text COLLATE "C" PRIMARY KEY,
+  score            double precision NOT NULL,
+  updated_ms       bigint NOT NULL,
+  blocked_until_ms bigint NOT NULL DEFAULT 0
+);
+)sql",
 };
 
 // The advisory lock taken by migrations: "gatehous" in ASCII. Advisory locks are per
@@ -184,6 +195,11 @@ enum Stmt : std::size_t {
   kGetSetting,
   kSetSetting,
   kInitSetting,
+  kBlockedUntil,
+  kAddFailure,
+  kBlock,
+  kResetFailures,
+  kPurgeFailures,
   kListKeys,
   kSupersedeKey,
   kInsertKey,
@@ -231,6 +247,21 @@ constexpr std::array<StmtDef, kStmtCount> kStatements{{
      "INSERT INTO settings (name, value) VALUES ($1, $2) "
      "ON CONFLICT (name) DO NOTHING RETURNING value",
      2},
+    {"gh_blocked_until",
+     "SELECT COALESCE(MAX(blocked_until_ms), 0) FROM login_failures WHERE key = $1 OR key = $2", 2},
+    {"gh_add_failure",
+     "INSERT INTO login_failures AS f (key, score, updated_ms) VALUES ($1, 1, $2) "
+     "ON CONFLICT (key) DO UPDATE SET "
+     "score = GREATEST(0, f.score - GREATEST(0, excluded.updated_ms - f.updated_ms) / "
+     "$3::double precision) + 1, "
+     "updated_ms = GREATEST(f.updated_ms, excluded.updated_ms) RETURNING score",
+     3},
+    {"gh_block",
+     "UPDATE login_failures SET blocked_until_ms = GREATEST(blocked_until_ms, $2) WHERE key = $1",
+     2},
+    {"gh_reset_failures", "DELETE FROM login_failures WHERE key = $1", 1},
+    {"gh_purge_failures",
+     "DELETE FROM login_failures WHERE updated_ms < $1 AND blocked_until_ms < $1", 1},
     {"gh_list_keys",
      "SELECT kid, alg, private_key, created_at, superseded_at, retired_at "
      "FROM signing_keys ORDER BY created_at, superseded_at IS NULL, superseded_at, kid",
@@ -589,7 +620,7 @@ void require_text(std::string_view what, std::string_view value) {
 
 // ---- the store ----------------------------------------------------------------------
 
-class PostgresStore final : public UserStore {
+class PostgresStore final : public UserStore, public ThrottleCounters {
  public:
   PostgresStore(const std::string& url, const std::string& password)
       : url_(url), password_(password), redactor_(redactor_for(url, password)) {
@@ -793,6 +824,60 @@ class PostgresStore final : public UserStore {
   }
 
   bool created() const override { return created_; }
+
+  // ---- brute-force counters (ThrottleCounters): one short statement each ----
+  // Keys are ASCII ("user:<sha-256 hex>", "client:<address>").
+  std::int64_t blocked_until(const std::vector<std::string>& keys) override {
+    std::int64_t until = 0;
+    for (std::size_t i = 0; i < keys.size(); i += 2) {
+      const std::string& a = keys[i];
+      const std::string& b = i + 1 < keys.size() ? keys[i + 1] : keys[i];
+      read([&](Connection& c) {
+        Result r = c.exec(kBlockedUntil, {a.c_str(), b.c_str()});
+        until = std::max<std::int64_t>(until, std::stoll(r.text(0, 0).value_or("0")));
+        return 0;
+      });
+    }
+    return until;
+  }
+
+  std::vector<double> add_failure(const std::vector<Hit>& hits, std::int64_t now_ms) override {
+    std::vector<double> scores;
+    const std::string now = std::to_string(now_ms);
+    for (const auto& h : hits) {
+      require_text("throttle key", h.key);
+      const std::string leak = std::to_string(h.leak_ms > 0 ? h.leak_ms : 1e300);
+      write([&](Connection& c) {
+        Result r = c.exec(kAddFailure, {h.key.c_str(), now.c_str(), leak.c_str()});
+        scores.push_back(std::stod(r.text(0, 0).value_or("1")));
+        return StoreStatus::ok;
+      });
+    }
+    return scores;
+  }
+
+  void block(const std::string& key, std::int64_t until_ms) override {
+    const std::string until = std::to_string(until_ms);
+    write([&](Connection& c) {
+      c.exec(kBlock, {key.c_str(), until.c_str()});
+      return StoreStatus::ok;
+    });
+  }
+
+  void reset(const std::string& key) override {
+    write([&](Connection& c) {
+      c.exec(kResetFailures, {key.c_str()});
+      return StoreStatus::ok;
+    });
+  }
+
+  void purge(std::int64_t before_ms) override {
+    const std::string before = std::to_string(before_ms);
+    write([&](Connection& c) {
+      c.exec(kPurgeFailures, {before.c_str()});
+      return StoreStatus::ok;
+    });
+  }
 
  private:
   // A pooled connection, returned to the pool (or closed, if broken) when it goes.

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -20,6 +21,8 @@
 
 #include "gatehouse/keys.hpp"
 #include "gatehouse/store.hpp"
+#include "gatehouse/throttle.hpp"
+#include "store/lru.hpp"
 
 namespace gatehouse {
 
@@ -60,6 +63,15 @@ CREATE TABLE signing_keys (
   is_current    INTEGER UNIQUE CHECK (is_current = 1)
 );
 )sql",
+    // 4: brute-force counters (throttle.hpp): a key's leaky failure score and block.
+    R"sql(
+CREATE TABLE login_failures (
+  key              TEXT PRIMARY KEY NOT NULL,
+  score            REAL NOT NULL,
+  updated_ms       INTEGER NOT NULL,
+  blocked_until_ms INTEGER NOT NULL DEFAULT 0
+);
+)sql",
 };
 
 class Statement {
@@ -92,6 +104,11 @@ class Statement {
     sqlite3_bind_int64(stmt_, i, value);
     return *this;
   }
+  Statement& bind(int i, double value) {
+    sqlite3_bind_double(stmt_, i, value);
+    return *this;
+  }
+  double real(int col) const { return sqlite3_column_double(stmt_, col); }
   int step() { return sqlite3_step(stmt_); }
   void reset() {
     sqlite3_reset(stmt_);
@@ -198,9 +215,10 @@ class Connection {
   std::unique_ptr<Statement> find_;
 };
 
-class SqliteStore final : public UserStore {
+class SqliteStore final : public UserStore, public ThrottleCounters {
  public:
-  explicit SqliteStore(std::filesystem::path file) : file_(std::move(file)) {
+  SqliteStore(std::filesystem::path file, const SqliteOptions& options)
+      : file_(std::move(file)), cache_bytes_(options.user_cache_bytes) {
     static std::once_flag configured;
     // No global allocation statistics: they take a process-wide mutex per malloc.
     std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
@@ -261,9 +279,12 @@ class SqliteStore final : public UserStore {
   }
 
   // Lookups run on a connection of the calling thread's own, through a small cache
-  // of that thread's. The cache is dropped whenever PRAGMA data_version says another
-  // connection (this process's writers, or `gatehouse user ...` in another process)
-  // committed, so a disabled or deleted user takes effect on the next request.
+  // of that thread's. The cache is dropped whenever the WAL-index header (or PRAGMA
+  // data_version) says another connection (this process's writers, or `gatehouse
+  // user ...` in another process) committed, so a disabled or deleted user takes effect
+  // on the next request. Only users that exist are cached, in a least-recently-used
+  // list bounded in bytes: a request naming an unknown user (anyone can send millions)
+  // leaves nothing behind.
   UserPtr find(std::string_view username) override {
     Reader& r = reader();
     const Version version = data_version(r);
@@ -271,14 +292,13 @@ class SqliteStore final : public UserStore {
       r.cache.clear();
       r.version = version;
     }
-    if (auto it = r.cache.find(username); it != r.cache.end()) return it->second;
+    if (UserPtr* hit = r.cache.get(username)) return *hit;
     auto& s = r.conn->find_stmt();
     s.bind(1, username);
     UserPtr result;
     if (s.step() == SQLITE_ROW) result = std::make_shared<const User>(read_user(s));
     s.reset();
-    if (r.cache.size() >= kCachePerThread) r.cache.clear();
-    r.cache.emplace(std::string(username), result);  // unknown users are cached too
+    if (result) r.cache.put(result->username, result, cost_of(*result));
     return result;
   }
 
@@ -475,6 +495,86 @@ class SqliteStore final : public UserStore {
 
   bool created() const override { return created_; }
 
+  // ---- brute-force counters (ThrottleCounters), shared by every process on the file ----
+  std::int64_t blocked_until(const std::vector<std::string>& keys) override {
+    if (keys.empty()) return 0;
+    auto conn = acquire();
+    std::int64_t until = 0;
+    {
+      Statement s(conn->db(),
+                  "SELECT COALESCE(MAX(blocked_until_ms), 0) FROM login_failures "
+                  "WHERE key = ?1 OR key = ?2");
+      s.bind(1, keys[0]).bind(2, keys.size() > 1 ? keys[1] : keys[0]);
+      if (s.step() == SQLITE_ROW) until = s.integer64(0);
+      for (std::size_t i = 2; i < keys.size(); ++i) {
+        s.reset();
+        s.bind(1, keys[i]).bind(2, keys[i]);
+        if (s.step() == SQLITE_ROW) until = std::max(until, s.integer64(0));
+      }
+    }
+    release(std::move(conn));
+    return until;
+  }
+
+  std::vector<double> add_failure(const std::vector<Hit>& hits, std::int64_t now_ms) override {
+    std::vector<double> scores;
+    write([&](Connection& c) {
+      c.exec("BEGIN IMMEDIATE");
+      try {
+        Statement s(c.db(),
+                    "INSERT INTO login_failures (key, score, updated_ms) VALUES (?1, 1, ?2) "
+                    "ON CONFLICT(key) DO UPDATE SET "
+                    "score = MAX(0, score - MAX(0, excluded.updated_ms - updated_ms) / ?3) + 1, "
+                    "updated_ms = MAX(updated_ms, excluded.updated_ms) "
+                    "RETURNING score");
+        for (const auto& h : hits) {
+          s.bind(1, h.key).bind(2, now_ms).bind(3, h.leak_ms > 0 ? h.leak_ms : 1e300);
+          if (s.step() != SQLITE_ROW) check(c, SQLITE_ERROR);
+          scores.push_back(s.real(0));
+          while (s.step() == SQLITE_ROW) {
+          }
+          s.reset();
+        }
+        c.exec("COMMIT");
+      } catch (...) {
+        c.exec("ROLLBACK");
+        throw;
+      }
+      return StoreStatus::ok;
+    });
+    return scores;
+  }
+
+  void block(const std::string& key, std::int64_t until_ms) override {
+    write([&](Connection& c) {
+      Statement s(c.db(),
+                  "UPDATE login_failures SET blocked_until_ms = MAX(blocked_until_ms, ?2) "
+                  "WHERE key = ?1");
+      s.bind(1, key).bind(2, until_ms);
+      check(c, s.step());
+      return StoreStatus::ok;
+    });
+  }
+
+  void reset(const std::string& key) override {
+    write([&](Connection& c) {
+      Statement s(c.db(), "DELETE FROM login_failures WHERE key = ?1");
+      s.bind(1, key);
+      check(c, s.step());
+      return StoreStatus::ok;
+    });
+  }
+
+  void purge(std::int64_t before_ms) override {
+    write([&](Connection& c) {
+      Statement s(c.db(),
+                  "DELETE FROM login_failures WHERE updated_ms < ?1 AND blocked_until_ms < ?1");
+      s.bind(1, before_ms);
+      check(c, s.step());
+      return StoreStatus::ok;
+    });
+  }
+
  private:
   static void check(Connection& c, int rc) {
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
@@ -547,20 +647,22 @@ class SqliteStore final : public UserStore {
     if (pool_.size() < 16) pool_.push_back(std::move(c));
   }
 
-  static constexpr std::size_t kCachePerThread = 4096;
-
-  struct StringHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>{}(s);
-    }
-  };
+  // What a cached user costs: its strings plus the list node, map node and control
+  // block around them (an estimate on the high side).
+  static std::size_t cost_of(const User& u) {
+    std::size_t bytes = 2 * u.username.size() + u.hashed_password.size() + 256;
+    if (u.email) bytes += u.email->size();
+    if (u.full_name) bytes += u.full_name->size();
+    for (const auto& sc : u.scopes) bytes += sc.size() + 32;
+    return bytes;
+  }
   using Version = std::array<std::uint32_t, 3>;
   struct Reader {
     std::unique_ptr<Connection> conn;
     std::unique_ptr<Statement> version_stmt;
     Version version{~0u, ~0u, ~0u};
-    std::unordered_map<std::string, UserPtr, StringHash, std::equal_to<>> cache;
+    explicit Reader(std::size_t cache_bytes) : cache(cache_bytes) {}
+    ByteBudgetLru<UserPtr> cache;
   };
 
   // What changes whenever any connection, in any process, commits. Every commit
@@ -599,7 +701,7 @@ class SqliteStore final : public UserStore {
   Reader& reader() {
     thread_local std::unordered_map<std::uint64_t, Reader*> mine;
     if (auto it = mine.find(id_); it != mine.end()) return *it->second;
-    auto r = std::make_unique<Reader>();
+    auto r = std::make_unique<Reader>(cache_bytes_);
     r->conn = std::make_unique<Connection>(file_);
     r->version_stmt = std::make_unique<Statement>(r->conn->db(), "PRAGMA data_version");
     Reader* raw = r.get();
@@ -617,6 +719,7 @@ class SqliteStore final : public UserStore {
   }
 
   std::filesystem::path file_;
+  const std::size_t cache_bytes_;
   const std::uint64_t id_ = next_id();  // never reused, so a dead store's readers are never found
   std::vector<std::unique_ptr<Reader>> readers_;
   std::unique_ptr<Connection> anchor_;
@@ -631,8 +734,9 @@ class SqliteStore final : public UserStore {
 
 }  // namespace
 
-std::unique_ptr<UserStore> open_sqlite_store(const std::filesystem::path& file) {
-  return std::make_unique<SqliteStore>(file);
+std::unique_ptr<UserStore> open_sqlite_store(const std::filesystem::path& file,
+                                             const SqliteOptions& options) {
+  return std::make_unique<SqliteStore>(file, options);
 }
 
 std::vector<User> demo_users() {

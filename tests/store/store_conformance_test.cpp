@@ -768,6 +768,10 @@ TEST_F(PostgresStoreOnly, SchemaMatchesTheSqliteStore) {
   for (const auto& c : columns)
     got.push_back(c[0] + "." + c[1] + " " + c[2] + " " + c[3] + " " + c[4]);
   const std::vector<std::string> want = {
+      "login_failures.key text NO C",
+      "login_failures.score double precision NO ",
+      "login_failures.updated_ms bigint NO ",
+      "login_failures.blocked_until_ms bigint NO ",
       "schema_migrations.version integer NO ",
       "schema_migrations.applied_at timestamp with time zone NO ",
       "settings.name text NO C",
@@ -791,7 +795,7 @@ TEST_F(PostgresStoreOnly, SchemaMatchesTheSqliteStore) {
   EXPECT_EQ(got, want);
   EXPECT_EQ(
       pg.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations"),
-      "1,2,3");
+      "1,2,3,4");
   // updated_at moves on a change; created_at does not.
   ASSERT_EQ(store->add(make_user("johndoe")), StoreStatus::ok);
   pg.query(

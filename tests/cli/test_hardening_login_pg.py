@@ -1,0 +1,46 @@
+"""Issue 8, brute-force protection: with PostgreSQL the login counters live in the
+database, so instances sharing it share them. Failures through one instance throttle
+the same username on the other, and a success on the other clears it for both.
+
+Needs GATEHOUSE_TEST_DATABASE_URL: run under `scripts/with-postgres`.
+"""
+from __future__ import annotations
+
+import json
+
+from test_postgres import Instance, database  # noqa: F401  (the fixture)
+
+THROTTLE = ("--throttle-user-failures", "3", "--throttle-base-delay", "2")
+
+
+def test_two_instances_share_login_counters(database):  # noqa: F811
+    a = Instance(database, "--demo-users", *THROTTLE)
+    b = Instance(database, *THROTTLE)
+    try:
+        for instance in (a, b, a):
+            assert instance.login("johndoe", "wrong").status_code == 401
+        r = b.login("johndoe", "secret")  # the third failure was on the other instance
+        assert r.status_code == 429, r.text
+        assert json.loads(r.text) == {"detail": "Too many failed login attempts, try again later"}
+        assert 1 <= int(r.headers["retry-after"]) <= 2
+        assert a.login("johndoe", "secret").status_code == 429
+        # Another name is not affected on either.
+        assert a.login("carol", "x").status_code == 401
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_success_on_one_instance_clears_the_count_for_both(database):  # noqa: F811
+    a = Instance(database, "--demo-users", *THROTTLE)
+    b = Instance(database, *THROTTLE)
+    try:
+        assert a.login("johndoe", "wrong").status_code == 401
+        assert a.login("johndoe", "wrong").status_code == 401
+        assert b.login("johndoe", "secret").status_code == 200
+        assert a.login("johndoe", "wrong").status_code == 401
+        assert a.login("johndoe", "wrong").status_code == 401
+        assert b.login("johndoe", "secret").status_code == 200  # two since the success
+    finally:
+        a.stop()
+        b.stop()
