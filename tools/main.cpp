@@ -12,6 +12,7 @@
 #include <boost/version.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
@@ -91,16 +92,18 @@ std::string read_password(bool from_stdin, bool confirm) {
     if (!isatty(STDIN_FILENO)) {
       throw ExitError(kExitUsage, "no terminal to ask for a password; use --password-stdin");
     }
+    // Echo goes off before the prompt is shown, so nothing typed after the prompt is
+    // ever echoed or discarded; TCSANOW keeps a line typed ahead (the repeat) intact.
     auto ask = [](const char* prompt) {
-      std::cerr << prompt << std::flush;
       termios old{};
       tcgetattr(STDIN_FILENO, &old);
       termios quiet = old;
       quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-      tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+      tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+      std::cerr << prompt << std::flush;
       std::string line;
       std::getline(std::cin, line);
-      tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+      tcsetattr(STDIN_FILENO, TCSANOW, &old);
       std::cerr << "\n";
       return line;
     };
@@ -371,6 +374,36 @@ int main(int argc, char** argv) {
                   "One JSON line per request on stderr, never a token or password (default) "
                   "[env GATEHOUSE_ACCESS_LOG=true/false]");
   serve->add_flag("--no-access-log", no_access_log, "No access log")->excludes("--access-log");
+  auto& refresh_setting =
+      settings.add(serve, "", "refresh-tokens", "GATEHOUSE_REFRESH_TOKENS", "false", "");
+  auto& revocation_setting =
+      settings.add(serve, "", "revocation", "GATEHOUSE_REVOCATION", "false", "");
+  bool refresh_flag = false;
+  bool revocation_flag = false;
+  serve->add_flag("--refresh-tokens", refresh_flag,
+                  "/token also hands out rotating refresh tokens (grant_type=refresh_token), "
+                  "with RFC 6749 error bodies; implies --revocation "
+                  "[env GATEHOUSE_REFRESH_TOKENS=true/false] (default: false)");
+  serve->add_flag(
+      "--revocation", revocation_flag,
+      "POST /revoke (RFC 7009, logout): revoked access tokens are refused on every "
+      "instance within a second [env GATEHOUSE_REVOCATION=true/false] (default: false)");
+  auto& refresh_idle =
+      settings.add(serve, "--refresh-token-idle-seconds", "refresh-token-idle-seconds",
+                   "GATEHOUSE_REFRESH_TOKEN_IDLE_SECONDS", "1209600",
+                   "A refresh token not used for this long expires (14 days)");
+  auto& refresh_absolute = settings.add(
+      serve, "--refresh-token-absolute-seconds", "refresh-token-absolute-seconds",
+      "GATEHOUSE_REFRESH_TOKEN_ABSOLUTE_SECONDS", "7776000",
+      "Refresh tokens expire this long after the password login, however used (90 days)");
+  auto& refresh_grace = settings.add(
+      serve, "--refresh-grace-seconds", "refresh-grace-seconds", "GATEHOUSE_REFRESH_GRACE_SECONDS",
+      "5",
+      "A refresh token presented again this soon after its rotation gets the same successor "
+      "(two tabs); later, its whole login is revoked");
+  refresh_idle.number(1, 10u * 365 * 86400);
+  refresh_absolute.number(1, 10u * 365 * 86400);
+  refresh_grace.number(0, 3600);
   serve->footer(secret_key_help);
   serve->callback([&] {
     settings.resolve(config_file);
@@ -455,6 +488,32 @@ int main(int argc, char** argv) {
     options.max_connections_per_client = per_client.as_number();
     options.access_log = (access_log.as_bool() || access_log_flag) && !no_access_log;
 
+    const bool refresh_on = parse_bool(refresh_setting) || refresh_flag;
+    const bool revocation_on = refresh_on || parse_bool(revocation_setting) || revocation_flag;
+    std::shared_ptr<gatehouse::RefreshTokens> refresh;
+    std::shared_ptr<gatehouse::DenyList> deny_list;
+    if (revocation_on) {
+      auto token_store = std::dynamic_pointer_cast<gatehouse::TokenStore>(store);
+      if (!token_store) throw ExitError(kExitRuntime, "this store cannot keep revocations");
+      deny_list = std::make_shared<gatehouse::DenyList>(token_store);
+      // Each instance reads new revocations from the store 4 times a second.
+      deny_list->start(std::chrono::milliseconds(250));
+      if (refresh_on) {
+        gatehouse::RefreshTokenOptions ro;
+        ro.idle_seconds = static_cast<std::int64_t>(parse_number(refresh_idle, 10u * 365 * 86400));
+        ro.absolute_seconds =
+            static_cast<std::int64_t>(parse_number(refresh_absolute, 10u * 365 * 86400));
+        ro.grace_seconds = static_cast<std::int64_t>(parse_number(refresh_grace, 3600));
+        if (ro.idle_seconds == 0 || ro.absolute_seconds == 0) {
+          throw ExitError(kExitUsage, "refresh token lifetimes must be at least 1 second");
+        }
+        // The successor-derivation key, shared through the store by every instance.
+        refresh = std::make_shared<gatehouse::RefreshTokens>(
+            token_store,
+            store->setting_or_init("refresh_token_key", gatehouse::generate_refresh_key()), ro);
+      }
+    }
+
     gatehouse::AppInfo info;
     info.web_dir = web_dir.value;
     gatehouse::App app(info);
@@ -468,6 +527,8 @@ int main(int argc, char** argv) {
                       .issuer = iss,
                       .audience = aud},
                   keys),
+              .refresh = refresh,
+              .deny_list = deny_list,
               .throttle = make_throttle(limits, store)});
     // Discovery documents, only when what they describe is on (the default
     // /openapi.json stays the FastAPI tutorial's).
@@ -481,6 +542,11 @@ int main(int argc, char** argv) {
       if (alg != gatehouse::Alg::HS256) metadata.jwks_uri = base + "/.well-known/jwks.json";
       for (const auto& scope : tutorial::scopes()) metadata.scopes_supported.push_back(scope.first);
       metadata.grant_types_supported = {"password"};
+      if (refresh) metadata.grant_types_supported.emplace_back("refresh_token");
+      if (deny_list) {
+        metadata.extra["revocation_endpoint"] = base + "/revoke";
+        metadata.extra["revocation_endpoint_auth_methods_supported"] = boost::json::array{"none"};
+      }
       // /token takes client_id but checks no client credentials: public clients.
       metadata.token_endpoint_auth_methods_supported = {"none"};
       metadata.access_token_signing_alg_values_supported = {std::string(gatehouse::to_string(alg))};

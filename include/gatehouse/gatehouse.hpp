@@ -6,6 +6,7 @@
 #include "gatehouse/http.hpp"
 #include "gatehouse/jwt.hpp"
 #include "gatehouse/keys.hpp"
+#include "gatehouse/lifecycle.hpp"
 #include "gatehouse/model.hpp"
 #include "gatehouse/password.hpp"
 #include "gatehouse/result.hpp"

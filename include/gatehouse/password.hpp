@@ -55,9 +55,11 @@ class PasswordHasher {
   // Times the dummy hash, the configured argon2id parameters and every parameter set
   // among `hashes` not timed yet, and raises the floor to cover them.
   void calibrate(const std::vector<std::string>& hashes) const;
-  // Records that verifying `hash` took `took`; a parameter set not seen before raises
-  // the floor (an observed cost: load may inflate it, never lower it).
-  void note_verify(std::string_view hash, std::chrono::nanoseconds took) const;
+  // Records that verify(password, hash) took `took`; a parameter set not seen before
+  // raises the floor (an observed cost: load may inflate it, never lower it). Ignored
+  // for a password verify() refuses without hashing (NUL byte, over 4096 bytes).
+  void note_verify(std::string_view password, std::string_view hash,
+                   std::chrono::nanoseconds took) const;
   [[nodiscard]] std::chrono::nanoseconds failure_floor() const noexcept {
     return std::chrono::nanoseconds(floor_ns_.load(std::memory_order_relaxed));
   }

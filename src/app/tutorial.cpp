@@ -31,6 +31,118 @@ const std::vector<std::pair<std::string, std::string>>& scopes() {
   return kScopes;
 }
 
+// /token with refresh tokens (RFC 6749 §4.3 and §6): the password grant as the
+// tutorial's, plus grant_type=refresh_token; errors as RFC 6749 §5.2 says.
+template <class Authenticate, class Precheck, class Deadline>
+void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
+                                    std::shared_ptr<const gatehouse::TokenIssuer> tokens,
+                                    Authenticate authenticate_user, Precheck throttled,
+                                    Deadline failure_deadline) {
+  using gatehouse::oauth_error;
+  auto users = config.users;
+  auto throttle = config.throttle;
+  auto refresh = config.refresh;
+  const gatehouse::Model Token{"Token",
+                               {{"access_token", "string", true},
+                                {"token_type", "string", true},
+                                {"expires_in", "integer"},
+                                {"refresh_token", "string"},
+                                {"scope", "string"}}};
+  auto join = [](const std::vector<std::string>& words) {
+    std::string out;
+    for (const auto& w : words) {
+      if (!out.empty()) out += ' ';
+      out += w;
+    }
+    return out;
+  };
+  app.post(
+      "/token",
+      {.name = "login_for_access_token",
+       .response_model = Token,
+       .offload = true,
+       .precheck = throttled},
+      [=](gatehouse::RequestContext& ctx, const gatehouse::TokenRequest& req,
+          const gatehouse::ClientAddress& client) -> gatehouse::Response {
+        auto answer = [&](const std::string& username, const std::vector<std::string>& scopes,
+                          const std::string& refresh_token) {
+          json::array granted;
+          for (const auto& s : scopes) granted.emplace_back(s);
+          auto access_token =
+              tokens->issue({{"sub", username}, {"scopes", std::move(granted)}}, req.client_id);
+          json::object body{{"access_token", access_token},
+                            {"token_type", "bearer"},
+                            {"expires_in", tokens->options().lifetime_seconds},
+                            {"refresh_token", refresh_token}};
+          if (!scopes.empty()) body["scope"] = join(scopes);
+          return gatehouse::Response::json(200, body,
+                                           {{"Cache-Control", "no-store"}, {"Pragma", "no-cache"}});
+        };
+        if (!req.grant_type) return oauth_error("invalid_request", "grant_type is required");
+        if (*req.grant_type == "password") {
+          if (!req.username || !req.password) {
+            return oauth_error("invalid_request", "username and password are required");
+          }
+          const auto started = std::chrono::steady_clock::now();
+          UserPtr user = authenticate_user(*req.username, *req.password);
+          if (!user) {
+            if (throttle) throttle->failed(*req.username, client.host);
+            ctx.respond_not_before(failure_deadline(started));
+            return oauth_error("invalid_grant", "Incorrect username or password");
+          }
+          if (throttle) throttle->succeeded(*req.username);
+          std::vector<std::string> granted;
+          for (const auto& s : req.scopes.value_or(std::vector<std::string>{})) {
+            if (user->scopes.empty() ||
+                std::find(user->scopes.begin(), user->scopes.end(), s) != user->scopes.end()) {
+              granted.push_back(s);
+            }
+          }
+          return answer(user->username, granted, refresh->issue(user->username, join(granted)));
+        }
+        if (*req.grant_type == "refresh_token") {
+          if (!req.refresh_token) {
+            return oauth_error("invalid_request", "refresh_token is required");
+          }
+          auto record = refresh->find(*req.refresh_token);
+          if (!record) {
+            return oauth_error("invalid_grant", "The refresh token is invalid, expired or revoked");
+          }
+          const auto held = gatehouse::split_scopes(record->scope);
+          std::vector<std::string> scopes = held;
+          if (req.scopes) {  // may narrow, never widen (RFC 6749 §6)
+            scopes = *req.scopes;
+            for (const auto& s : scopes) {
+              if (std::find(held.begin(), held.end(), s) == held.end()) {
+                return oauth_error("invalid_scope",
+                                   "The requested scope exceeds the scope granted at login");
+              }
+            }
+          }
+          UserPtr user = users->find(record->username);
+          if (!user || user->disabled) {
+            return oauth_error("invalid_grant", "The user is disabled or no longer exists");
+          }
+          auto rotation = refresh->rotate(*req.refresh_token, join(scopes));
+          switch (rotation.status) {
+            case gatehouse::RotateStatus::rotated:
+            case gatehouse::RotateStatus::replayed:
+              return answer(user->username, scopes, rotation.token);
+            case gatehouse::RotateStatus::reused:
+              return oauth_error("invalid_grant",
+                                 "The refresh token was used already; its login is revoked");
+            case gatehouse::RotateStatus::unknown:
+              break;
+          }
+          return oauth_error("invalid_grant", "The refresh token is invalid, expired or revoked");
+        }
+        return oauth_error("unsupported_grant_type",
+                           "grant_type must be password or refresh_token");
+      },
+      Depends(gatehouse::TokenRequest::dependency()),
+      Depends(gatehouse::ClientAddress::dependency()));
+}
+
 void install(gatehouse::App& app, const Config& config) {
   auto users = config.users;
   auto passwords = config.passwords;
@@ -72,7 +184,7 @@ void install(gatehouse::App& app, const Config& config) {
     const auto verify_started = std::chrono::steady_clock::now();
     const bool ok = passwords->verify(password, user->hashed_password);
     // A hash with parameters not timed yet (made since start-up) raises the floor.
-    passwords->note_verify(user->hashed_password,
+    passwords->note_verify(password, user->hashed_password,
                            std::chrono::steady_clock::now() - verify_started);
     if (!ok) return nullptr;
     if (passwords->needs_rehash(user->hashed_password)) {
@@ -117,7 +229,11 @@ void install(gatehouse::App& app, const Config& config) {
   // library's ready dependency, with the store as the user loader.
   auto get_current_user = gatehouse::current_user<gatehouse::User>(
       verifier, oauth2_scheme,
-      [users](const gatehouse::VerifiedToken& token) { return users->find(token.subject); });
+      [users, deny_list = config.deny_list](const gatehouse::VerifiedToken& token) -> UserPtr {
+        // A revoked token is refused as an unknown one is: "Could not validate credentials".
+        if (deny_list && deny_list->denied(token)) return nullptr;
+        return users->find(token.subject);
+      });
 
   auto get_current_active_user = gatehouse::active_user<gatehouse::User>(
       Security(get_current_user, {"me"}),
@@ -140,40 +256,48 @@ void install(gatehouse::App& app, const Config& config) {
           .to_response();
     };
   }
-  app.post(
-      "/token",
-      {.name = "login_for_access_token",
-       .response_model = Token,
-       .offload = true,
-       .precheck = throttled},
-      [=](gatehouse::RequestContext& ctx, const gatehouse::OAuth2PasswordRequestForm& form_data,
-          const gatehouse::ClientAddress& client) -> Outcome<json::value> {
-        const auto started = std::chrono::steady_clock::now();
-        UserPtr user = authenticate_user(form_data.username, form_data.password);
-        if (!user) {
-          if (throttle) throttle->failed(form_data.username, client.host);
-          // Held on a timer, not in this hashing thread: see docs/DECISIONS.md.
-          ctx.respond_not_before(failure_deadline(started));
-          return Err{HttpException(401, "Incorrect username or password",
-                                   {{"WWW-Authenticate", "Bearer"}})};
-        }
-        if (throttle) throttle->succeeded(form_data.username);
-        // A user with a list of allowed scopes gets only those of the requested ones;
-        // one without (the demo users, imported users) gets what it asks for, as in
-        // FastAPI's tutorial.
-        json::array granted;
-        for (const auto& s : form_data.scopes) {
-          if (user->scopes.empty() ||
-              std::find(user->scopes.begin(), user->scopes.end(), s) != user->scopes.end()) {
-            granted.emplace_back(s);
+  if (config.refresh) {
+    install_refresh_token_endpoint(app, config, tokens, authenticate_user, throttled,
+                                   failure_deadline);
+  }
+  if (config.deny_list) {
+    gatehouse::install_revoke(app, verifier, config.deny_list, config.refresh);
+  }
+  if (!config.refresh)
+    app.post(
+        "/token",
+        {.name = "login_for_access_token",
+         .response_model = Token,
+         .offload = true,
+         .precheck = throttled},
+        [=](gatehouse::RequestContext& ctx, const gatehouse::OAuth2PasswordRequestForm& form_data,
+            const gatehouse::ClientAddress& client) -> Outcome<json::value> {
+          const auto started = std::chrono::steady_clock::now();
+          UserPtr user = authenticate_user(form_data.username, form_data.password);
+          if (!user) {
+            if (throttle) throttle->failed(form_data.username, client.host);
+            // Held on a timer, not in this hashing thread: see docs/DECISIONS.md.
+            ctx.respond_not_before(failure_deadline(started));
+            return Err{HttpException(401, "Incorrect username or password",
+                                     {{"WWW-Authenticate", "Bearer"}})};
           }
-        }
-        auto access_token = create_access_token(
-            {{"sub", user->username}, {"scopes", std::move(granted)}}, form_data.client_id);
-        return json::value{{"access_token", access_token}, {"token_type", "bearer"}};
-      },
-      Depends(gatehouse::OAuth2PasswordRequestForm::dependency()),
-      Depends(gatehouse::ClientAddress::dependency()));
+          if (throttle) throttle->succeeded(form_data.username);
+          // A user with a list of allowed scopes gets only those of the requested ones;
+          // one without (the demo users, imported users) gets what it asks for, as in
+          // FastAPI's tutorial.
+          json::array granted;
+          for (const auto& s : form_data.scopes) {
+            if (user->scopes.empty() ||
+                std::find(user->scopes.begin(), user->scopes.end(), s) != user->scopes.end()) {
+              granted.emplace_back(s);
+            }
+          }
+          auto access_token = create_access_token(
+              {{"sub", user->username}, {"scopes", std::move(granted)}}, form_data.client_id);
+          return json::value{{"access_token", access_token}, {"token_type", "bearer"}};
+        },
+        Depends(gatehouse::OAuth2PasswordRequestForm::dependency()),
+        Depends(gatehouse::ClientAddress::dependency()));
 
   app.get(
       "/users/me/", {.name = "read_users_me", .response_model = User},

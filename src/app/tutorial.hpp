@@ -5,6 +5,7 @@
 
 #include "gatehouse/app.hpp"
 #include "gatehouse/jwt.hpp"
+#include "gatehouse/lifecycle.hpp"
 #include "gatehouse/password.hpp"
 #include "gatehouse/store.hpp"
 #include "gatehouse/throttle.hpp"
@@ -21,6 +22,12 @@ struct Config {
   std::shared_ptr<const gatehouse::TokenIssuer> tokens;
   std::shared_ptr<const gatehouse::jwt::Hs256Key> secret_key;
   int access_token_expire_minutes = 30;
+  // Set (--refresh-tokens): /token takes grant_type=password or refresh_token, answers
+  // RFC 6749 errors, and hands out rotating refresh tokens.
+  std::shared_ptr<gatehouse::RefreshTokens> refresh;
+  // Set (--revocation, implied by --refresh-tokens): POST /revoke, and every bearer is
+  // checked against this deny-list.
+  std::shared_ptr<gatehouse::DenyList> deny_list;
   // Brute-force throttling of /token (per username and client); nullptr: none.
   std::shared_ptr<gatehouse::LoginThrottle> throttle;
 };
@@ -28,7 +35,8 @@ struct Config {
 // The scopes the tutorial's OAuth2PasswordBearer publishes, in order.
 const std::vector<std::pair<std::string, std::string>>& scopes();
 
-// Declares /token, /users/me/, /users/me/items/, /status/ and /items/ on `app`.
+// Declares /token, /users/me/, /users/me/items/, /status/ and /items/ on `app`
+// (and /revoke with a deny-list).
 void install(gatehouse::App& app, const Config& config);
 
 }  // namespace tutorial

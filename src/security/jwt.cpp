@@ -107,7 +107,7 @@ namespace {
 void dump_string(std::string_view s, std::string& out) {
   out += '"';
   std::size_t i = 0;
-  char buf[8];
+  char buf[16];  // an escape is 6 characters and a NUL; 16 for -Wformat-truncation
   auto escape = [&](std::uint32_t unit) {
     std::snprintf(buf, sizeof buf, "\\u%04x", unit);
     out += buf;

@@ -223,7 +223,9 @@ void PasswordHasher::calibrate(const std::vector<std::string>& hashes) const {
   }
 }
 
-void PasswordHasher::note_verify(std::string_view hash, std::chrono::nanoseconds took) const {
+void PasswordHasher::note_verify(std::string_view password, std::string_view hash,
+                                 std::chrono::nanoseconds took) const {
+  if (!acceptable_password(password)) return;  // nothing was hashed: no cost learnt
   std::string key = cost_key(hash);
   if (key.empty()) return;
   std::lock_guard lock(costs_mutex_);

@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "gatehouse/lifecycle.hpp"
 #include "gatehouse/store.hpp"
 #include "gatehouse/throttle.hpp"
 
@@ -163,6 +164,26 @@ CREATE TABLE login_failures (
   blocked_until_ms bigint NOT NULL DEFAULT 0
 );
 )sql",
+    // 5: refresh tokens (by SHA-256; a family is one login's chain of rotations) and
+    // the access tokens revoked before they expire (by SHA-256 of their signature).
+    R"sql(
+CREATE TABLE refresh_tokens (
+  hash              text COLLATE "C" PRIMARY KEY,
+  family            text COLLATE "C" NOT NULL,
+  username          text NOT NULL,
+  scope             text NOT NULL,
+  expires_at        bigint NOT NULL,
+  family_expires_at bigint NOT NULL,
+  spent_at          bigint,
+  successor         text
+);
+CREATE INDEX refresh_tokens_family ON refresh_tokens (family);
+CREATE TABLE revoked_tokens (
+  seq        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  key        text COLLATE "C" UNIQUE NOT NULL,
+  expires_at bigint NOT NULL
+);
+)sql",
 };
 
 // The advisory lock taken by migrations: "gatehous" in ASCII. Advisory locks are per
@@ -204,6 +225,16 @@ enum Stmt : std::size_t {
   kSupersedeKey,
   kInsertKey,
   kRetireKey,
+  kAddRefresh,
+  kFindRefresh,
+  kLockRefresh,
+  kSpendRefresh,
+  kFindUnspent,
+  kRevokeFamily,
+  kDeny,
+  kDeniedSince,
+  kPruneDenied,
+  kPruneRefresh,
   kStmtCount,
 };
 
@@ -283,6 +314,44 @@ constexpr std::array<StmtDef, kStmtCount> kStatements{{
      "superseded_at = COALESCE(superseded_at, $2) WHERE kid = $1 AND retired_at IS NULL "
      "RETURNING kid) SELECT pg_notify('gatehouse_keys', kid) FROM changed",
      2},
+    {"gh_add_refresh",
+     "INSERT INTO refresh_tokens (hash, family, username, scope, expires_at, family_expires_at) "
+     "VALUES ($1, $2, $3, $4, $5, $6)",
+     6},
+    {"gh_find_refresh",
+     "SELECT hash, family, username, scope, expires_at, family_expires_at, spent_at IS NOT NULL "
+     "FROM refresh_tokens WHERE hash = $1 AND (expires_at >= $2 OR spent_at IS NOT NULL) AND "
+     "family_expires_at >= $2",
+     2},
+    // The row lock makes a concurrent rotation of the same token wait, then read the
+    // committed result (READ COMMITTED re-reads a locked row once it is released).
+    {"gh_lock_refresh",
+     "SELECT hash, family, username, scope, expires_at, family_expires_at, false, spent_at, "
+     "successor FROM refresh_tokens WHERE hash = $1 FOR UPDATE",
+     1},
+    {"gh_spend_refresh",
+     "UPDATE refresh_tokens SET spent_at = $2, successor = $3 WHERE hash = $1 AND spent_at IS "
+     "NULL RETURNING hash",
+     3},
+    {"gh_find_unspent",
+     "SELECT hash, family, username, scope, expires_at, family_expires_at, false FROM "
+     "refresh_tokens WHERE hash = $1 AND spent_at IS NULL",
+     1},
+    {"gh_revoke_family", "DELETE FROM refresh_tokens WHERE family = $1 RETURNING hash", 1},
+    {"gh_deny",
+     "INSERT INTO revoked_tokens (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+     2},
+    // Identity values are drawn before commit, so a denial may become visible after one
+    // with a higher seq: the poll looks back 256 denials (applying one twice is harmless).
+    {"gh_denied_since",
+     "SELECT seq, key, expires_at FROM revoked_tokens WHERE seq > $1 - 256 AND expires_at >= $2 "
+     "ORDER BY seq",
+     2},
+    {"gh_prune_denied", "DELETE FROM revoked_tokens WHERE expires_at < $1", 1},
+    {"gh_prune_refresh",
+     "DELETE FROM refresh_tokens WHERE family_expires_at < $1 OR (spent_at IS NULL AND "
+     "expires_at < $1)",
+     1},
 }};
 
 #undef GATEHOUSE_NOTIFY_USER
@@ -620,7 +689,7 @@ void require_text(std::string_view what, std::string_view value) {
 
 // ---- the store ----------------------------------------------------------------------
 
-class PostgresStore final : public UserStore, public ThrottleCounters {
+class PostgresStore final : public UserStore, public ThrottleCounters, public TokenStore {
  public:
   PostgresStore(const std::string& url, const std::string& password)
       : url_(url), password_(password), redactor_(redactor_for(url, password)) {
@@ -823,6 +892,129 @@ class PostgresStore final : public UserStore, public ThrottleCounters {
     });
   }
 
+  // ---- refresh tokens and revocations (TokenStore) ----
+  void add_refresh_token(const RefreshTokenRecord& t) override {
+    require_text("username", t.username);
+    require_text("scope", t.scope);
+    write([&](Connection& c) {
+      insert_refresh(c, t);
+      return StoreStatus::ok;
+    });
+  }
+
+  std::optional<RefreshTokenRecord> find_refresh_token(std::string_view hash,
+                                                       std::int64_t now) override {
+    if (!valid_utf8(hash)) return std::nullopt;
+    const std::string h(hash), n = std::to_string(now);
+    return read([&](Connection& c) -> std::optional<RefreshTokenRecord> {
+      Result r = c.exec(kFindRefresh, {h.c_str(), n.c_str()});
+      if (r.rows() == 0) return std::nullopt;
+      return read_refresh(r);
+    });
+  }
+
+  RotateStatus rotate_refresh_token(std::string_view hash, std::string_view successor_hash,
+                                    std::string_view scope, std::int64_t now,
+                                    std::int64_t idle_seconds, std::int64_t grace_seconds,
+                                    RefreshTokenRecord& successor) override {
+    if (!valid_utf8(hash) || !valid_utf8(successor_hash)) return RotateStatus::unknown;
+    require_text("scope", scope);
+    const std::string h(hash), next(successor_hash), n = std::to_string(now);
+    RotateStatus status = RotateStatus::unknown;
+    write([&](Connection& c) {
+      c.exec("rotate refresh token", "BEGIN");
+      try {
+        Result r = c.exec(kLockRefresh, {h.c_str()});
+        if (r.rows() == 0) {
+          status = RotateStatus::unknown;
+        } else {
+          RefreshTokenRecord old = read_refresh(r);
+          const auto spent = r.text(0, 7);
+          const std::string stored_next = r.text(0, 8).value_or("");
+          if (!spent) {
+            if (old.expires_at < now || old.family_expires_at < now) {
+              status = RotateStatus::unknown;
+            } else {
+              c.exec(kSpendRefresh, {h.c_str(), n.c_str(), next.c_str()});
+              successor = old;
+              successor.hash = next;
+              successor.scope = std::string(scope);
+              successor.expires_at = std::min(now + idle_seconds, old.family_expires_at);
+              insert_refresh(c, successor);
+              status = RotateStatus::rotated;
+            }
+          } else {
+            bool replayed = false;
+            if (now - std::stoll(*spent) < grace_seconds && stored_next == next) {
+              Result s = c.exec(kFindUnspent, {next.c_str()});
+              if (s.rows() == 1) {
+                successor = read_refresh(s);
+                replayed = true;
+              }
+            }
+            if (replayed) {
+              status = RotateStatus::replayed;
+            } else {
+              c.exec(kRevokeFamily, {old.family.c_str()});
+              status = RotateStatus::reused;
+            }
+          }
+        }
+        c.exec("rotate refresh token", "COMMIT");
+      } catch (const PgError& e) {
+        if (!e.connection_lost) {
+          try {
+            c.exec("rotate refresh token", "ROLLBACK");
+          } catch (const std::exception&) {  // the connection is going away anyway
+          }
+        }
+        throw;
+      }
+      return StoreStatus::ok;
+    });
+    return status;
+  }
+
+  bool revoke_refresh_family(std::string_view family) override {
+    if (!valid_utf8(family)) return false;
+    const std::string f(family);
+    return write([&](Connection& c) {
+             return c.exec(kRevokeFamily, {f.c_str()}).rows() > 0 ? StoreStatus::ok
+                                                                  : StoreStatus::not_found;
+           }) == StoreStatus::ok;
+  }
+
+  void deny_access_token(std::string_view key, std::int64_t expires_at) override {
+    require_text("key", key);
+    const std::string k(key), e = std::to_string(expires_at);
+    write([&](Connection& c) {
+      c.exec(kDeny, {k.c_str(), e.c_str()});
+      return StoreStatus::ok;
+    });
+  }
+
+  std::vector<DeniedToken> denied_since(std::int64_t after, std::int64_t now) override {
+    const std::string a = std::to_string(after), n = std::to_string(now);
+    return read([&](Connection& c) {
+      Result r = c.exec(kDeniedSince, {a.c_str(), n.c_str()});
+      std::vector<DeniedToken> out;
+      for (int i = 0; i < r.rows(); ++i) {
+        out.push_back({std::stoll(r.text(i, 0).value_or("0")), r.text(i, 1).value_or(""),
+                       std::stoll(r.text(i, 2).value_or("0"))});
+      }
+      return out;
+    });
+  }
+
+  void prune_tokens(std::int64_t now) override {
+    const std::string n = std::to_string(now);
+    write([&](Connection& c) {
+      c.exec(kPruneDenied, {n.c_str()});
+      c.exec(kPruneRefresh, {n.c_str()});
+      return StoreStatus::ok;
+    });
+  }
+
   bool created() const override { return created_; }
 
   // ---- brute-force counters (ThrottleCounters): one short statement each ----
@@ -880,6 +1072,22 @@ class PostgresStore final : public UserStore, public ThrottleCounters {
   }
 
  private:
+  static RefreshTokenRecord read_refresh(const Result& r) {
+    RefreshTokenRecord t;
+    t.hash = r.text(0, 0).value_or("");
+    t.family = r.text(0, 1).value_or("");
+    t.username = r.text(0, 2).value_or("");
+    t.scope = r.text(0, 3).value_or("");
+    t.expires_at = std::stoll(r.text(0, 4).value_or("0"));
+    t.family_expires_at = std::stoll(r.text(0, 5).value_or("0"));
+    t.spent = r.text(0, 6).value_or("f") == "t";
+    return t;
+  }
+  static void insert_refresh(Connection& c, const RefreshTokenRecord& t) {
+    const std::string e = std::to_string(t.expires_at), f = std::to_string(t.family_expires_at);
+    c.exec(kAddRefresh, {t.hash.c_str(), t.family.c_str(), t.username.c_str(), t.scope.c_str(),
+                         e.c_str(), f.c_str()});
+  }
   // A pooled connection, returned to the pool (or closed, if broken) when it goes.
   class Lease {
    public:

@@ -20,6 +20,7 @@
 #include <unordered_map>
 
 #include "gatehouse/keys.hpp"
+#include "gatehouse/lifecycle.hpp"
 #include "gatehouse/store.hpp"
 #include "gatehouse/throttle.hpp"
 #include "store/lru.hpp"
@@ -70,6 +71,26 @@ CREATE TABLE login_failures (
   score            REAL NOT NULL,
   updated_ms       INTEGER NOT NULL,
   blocked_until_ms INTEGER NOT NULL DEFAULT 0
+);
+)sql",
+    // 5: refresh tokens (by SHA-256; a family is one login's chain of rotations) and
+    // the access tokens revoked before they expire (by SHA-256 of their signature).
+    R"sql(
+CREATE TABLE refresh_tokens (
+  hash              TEXT PRIMARY KEY NOT NULL,
+  family            TEXT NOT NULL,
+  username          TEXT NOT NULL,
+  scope             TEXT NOT NULL,
+  expires_at        INTEGER NOT NULL,
+  family_expires_at INTEGER NOT NULL,
+  spent_at          INTEGER,
+  successor         TEXT
+);
+CREATE INDEX refresh_tokens_family ON refresh_tokens (family);
+CREATE TABLE revoked_tokens (
+  seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+  key        TEXT UNIQUE NOT NULL,
+  expires_at INTEGER NOT NULL
 );
 )sql",
 };
@@ -215,7 +236,7 @@ class Connection {
   std::unique_ptr<Statement> find_;
 };
 
-class SqliteStore final : public UserStore, public ThrottleCounters {
+class SqliteStore final : public UserStore, public ThrottleCounters, public TokenStore {
  public:
   SqliteStore(std::filesystem::path file, const SqliteOptions& options)
       : file_(std::move(file)), cache_bytes_(options.user_cache_bytes) {
@@ -493,6 +514,160 @@ class SqliteStore final : public UserStore, public ThrottleCounters {
     return (frames * 0x9e3779b97f4a7c15ULL) ^ salt;
   }
 
+  // ---- refresh tokens and revocations (TokenStore) ----
+  void add_refresh_token(const RefreshTokenRecord& t) override {
+    write([&](Connection& c) {
+      insert_refresh(c, t);
+      return StoreStatus::ok;
+    });
+  }
+
+  std::optional<RefreshTokenRecord> find_refresh_token(std::string_view hash,
+                                                       std::int64_t now) override {
+    auto conn = acquire();
+    std::optional<RefreshTokenRecord> found;
+    try {
+      Statement s(conn->db(),
+                  "SELECT hash, family, username, scope, expires_at, family_expires_at, "
+                  "spent_at IS NOT NULL FROM refresh_tokens WHERE hash = ?1 "
+                  "AND (expires_at >= ?2 OR spent_at IS NOT NULL) AND family_expires_at >= ?2");
+      s.bind(1, hash).bind(2, now);
+      if (s.step() == SQLITE_ROW) found = read_refresh(s);
+    } catch (...) {
+      release(std::move(conn));
+      throw;
+    }
+    release(std::move(conn));
+    return found;
+  }
+
+  RotateStatus rotate_refresh_token(std::string_view hash, std::string_view successor_hash,
+                                    std::string_view scope, std::int64_t now,
+                                    std::int64_t idle_seconds, std::int64_t grace_seconds,
+                                    RefreshTokenRecord& successor) override {
+    RotateStatus status = RotateStatus::unknown;
+    write([&](Connection& c) {
+      // BEGIN IMMEDIATE takes the write lock first: of two rotations of one token, in
+      // any processes, the second reads the first's result.
+      c.exec("BEGIN IMMEDIATE");
+      try {
+        std::optional<RefreshTokenRecord> old;
+        std::optional<std::int64_t> spent_at;
+        std::string next;
+        {
+          Statement s(c.db(),
+                      "SELECT hash, family, username, scope, expires_at, family_expires_at, "
+                      "0, spent_at, successor FROM refresh_tokens WHERE hash = ?1");
+          s.bind(1, hash);
+          if (s.step() == SQLITE_ROW) {
+            old = read_refresh(s);
+            if (s.text(7)) spent_at = s.integer64(7);
+            next = s.text(8).value_or("");
+          }
+        }
+        if (!old) {
+          status = RotateStatus::unknown;
+        } else if (!spent_at) {
+          if (old->expires_at < now || old->family_expires_at < now) {
+            status = RotateStatus::unknown;
+          } else {
+            Statement u(c.db(),
+                        "UPDATE refresh_tokens SET spent_at = ?2, successor = ?3 "
+                        "WHERE hash = ?1 AND spent_at IS NULL");
+            u.bind(1, hash).bind(2, now).bind(3, successor_hash);
+            check(c, u.step());
+            successor = *old;
+            successor.hash = std::string(successor_hash);
+            successor.scope = std::string(scope);
+            successor.expires_at = std::min(now + idle_seconds, old->family_expires_at);
+            insert_refresh(c, successor);
+            status = RotateStatus::rotated;
+          }
+        } else {
+          std::optional<RefreshTokenRecord> replay;
+          if (now - *spent_at < grace_seconds && !next.empty() && next == successor_hash) {
+            Statement s(c.db(),
+                        "SELECT hash, family, username, scope, expires_at, family_expires_at, "
+                        "0 FROM refresh_tokens WHERE hash = ?1 AND spent_at IS NULL");
+            s.bind(1, successor_hash);
+            if (s.step() == SQLITE_ROW) replay = read_refresh(s);
+          }
+          if (replay) {
+            successor = *replay;
+            status = RotateStatus::replayed;
+          } else {
+            Statement d(c.db(), "DELETE FROM refresh_tokens WHERE family = ?1");
+            d.bind(1, old->family);
+            check(c, d.step());
+            status = RotateStatus::reused;
+          }
+        }
+        c.exec("COMMIT");
+      } catch (...) {
+        c.exec("ROLLBACK");
+        throw;
+      }
+      return StoreStatus::ok;
+    });
+    return status;
+  }
+
+  bool revoke_refresh_family(std::string_view family) override {
+    return write([&](Connection& c) {
+             Statement d(c.db(), "DELETE FROM refresh_tokens WHERE family = ?1");
+             d.bind(1, family);
+             check(c, d.step());
+             return sqlite3_changes(c.db()) > 0 ? StoreStatus::ok : StoreStatus::not_found;
+           }) == StoreStatus::ok;
+  }
+
+  void deny_access_token(std::string_view key, std::int64_t expires_at) override {
+    write([&](Connection& c) {
+      Statement s(c.db(),
+                  "INSERT INTO revoked_tokens (key, expires_at) VALUES (?1, ?2) "
+                  "ON CONFLICT(key) DO NOTHING");
+      s.bind(1, key).bind(2, expires_at);
+      check(c, s.step());
+      return StoreStatus::ok;
+    });
+  }
+
+  std::vector<DeniedToken> denied_since(std::int64_t after, std::int64_t now) override {
+    auto conn = acquire();
+    std::vector<DeniedToken> out;
+    try {
+      Statement s(conn->db(),
+                  "SELECT seq, key, expires_at FROM revoked_tokens "
+                  "WHERE seq > ?1 AND expires_at >= ?2 ORDER BY seq");
+      s.bind(1, after).bind(2, now);
+      int rc = 0;
+      while ((rc = s.step()) == SQLITE_ROW) {
+        out.push_back({s.integer64(0), s.text(1).value_or(""), s.integer64(2)});
+      }
+      check(*conn, rc);
+    } catch (...) {
+      release(std::move(conn));
+      throw;
+    }
+    release(std::move(conn));
+    return out;
+  }
+
+  void prune_tokens(std::int64_t now) override {
+    write([&](Connection& c) {
+      Statement a(c.db(), "DELETE FROM revoked_tokens WHERE expires_at < ?1");
+      a.bind(1, now);
+      check(c, a.step());
+      // Spent tokens stay until their family expires: presenting one revokes the family.
+      Statement b(c.db(),
+                  "DELETE FROM refresh_tokens WHERE family_expires_at < ?1 "
+                  "OR (spent_at IS NULL AND expires_at < ?1)");
+      b.bind(1, now);
+      check(c, b.step());
+      return StoreStatus::ok;
+    });
+  }
+
   bool created() const override { return created_; }
 
   // ---- brute-force counters (ThrottleCounters), shared by every process on the file ----
@@ -576,6 +751,25 @@ class SqliteStore final : public UserStore, public ThrottleCounters {
   }
 
  private:
+  static RefreshTokenRecord read_refresh(const Statement& s) {
+    RefreshTokenRecord r;
+    r.hash = s.text(0).value_or("");
+    r.family = s.text(1).value_or("");
+    r.username = s.text(2).value_or("");
+    r.scope = s.text(3).value_or("");
+    r.expires_at = s.integer64(4);
+    r.family_expires_at = s.integer64(5);
+    r.spent = s.integer(6) != 0;
+    return r;
+  }
+  static void insert_refresh(Connection& c, const RefreshTokenRecord& t) {
+    Statement s(c.db(),
+                "INSERT INTO refresh_tokens (hash, family, username, scope, expires_at, "
+                "family_expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    s.bind(1, t.hash).bind(2, t.family).bind(3, t.username).bind(4, t.scope);
+    s.bind(5, t.expires_at).bind(6, t.family_expires_at);
+    check(c, s.step());
+  }
   static void check(Connection& c, int rc) {
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
       throw std::runtime_error(std::string("sqlite: ") + sqlite3_errmsg(c.db()));

@@ -16,6 +16,7 @@ import socket
 import sqlite3
 import stat
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -24,6 +25,10 @@ import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+import testlogs  # noqa: E402  (the secrets list for scripts/scan-test-logs)
+
+testlogs.install_httpx_hook()
 BIN = Path(os.environ.get("GATEHOUSE_BIN", REPO / "build" / "gatehouse"))
 if not BIN.is_absolute():
     BIN = REPO / BIN
@@ -232,6 +237,7 @@ def test_password_prompt_does_not_echo(data_dir):
                     break
         assert text in out, out
 
+    testlogs.record_secret("hunter2-secret")
     expect(b"Password: ")
     os.write(fd, b"hunter2-secret\n")
     expect(b"Repeat password: ")

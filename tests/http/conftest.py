@@ -32,6 +32,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -42,6 +43,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+import testlogs  # noqa: E402  (the secrets list for scripts/scan-test-logs)
 DEFAULT_SECRET_KEY = "gatehouse-reference-dev-key-6b1f0d9a4c2e47b8a3f5d7e9c1b3a5f7"
 STARTUP_TIMEOUT = 15.0
 
@@ -74,6 +77,16 @@ _SESSION_KEY = (
     if external_gatehouse_url()
     else "gatehouse-test-" + secrets.token_hex(24)
 )
+testlogs.record_secret(_SESSION_KEY)
+testlogs.install_httpx_hook()
+
+
+# Set by scripts/test for its run against the ASan + UBSan build. Resident memory says
+# nothing about glibc's allocator there (ASan keeps freed blocks in quarantine), so
+# tests that measure RSS are skipped.
+SANITIZED = os.environ.get("GATEHOUSE_TEST_SANITIZED") == "1"
+needs_plain_allocator = pytest.mark.skipif(
+    SANITIZED, reason="measures RSS, which AddressSanitizer's allocator decides")
 
 
 def free_port() -> int:
@@ -287,6 +300,10 @@ def build_request(
     "when there is a body, or for POST"; pass False to omit it (e.g. when a
     Content-Length or Transfer-Encoding header is among ``headers``).
     """
+    for name, value in headers:
+        if _b(name).lower() == b"authorization":
+            testlogs.record_request(authorization=_b(value))
+    testlogs.record_request(body=body)
     out = _b(method) + b" " + _b(target) + b" " + _b(version) + b"\r\n"
     if host is not None:
         out += b"Host: " + _b(host) + b"\r\n"
@@ -639,6 +656,7 @@ def make_token(claims=None, key: str = None, header: Optional[dict] = None,
         alg = header.get("alg") if isinstance(header.get("alg"), str) else None
         digest = _HASHES.get(sign_as or alg, hashlib.sha256)
         signature = b64url(hmac.new(key.encode(), signing_input, digest).digest())
+    testlogs.record_secret(f"{h}.{p}.{signature}")
     return f"{h}.{p}.{signature}"
 
 
@@ -663,4 +681,5 @@ def login(base_url: str, username: str, password: str, scope: Optional[str] = No
     body = urllib.parse.urlencode(fields).encode()
     resp = raw_request(base_url, "POST", "/token", [FORM], body)
     assert resp.status == 200, resp
+    testlogs.record_secret(resp.json()["access_token"])
     return resp.json()["access_token"]

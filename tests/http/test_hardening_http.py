@@ -27,6 +27,7 @@ from conftest import (
     build_request,
     exchange_ex,
     gatehouse_bin,
+    needs_plain_allocator,
     parse_responses,
     parse_responses_ex,
     start_gatehouse,
@@ -387,6 +388,7 @@ def _sanitized(binary: Path) -> bool:
         return False
 
 
+@needs_plain_allocator
 def test_memory_returns_after_a_burst_of_large_requests(workdir, secret_key):
     """400 connections each send ~15 KB of headers and 64 KB of body (one byte short, so
     the server holds them all at once), then close. The server's resident memory must

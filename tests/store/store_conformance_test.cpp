@@ -772,6 +772,17 @@ TEST_F(PostgresStoreOnly, SchemaMatchesTheSqliteStore) {
       "login_failures.score double precision NO ",
       "login_failures.updated_ms bigint NO ",
       "login_failures.blocked_until_ms bigint NO ",
+      "refresh_tokens.hash text NO C",
+      "refresh_tokens.family text NO C",
+      "refresh_tokens.username text NO ",
+      "refresh_tokens.scope text NO ",
+      "refresh_tokens.expires_at bigint NO ",
+      "refresh_tokens.family_expires_at bigint NO ",
+      "refresh_tokens.spent_at bigint YES ",
+      "refresh_tokens.successor text YES ",
+      "revoked_tokens.seq bigint NO ",
+      "revoked_tokens.key text NO C",
+      "revoked_tokens.expires_at bigint NO ",
       "schema_migrations.version integer NO ",
       "schema_migrations.applied_at timestamp with time zone NO ",
       "settings.name text NO C",
@@ -795,7 +806,7 @@ TEST_F(PostgresStoreOnly, SchemaMatchesTheSqliteStore) {
   EXPECT_EQ(got, want);
   EXPECT_EQ(
       pg.scalar("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations"),
-      "1,2,3,4");
+      "1,2,3,4,5");
   // updated_at moves on a change; created_at does not.
   ASSERT_EQ(store->add(make_user("johndoe")), StoreStatus::ok);
   pg.query(

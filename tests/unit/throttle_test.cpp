@@ -216,11 +216,15 @@ TEST(FailureFloor, CoversTheCostliestHashAndRisesForANewOne) {
   EXPECT_GE(hasher.failure_floor().count(), took.count() / 2);
   // A hash seen only at a login (made after start-up) raises it too.
   const auto before = hasher.failure_floor();
-  hasher.note_verify("$2b$11$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyzab", before * 2);
+  constexpr const char* k11 = "$2b$11$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyzab";
+  // Not from a password refused unhashed (a NUL byte): that verify cost nothing.
+  hasher.note_verify(std::string("a\0b", 3), k11, std::chrono::nanoseconds(0));
+  EXPECT_EQ(hasher.failure_floor(), before);
+  hasher.note_verify("wrong", k11, before * 2);
   EXPECT_GE(hasher.failure_floor(), before * 3);  // 2x, times the margin 1.5
   // ... and only the first time for those parameters.
   const auto after = hasher.failure_floor();
-  hasher.note_verify("$2b$11$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyzab", after * 10);
+  hasher.note_verify("wrong", k11, after * 10);
   EXPECT_EQ(hasher.failure_floor(), after);
 }
 

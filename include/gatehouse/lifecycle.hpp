@@ -1,0 +1,191 @@
+// The token lifecycle: refresh tokens with rotation and reuse detection, and revocation
+// (RFC 7009) with a deny-list of access tokens kept in memory and current from the store.
+//
+// Refresh tokens are 256-bit random strings (base64url, 43 characters); the store keeps
+// only their SHA-256. Each rotation spends the presented token and stores its successor
+// in one transaction. The successor of a token is HMAC-SHA256(refresh key, token): a
+// second presentation within the grace period gets the very same successor (two tabs
+// refreshing at once stay logged in, and two instances racing issue one successor);
+// a presentation after it revokes the whole family.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "gatehouse/app.hpp"
+#include "gatehouse/verifier.hpp"
+
+namespace gatehouse {
+
+// A stored refresh token (never the token itself: its hash).
+struct RefreshTokenRecord {
+  std::string hash;    // hex SHA-256 of the token
+  std::string family;  // the login it descends from (hex, random)
+  std::string username;
+  std::string scope;                   // space-separated
+  std::int64_t expires_at = 0;         // idle expiry: issued + idle lifetime
+  std::int64_t family_expires_at = 0;  // absolute expiry of the login
+  bool spent = false;                  // rotated already
+};
+
+enum class RotateStatus {
+  rotated,   // spent now; the successor is stored
+  replayed,  // spent within the grace period; the successor given then is still valid
+  reused,    // spent before the grace period: the family is revoked
+  unknown,   // no such token (never issued, revoked, expired or pruned)
+};
+
+// What the lifecycle needs from a store. The SQLite and PostgreSQL stores implement it
+// (std::dynamic_pointer_cast<TokenStore>(store)).
+class TokenStore {
+ public:
+  virtual ~TokenStore() = default;
+  virtual void add_refresh_token(const RefreshTokenRecord& record) = 0;
+  // The token (spent or not) while neither expired at `now` nor revoked.
+  [[nodiscard]] virtual std::optional<RefreshTokenRecord> find_refresh_token(std::string_view hash,
+                                                                             std::int64_t now) = 0;
+  // One transaction: if `hash` is unspent and unexpired, marks it spent at `now` and
+  // stores `successor_hash` in its family (scope `scope`, idle expiry now + idle_seconds
+  // capped by the family's absolute expiry). When it was spent less than grace_seconds
+  // ago (0: never) and its successor is `successor_hash` and
+  // unspent: replayed. Spent longer ago:
+  // its family is deleted (reused). Whatever races, a token is spent once.
+  // `successor` receives the successor's record (rotated, replayed).
+  virtual RotateStatus rotate_refresh_token(std::string_view hash, std::string_view successor_hash,
+                                            std::string_view scope, std::int64_t now,
+                                            std::int64_t idle_seconds, std::int64_t grace_seconds,
+                                            RefreshTokenRecord& successor) = 0;
+  // Deletes every token of the family; false when there was none.
+  virtual bool revoke_refresh_family(std::string_view family) = 0;
+
+  struct DeniedToken {
+    std::int64_t seq = 0;  // increasing with each denial
+    std::string key;       // hex SHA-256 of the token's decoded signature
+    std::int64_t expires_at = 0;
+  };
+  // Puts an access token on the deny-list until `expires_at` (idempotent).
+  virtual void deny_access_token(std::string_view key, std::int64_t expires_at) = 0;
+  // Denials with seq > `after`, unexpired at `now`, in seq order.
+  [[nodiscard]] virtual std::vector<DeniedToken> denied_since(std::int64_t after,
+                                                              std::int64_t now) = 0;
+  // Removes expired denials and refresh tokens.
+  virtual void prune_tokens(std::int64_t now) = 0;
+};
+
+// Access tokens revoked before they expire, checked in memory on every verification
+// (an atomic load when the list is empty, otherwise one SHA-256 of the signature and a
+// hash lookup under a shared lock) and kept current from the store by a background
+// thread that reads only the denials it has not seen yet.
+class DenyList {
+ public:
+  explicit DenyList(std::shared_ptr<TokenStore> store, std::function<std::int64_t()> clock = {});
+  ~DenyList();
+  DenyList(const DenyList&) = delete;
+  DenyList& operator=(const DenyList&) = delete;
+
+  // The deny-list key of a verified token: hex SHA-256 of its decoded signature bytes
+  // (the same whatever base64 spelling the token arrived in).
+  [[nodiscard]] static std::string key(const VerifiedToken& token);
+
+  [[nodiscard]] bool denied(const VerifiedToken& token) const;
+  // Stores the denial, and applies it here at once.
+  void deny(const VerifiedToken& token);
+  // Reads new denials from the store and forgets expired ones.
+  void sync();
+  // Calls sync() every `interval` on a thread of its own, until destroyed.
+  void start(std::chrono::milliseconds interval);
+
+ private:
+  void apply(const std::string& raw_key, std::int64_t expires_at);
+
+  std::shared_ptr<TokenStore> store_;
+  std::function<std::int64_t()> clock_;
+  mutable std::shared_mutex mutex_;
+  std::unordered_map<std::string, std::int64_t> denied_;  // raw SHA-256 -> exp
+  std::atomic<bool> empty_{true};
+  std::int64_t seen_ = 0;
+  std::int64_t last_prune_ = 0;
+  std::mutex sync_mutex_;
+  std::mutex stop_mutex_;
+  std::condition_variable stop_cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+struct RefreshTokenOptions {
+  std::int64_t idle_seconds = 14 * 24 * 3600;      // unused this long: expired
+  std::int64_t absolute_seconds = 90 * 24 * 3600;  // after the login: expired
+  std::int64_t grace_seconds = 5;                  // a spent token may be replayed for this long
+  std::function<std::int64_t()> clock;             // default: the system clock
+};
+
+// Issues and rotates refresh tokens on a TokenStore.
+class RefreshTokens {
+ public:
+  // `key`: the secret successors are derived with (32 random bytes, shared by instances).
+  RefreshTokens(std::shared_ptr<TokenStore> store, std::string key, RefreshTokenOptions options);
+
+  // A new token starting a new family.
+  [[nodiscard]] std::string issue(const std::string& username, const std::string& scope) const;
+
+  struct Rotation {
+    RotateStatus status = RotateStatus::unknown;
+    std::string token;          // the successor (rotated, replayed)
+    RefreshTokenRecord record;  // the successor's record (rotated, replayed)
+  };
+  // Rotates `token`, giving its successor scope `scope` (already checked by the caller
+  // against find()).
+  [[nodiscard]] Rotation rotate(std::string_view token, const std::string& scope) const;
+  [[nodiscard]] std::optional<RefreshTokenRecord> find(std::string_view token) const;
+  // Revokes the family of `token`; false when it names none.
+  bool revoke(std::string_view token) const;
+
+  [[nodiscard]] static std::string hash(std::string_view token);
+  [[nodiscard]] const RefreshTokenOptions& options() const noexcept { return options_; }
+
+ private:
+  std::shared_ptr<TokenStore> store_;
+  std::string key_;
+  RefreshTokenOptions options_;
+};
+
+// The form of a token request (RFC 6749 §4.3.2 and §6): grant_type, username,
+// password, refresh_token, scope, client_id, client_secret, declared in OpenAPI as an
+// application/x-www-form-urlencoded body. Empty values count as absent.
+struct TokenRequest {
+  std::optional<std::string> grant_type;
+  std::optional<std::string> username;
+  std::optional<std::string> password;
+  std::optional<std::string> refresh_token;
+  std::optional<std::vector<std::string>> scopes;  // `scope` split on whitespace
+  std::optional<std::string> client_id;
+  std::optional<std::string> client_secret;
+
+  static Dependency<TokenRequest> dependency();
+};
+
+// A random secret for RefreshTokens (32 bytes from the CSPRNG, base64url).
+std::string generate_refresh_key();
+
+// POST /revoke (RFC 7009): form fields `token` and `token_type_hint`. A refresh token
+// revokes its family; an access token that `verifier` accepts goes on `deny_list`.
+// Unknown tokens get 200 too. Without registered clients, the token is its own proof.
+Route& install_revoke(App& app, std::shared_ptr<const Verifier> verifier,
+                      std::shared_ptr<DenyList> deny_list, std::shared_ptr<RefreshTokens> refresh);
+
+// An RFC 6749 §5.2 error response: 400 {"error", "error_description"}, no-store.
+Response oauth_error(std::string_view error, std::string_view description);
+
+}  // namespace gatehouse

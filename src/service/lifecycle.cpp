@@ -1,0 +1,311 @@
+// Refresh tokens, the access-token deny-list and POST /revoke (see lifecycle.hpp).
+#include "gatehouse/lifecycle.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <array>
+#include <limits>
+#include <stdexcept>
+
+#include "gatehouse/jwt.hpp"
+#include "security/base64url.hpp"
+
+namespace gatehouse {
+
+namespace {
+
+std::string sha256_raw(std::string_view data) {
+  std::array<unsigned char, 32> md{};
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("SHA-256 failed");
+  }
+  return std::string(reinterpret_cast<const char*>(md.data()), len);
+}
+
+std::string hex(std::string_view raw) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(raw.size() * 2);
+  for (char ch : raw) {
+    const auto c = static_cast<unsigned char>(ch);
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
+std::string unhex(std::string_view text) {
+  auto v = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  std::string out;
+  if (text.size() % 2 != 0) return out;
+  for (std::size_t i = 0; i < text.size(); i += 2) {
+    const int hi = v(text[i]);
+    const int lo = v(text[i + 1]);
+    if (hi < 0 || lo < 0) return {};
+    out.push_back(static_cast<char>(hi * 16 + lo));
+  }
+  return out;
+}
+
+std::string random_bytes(std::size_t n) {
+  std::string out(n, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
+    throw std::runtime_error("the random number generator failed");
+  }
+  return out;
+}
+
+std::function<std::int64_t()> or_system_clock(std::function<std::int64_t()> clock) {
+  return clock ? std::move(clock) : std::function<std::int64_t()>(jwt::now_seconds);
+}
+
+// Refresh tokens are 43 base64url characters; anything much longer is not one.
+constexpr std::size_t kMaxTokenBytes = 4096;
+
+}  // namespace
+
+// ---- DenyList ------------------------------------------------------------------------
+
+DenyList::DenyList(std::shared_ptr<TokenStore> store, std::function<std::int64_t()> clock)
+    : store_(std::move(store)), clock_(or_system_clock(std::move(clock))) {
+  if (!store_) throw std::invalid_argument("DenyList needs a token store");
+}
+
+DenyList::~DenyList() {
+  {
+    std::lock_guard lock(stop_mutex_);
+    stop_ = true;
+  }
+  stop_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::string DenyList::key(const VerifiedToken& token) { return hex(sha256_raw(token.signature)); }
+
+bool DenyList::denied(const VerifiedToken& token) const {
+  if (empty_.load(std::memory_order_acquire)) return false;
+  const std::string k = sha256_raw(token.signature);
+  std::shared_lock lock(mutex_);
+  return denied_.find(k) != denied_.end();
+}
+
+void DenyList::apply(const std::string& raw_key, std::int64_t expires_at) {
+  std::unique_lock lock(mutex_);
+  denied_[raw_key] = expires_at;
+  empty_.store(false, std::memory_order_release);
+}
+
+void DenyList::deny(const VerifiedToken& token) {
+  std::int64_t exp = std::numeric_limits<std::int64_t>::max();
+  if (auto it = token.claims.find("exp"); it != token.claims.end() && it->value().is_int64()) {
+    exp = it->value().as_int64();
+  } else if (it != token.claims.end() && it->value().is_uint64()) {
+    exp = static_cast<std::int64_t>(
+        std::min<std::uint64_t>(it->value().as_uint64(), std::numeric_limits<std::int64_t>::max()));
+  }
+  const std::string raw = sha256_raw(token.signature);
+  store_->deny_access_token(hex(raw), exp);
+  apply(raw, exp);
+}
+
+void DenyList::sync() {
+  std::lock_guard guard(sync_mutex_);
+  const std::int64_t now = clock_();
+  for (auto& d : store_->denied_since(seen_, now)) {
+    const std::string raw = unhex(d.key);
+    if (raw.size() == 32) apply(raw, d.expires_at);
+    seen_ = std::max(seen_, d.seq);
+  }
+  if (now - last_prune_ >= 60) {
+    last_prune_ = now;
+    {
+      std::unique_lock lock(mutex_);
+      std::erase_if(denied_, [now](const auto& kv) { return kv.second < now; });
+      empty_.store(denied_.empty(), std::memory_order_release);
+    }
+    store_->prune_tokens(now);
+  }
+}
+
+void DenyList::start(std::chrono::milliseconds interval) {
+  sync();
+  thread_ = std::thread([this, interval] {
+    std::unique_lock lock(stop_mutex_);
+    while (!stop_cv_.wait_for(lock, interval, [this] { return stop_; })) {
+      lock.unlock();
+      try {
+        sync();
+      } catch (const std::exception&) {
+        // The store is unreachable for now: the next round tries again.
+      }
+      lock.lock();
+    }
+  });
+}
+
+// ---- RefreshTokens -------------------------------------------------------------------
+
+std::string generate_refresh_key() { return b64::encode_url(random_bytes(32)); }
+
+RefreshTokens::RefreshTokens(std::shared_ptr<TokenStore> store, std::string key,
+                             RefreshTokenOptions options)
+    : store_(std::move(store)), key_(std::move(key)), options_(std::move(options)) {
+  if (!store_) throw std::invalid_argument("RefreshTokens needs a token store");
+  if (key_.size() < 32) throw std::invalid_argument("the refresh key is too short");
+  options_.clock = or_system_clock(std::move(options_.clock));
+}
+
+std::string RefreshTokens::hash(std::string_view token) { return hex(sha256_raw(token)); }
+
+std::string RefreshTokens::issue(const std::string& username, const std::string& scope) const {
+  const std::int64_t now = options_.clock();
+  const std::string token = b64::encode_url(random_bytes(32));
+  RefreshTokenRecord r;
+  r.hash = hash(token);
+  r.family = hex(random_bytes(16));
+  r.username = username;
+  r.scope = scope;
+  r.family_expires_at = now + options_.absolute_seconds;
+  r.expires_at = std::min(now + options_.idle_seconds, r.family_expires_at);
+  store_->add_refresh_token(r);
+  return token;
+}
+
+std::optional<RefreshTokenRecord> RefreshTokens::find(std::string_view token) const {
+  if (token.empty() || token.size() > kMaxTokenBytes) return std::nullopt;
+  return store_->find_refresh_token(hash(token), options_.clock());
+}
+
+RefreshTokens::Rotation RefreshTokens::rotate(std::string_view token,
+                                              const std::string& scope) const {
+  Rotation out;
+  if (token.empty() || token.size() > kMaxTokenBytes) return out;
+  // The successor is derived, not drawn: a replay within the grace period, on any
+  // instance, gets the same one, and the store keeps only hashes.
+  std::array<unsigned char, 32> mac{};
+  unsigned int len = 0;
+  if (HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()),
+           reinterpret_cast<const unsigned char*>(token.data()), token.size(), mac.data(),
+           &len) == nullptr) {
+    throw std::runtime_error("HMAC-SHA256 failed");
+  }
+  out.token = b64::encode_url(std::string_view(reinterpret_cast<const char*>(mac.data()), len));
+  out.status =
+      store_->rotate_refresh_token(hash(token), hash(out.token), scope, options_.clock(),
+                                   options_.idle_seconds, options_.grace_seconds, out.record);
+  if (out.status != RotateStatus::rotated && out.status != RotateStatus::replayed) {
+    out.token.clear();
+  }
+  return out;
+}
+
+bool RefreshTokens::revoke(std::string_view token) const {
+  auto r = find(token);  // a spent token names its family too: revoking it logs out
+  return r && store_->revoke_refresh_family(r->family);
+}
+
+// ---- POST /revoke --------------------------------------------------------------------
+
+Response oauth_error(std::string_view error, std::string_view description) {
+  return Response::json(400,
+                        boost::json::object{{"error", error}, {"error_description", description}},
+                        {{"Cache-Control", "no-store"}, {"Pragma", "no-cache"}});
+}
+
+namespace {
+
+std::optional<std::string> form_text(RequestContext& ctx, std::string_view name);
+
+struct RevokeForm {
+  std::optional<std::string> token;
+  std::optional<std::string> token_type_hint;
+};
+
+Dependency<RevokeForm> revoke_form() {
+  return Dependency<RevokeForm>([](const SecurityScopes&, Binding& binding) {
+    static const std::vector<Field> fields{Field{"token", "string", true},
+                                           Field{"token_type_hint"}};
+    binding.add_form_fields(fields);
+    return Dependency<RevokeForm>::Resolver([](RequestContext& ctx) -> Outcome<RevokeForm> {
+      RevokeForm form;
+      form.token = form_text(ctx, "token");
+      form.token_type_hint = form_text(ctx, "token_type_hint");
+      return form;
+    });
+  });
+}
+
+std::optional<std::string> form_text(RequestContext& ctx, std::string_view name) {
+  const FormField* f = ctx.form().get(name);
+  if (f == nullptr || f->is_file || f->value.empty()) return std::nullopt;
+  return f->value;
+}
+
+}  // namespace
+
+Dependency<TokenRequest> TokenRequest::dependency() {
+  return Dependency<TokenRequest>([](const SecurityScopes&, Binding& binding) {
+    static const std::vector<Field> fields{Field{"grant_type", "string", true},
+                                           Field{"username"},
+                                           Field{"password"},
+                                           Field{"refresh_token"},
+                                           Field{"scope"},
+                                           Field{"client_id"},
+                                           Field{"client_secret"}};
+    binding.add_form_fields(fields);
+    return Dependency<TokenRequest>::Resolver([](RequestContext& ctx) -> Outcome<TokenRequest> {
+      TokenRequest r;
+      r.grant_type = form_text(ctx, "grant_type");
+      r.username = form_text(ctx, "username");
+      r.password = form_text(ctx, "password");
+      r.refresh_token = form_text(ctx, "refresh_token");
+      if (const FormField* f = ctx.form().get("scope"); f != nullptr && !f->is_file) {
+        r.scopes = split_scopes(f->value);
+      }
+      r.client_id = form_text(ctx, "client_id");
+      r.client_secret = form_text(ctx, "client_secret");
+      return r;
+    });
+  });
+}
+
+Route& install_revoke(App& app, std::shared_ptr<const Verifier> verifier,
+                      std::shared_ptr<DenyList> deny_list, std::shared_ptr<RefreshTokens> refresh) {
+  if (!verifier || !deny_list)
+    throw std::invalid_argument("install_revoke needs a verifier and a deny-list");
+  return app.post(
+      "/revoke", {.name = "revoke_token", .offload = true, .summary = "Revoke a token (RFC 7009)"},
+      [verifier, deny_list, refresh](const RevokeForm& form) -> Response {
+        if (!form.token || form.token->empty()) {
+          return oauth_error("invalid_request", "the token parameter is required");
+        }
+        const std::string& token = *form.token;
+        const bool access_first = form.token_type_hint && *form.token_type_hint == "access_token";
+        auto revoke_access = [&] {
+          if (token.size() > 64 * 1024) return false;
+          auto verified = verifier->verify(token);
+          if (!verified) return false;  // garbage, or refused already (expired, foreign)
+          deny_list->deny(*verified);
+          return true;
+        };
+        auto revoke_refresh = [&] { return refresh && refresh->revoke(token); };
+        // RFC 7009 §2.1: the hint only says where to look first.
+        if (access_first) {
+          if (!revoke_access()) revoke_refresh();
+        } else {
+          if (!revoke_refresh()) revoke_access();
+        }
+        return Response::json(200, boost::json::object{},
+                              {{"Cache-Control", "no-store"}, {"Pragma", "no-cache"}});
+      },
+      Depends(revoke_form()));
+}
+
+}  // namespace gatehouse
