@@ -214,6 +214,7 @@ class StoreKeyRing final : public KeySource {
 
  private:
   [[nodiscard]] std::int64_t now() const;
+  void reload_locked();  // with reload_mutex_ held
   std::shared_ptr<UserStore> store_;
   Options options_;
   std::mutex reload_mutex_;

@@ -500,6 +500,10 @@ std::int64_t StoreKeyRing::now() const { return options_.clock(); }
 
 void StoreKeyRing::reload() {
   std::lock_guard lock(reload_mutex_);
+  reload_locked();
+}
+
+void StoreKeyRing::reload_locked() {
   // The marker is read before the keys, so a change made while they are read is seen
   // as a change on the next request.
   const auto marker = store_->change_marker();
@@ -544,12 +548,18 @@ void StoreKeyRing::reload() {
 }
 
 std::shared_ptr<const KeySet> StoreKeyRing::keys() {
-  const auto marker = store_->change_marker();
-  const bool stale = marker ? *marker != marker_.load()
-                            : steady_ms() - loaded_at_ms_.load() >= options_.poll_interval.count();
-  if (stale) {
+  auto stale = [this](const std::optional<std::uint64_t>& marker) {
+    return marker ? *marker != marker_.load()
+                  : steady_ms() - loaded_at_ms_.load() >= options_.poll_interval.count();
+  };
+  if (stale(store_->change_marker())) {
+    // One thread reloads; the others waiting here find the set fresh and go on, so a
+    // stale set costs one store read, not one per thread.
+    std::lock_guard lock(reload_mutex_);
+    const auto marker = store_->change_marker();
+    if (!stale(marker)) return std::atomic_load(&set_);
     try {
-      reload();
+      reload_locked();
     } catch (const std::exception&) {
       // The store cannot answer now: go on with the keys we have, try again later.
       if (!std::atomic_load(&set_)) throw;
@@ -565,7 +575,7 @@ std::shared_ptr<const KeySet> StoreKeyRing::keys_after_miss() {
   auto last = miss_reload_at_ms_.load();
   if (t - last >= 1000 && miss_reload_at_ms_.compare_exchange_strong(last, t)) {
     try {
-      reload();
+      reload();  // takes the lock
     } catch (const std::exception&) {
     }
   }
