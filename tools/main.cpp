@@ -354,6 +354,13 @@ int main(int argc, char** argv) {
   signing_alg.check([](const Setting& s) { (void)parse_alg(s); });
   issuer.check([](const Setting& s) { (void)parse_issuer(s); });
   auto& access_log = settings.add(serve, "", "access-log", "GATEHOUSE_ACCESS_LOG", "true", "");
+  auto& metrics_setting = settings.add(serve, "", "metrics", "GATEHOUSE_METRICS", "true", "");
+  auto& ops_in_openapi = settings.add(serve, "", "operations-in-openapi",
+                                      "GATEHOUSE_OPERATIONS_IN_OPENAPI", "false", "");
+  auto& send_request_id =
+      settings.add(serve, "", "send-request-id", "GATEHOUSE_SEND_REQUEST_ID", "false", "");
+  auto& log_level = settings.add(serve, "--log-level", "log-level", "GATEHOUSE_LOG_LEVEL", "info",
+                                 "debug, info, warning or error; SIGHUP re-reads it");
   auto& demo = settings.add(serve, "", "demo-users", "GATEHOUSE_DEMO_USERS", "false", "");
   const std::string secret_key_help =
       "The HS256 key comes from SECRET_KEY, else from DATA_DIR/secret_key (made once, mode "
@@ -374,12 +381,33 @@ int main(int argc, char** argv) {
                   "One JSON line per request on stderr, never a token or password (default) "
                   "[env GATEHOUSE_ACCESS_LOG=true/false]");
   serve->add_flag("--no-access-log", no_access_log, "No access log")->excludes("--access-log");
+  bool metrics_flag = false;
+  bool no_metrics = false;
+  serve->add_flag("--metrics", metrics_flag,
+                  "Count requests, logins, store calls and serve them at GET /metrics (default) "
+                  "[env GATEHOUSE_METRICS=true/false]");
+  serve->add_flag("--no-metrics", no_metrics, "No /metrics and no per-request counting");
+  bool ops_in_openapi_flag = false;
+  serve->add_flag("--operations-in-openapi", ops_in_openapi_flag,
+                  "List /metrics, /healthz and /readyz in /openapi.json (default: not, as "
+                  "FastAPI's document has none) [env GATEHOUSE_OPERATIONS_IN_OPENAPI]");
+  bool send_request_id_flag = false;
+  serve->add_flag("--send-request-id", send_request_id_flag,
+                  "Send X-Request-Id on every answer (default: only to clients that sent one) "
+                  "[env GATEHOUSE_SEND_REQUEST_ID]");
   auto& refresh_setting =
       settings.add(serve, "", "refresh-tokens", "GATEHOUSE_REFRESH_TOKENS", "false", "");
   auto& revocation_setting =
       settings.add(serve, "", "revocation", "GATEHOUSE_REVOCATION", "false", "");
   bool refresh_flag = false;
   bool revocation_flag = false;
+  auto& clients_setting = settings.add(serve, "", "clients", "GATEHOUSE_CLIENTS", "false", "");
+  bool clients_flag = false;
+  serve->add_flag("--clients", clients_flag,
+                  "Registered clients (gatehouse client add): grant_type=client_credentials on "
+                  "/token with RFC 6749 error bodies, and POST /introspect (RFC 7662); on by "
+                  "itself when the store holds clients [env GATEHOUSE_CLIENTS=true/false] "
+                  "(default: false)");
   serve->add_flag("--refresh-tokens", refresh_flag,
                   "/token also hands out rotating refresh tokens (grant_type=refresh_token), "
                   "with RFC 6749 error bodies; implies --revocation "
@@ -407,6 +435,27 @@ int main(int argc, char** argv) {
   serve->footer(secret_key_help);
   serve->callback([&] {
     settings.resolve(config_file);
+    auto parse_level = [&] {
+      auto level = gatehouse::parse_log_level(log_level.value);
+      if (!level) {
+        throw ExitError(kExitUsage, "log-level must be debug, info, warning or error, got '" +
+                                        log_level.value + "'");
+      }
+      return *level;
+    };
+    // JSON lines on stderr, written by a background thread; SIGHUP re-reads the level.
+    auto logger =
+        std::make_shared<gatehouse::Logger>(std::make_shared<gatehouse::FdSink>(2), parse_level());
+    auto reload = std::make_shared<gatehouse::ReloadRegistry>();
+    auto level_hook = reload->add("log-level", [&, logger] {
+      const auto before = logger->level();
+      settings.resolve(config_file);
+      const auto after = parse_level();
+      logger->set_level(after);
+      return before == after ? "unchanged (" + std::string(gatehouse::to_string(after)) + ")"
+                             : std::string(gatehouse::to_string(before)) + " -> " +
+                                   std::string(gatehouse::to_string(after));
+    });
     // Every setting is checked before anything is opened or served.
     gatehouse::SqliteOptions sqlite;
     sqlite.user_cache_bytes = parse_number(user_cache, 1u << 20) * 1024;
@@ -420,21 +469,25 @@ int main(int argc, char** argv) {
     limits.client.window = std::chrono::seconds(parse_number(throttle_client_window, 31536000));
     limits.base_delay = std::chrono::seconds(parse_number(throttle_base, 86400));
     limits.max_delay = std::chrono::seconds(parse_number(throttle_max, 86400));
-    auto store = open_store(*serve_dir, *serve_db, sqlite);
+    std::shared_ptr<gatehouse::UserStore> store = open_store(*serve_dir, *serve_db, sqlite);
     const bool postgres = is_postgres_url(serve_db->value);
     bool seed = demo.as_bool();
     if (demo_users_flag) seed = true;
     if (no_demo_users) seed = false;
     if (store->created() && seed) {
       for (const auto& u : gatehouse::demo_users()) store->add(u);
-      std::cerr
-          << "gatehouse: warning: new store seeded with the tutorial's demo users johndoe and "
-             "alice, whose passwords are public; never use --demo-users in production\n";
+      logger->event(
+          gatehouse::LogLevel::warning, "demo_users",
+          {{"message",
+            "gatehouse: warning: new store seeded with the tutorial's demo users johndoe "
+            "and alice, whose passwords are public; never use --demo-users in production"}});
     }
     if (!store->has_users()) {
-      std::cerr << "gatehouse: the store has no users yet, so every login fails; add one with "
-                   "`gatehouse user add NAME` (same --data-dir/--database), or start with "
-                   "--demo-users to try the tutorial's johndoe/secret\n";
+      logger->event(gatehouse::LogLevel::warning, "no_users",
+                    {{"message",
+                      "gatehouse: the store has no users yet, so every login fails; add one with "
+                      "`gatehouse user add NAME` (same --data-dir/--database), or start with "
+                      "--demo-users to try the tutorial's johndoe/secret"}});
     }
     const auto lifetime = minutes.as_number();
     const auto alg = parse_alg(signing_alg);
@@ -444,6 +497,7 @@ int main(int argc, char** argv) {
 
     // The keys: SECRET_KEY (HS256, FastAPI's), or the store's key ring.
     std::shared_ptr<gatehouse::KeySource> keys;
+    gatehouse::Registration keys_hook;  // SIGHUP re-reads the store's key ring
     if (alg == gatehouse::Alg::HS256) {
       std::string secret;
       if (const char* k = std::getenv("SECRET_KEY"); k != nullptr && *k != '\0') {
@@ -465,6 +519,13 @@ int main(int argc, char** argv) {
                                                       static_cast<std::int64_t>(lifetime) * 60});
       ring->ensure_signing_key(alg);
       keys = ring;
+      keys_hook = reload->add("keys", [ring] {
+        ring->reload();
+        const auto set = ring->keys();
+        const auto& signing = set->signing_key();
+        return std::to_string(set->entries().size()) + " key(s), signing with kid " +
+               (signing ? signing->kid() : std::string("(none)"));
+      });
     }
     gatehouse::VerifierOptions verify_options;
     verify_options.algorithms = {alg};
@@ -487,6 +548,10 @@ int main(int argc, char** argv) {
     options.worker_queue = queue.as_number();
     options.max_connections_per_client = per_client.as_number();
     options.access_log = (access_log.as_bool() || access_log_flag) && !no_access_log;
+    options.metrics = (parse_bool(metrics_setting) || metrics_flag) && !no_metrics;
+    options.always_send_request_id = parse_bool(send_request_id) || send_request_id_flag;
+    options.logger = logger;
+    options.reload = reload;
 
     const bool refresh_on = parse_bool(refresh_setting) || refresh_flag;
     const bool revocation_on = refresh_on || parse_bool(revocation_setting) || revocation_flag;
@@ -514,9 +579,34 @@ int main(int argc, char** argv) {
       }
     }
 
+    std::shared_ptr<gatehouse::ClientRegistry> clients;
+    if (parse_bool(clients_setting) || clients_flag || !gatehouse::load_clients(*store).empty()) {
+      clients = std::make_shared<gatehouse::ClientRegistry>(store);
+      // Each instance re-reads the clients 4 times a second (a deleted one is refused).
+      clients->start(std::chrono::milliseconds(250));
+    }
+
     gatehouse::AppInfo info;
     info.web_dir = web_dir.value;
     gatehouse::App app(info);
+    app.set_logger(logger);
+    // User lookups are timed into /metrics. The throttle counters and token store are
+    // found on the store itself (dynamic casts), so they get the unwrapped one.
+    const std::shared_ptr<gatehouse::UserStore> raw_store = store;
+    if (options.metrics) store = gatehouse::instrument_store(store, app.metrics());
+    gatehouse::install_operations(
+        app, {.metrics = options.metrics,
+              .include_in_schema = parse_bool(ops_in_openapi) || ops_in_openapi_flag});
+    // /readyz: the store answers a query, the signing key is loaded.
+    auto store_ready = app.readiness().add("store", [store] {
+      (void)store->setting("readyz-probe");
+      return gatehouse::CheckResult{true, "reachable"};
+    });
+    auto key_ready = app.readiness().add("keys", [keys] {
+      const auto set = keys->keys();
+      const bool loaded = set && set->signing_key();
+      return gatehouse::CheckResult{loaded, loaded ? "signing key loaded" : "no signing key"};
+    });
     tutorial::install(
         app, {.users = store,
               .passwords = std::make_shared<gatehouse::PasswordHasher>(serve_argon2.params()),
@@ -529,7 +619,8 @@ int main(int argc, char** argv) {
                   keys),
               .refresh = refresh,
               .deny_list = deny_list,
-              .throttle = make_throttle(limits, store)});
+              .clients = clients,
+              .throttle = make_throttle(limits, raw_store)});
     // Discovery documents, only when what they describe is on (the default
     // /openapi.json stays the FastAPI tutorial's).
     if (alg != gatehouse::Alg::HS256) gatehouse::install_jwks(app, keys);
@@ -543,24 +634,38 @@ int main(int argc, char** argv) {
       for (const auto& scope : tutorial::scopes()) metadata.scopes_supported.push_back(scope.first);
       metadata.grant_types_supported = {"password"};
       if (refresh) metadata.grant_types_supported.emplace_back("refresh_token");
+      if (clients) {
+        metadata.grant_types_supported.emplace_back("client_credentials");
+        metadata.extra["introspection_endpoint"] = base + "/introspect";
+        metadata.extra["introspection_endpoint_auth_methods_supported"] =
+            boost::json::array{"client_secret_basic", "client_secret_post"};
+      }
       if (deny_list) {
         metadata.extra["revocation_endpoint"] = base + "/revoke";
         metadata.extra["revocation_endpoint_auth_methods_supported"] = boost::json::array{"none"};
       }
       // /token takes client_id but checks no client credentials: public clients.
       metadata.token_endpoint_auth_methods_supported = {"none"};
+      if (clients) {
+        // client_credentials: the client authenticates with its generated secret.
+        metadata.token_endpoint_auth_methods_supported.emplace_back("client_secret_basic");
+        metadata.token_endpoint_auth_methods_supported.emplace_back("client_secret_post");
+      }
       metadata.access_token_signing_alg_values_supported = {std::string(gatehouse::to_string(alg))};
       gatehouse::install_metadata(app, std::move(metadata));
     }
     const std::string shown =
         host.value.find(':') != std::string::npos ? "[" + host.value + "]" : host.value;
-    options.on_listening = [shown](std::uint16_t p) {
+    options.on_listening = [shown, logger](std::uint16_t p) {
       std::string base = "http://" + shown + ":" + std::to_string(p);
-      std::cerr << "gatehouse: listening on " << base << "  (docs: " << base << "/docs)"
-                << std::endl;
+      logger->event(gatehouse::LogLevel::info, "listening",
+                    {{"message", "gatehouse: listening on " + base + "  (docs: " + base + "/docs)"},
+                     {"url", base}});
+      logger->flush();  // whoever waits for this line sees it now
     };
     gatehouse::serve(app, options);
-    std::cerr << "gatehouse: stopped" << std::endl;
+    logger->event(gatehouse::LogLevel::info, "stopped", {{"message", "gatehouse: stopped"}});
+    logger->flush();
   });
 
   // ---- migrate ----
@@ -759,6 +864,116 @@ retire->callback([&] {
     throw ExitError(kExitNoUser, "no such key (or retired already): " + kid_arg);
   }
   std::cout << "retired " << kid_arg << "\n";
+});
+
+// ---- client ... ----
+auto* client =
+    cli.add_subcommand("client", "Manage registered OAuth2 clients (client_credentials)");
+client->require_subcommand(1);
+std::string client_id;
+auto client_json = [](const gatehouse::Client& c) {
+  boost::json::array grants;
+  for (const auto& g : c.grants) grants.emplace_back(g);
+  boost::json::array scopes;
+  for (const auto& sc : c.scopes) scopes.emplace_back(sc);
+  return boost::json::object{{"client_id", c.id},
+                             {"grants", std::move(grants)},
+                             {"scopes", std::move(scopes)},
+                             {"created_at", c.created_at}};
+};
+
+auto* cadd = client->add_subcommand(
+    "add", "Register a client; its secret is generated and printed once (never stored)");
+auto [cadd_dir, cadd_db] = store_options(cadd);
+std::vector<std::string> client_grants;
+std::vector<std::string> client_scopes;
+std::string chosen_secret;
+cadd->add_option("client_id", client_id, "Client id (letters, digits, . _ ~ -)")->required();
+cadd->add_option("--grant", client_grants,
+                 "A grant this client may use (repeat; default: client_credentials)")
+    ->check(CLI::IsMember({"client_credentials"}));
+cadd->add_option("--scope", client_scopes, "A scope its tokens may carry (repeat)");
+cadd->add_option("--secret", chosen_secret,
+                 "Refused: client secrets are always generated (256 random bits)");
+cadd->callback([&] {
+  settings.resolve(config_file);
+  if (!chosen_secret.empty()) {
+    throw ExitError(kExitUsage,
+                    "a chosen client secret is refused: gatehouse generates each secret (256 "
+                    "random bits) so that a fast hash is safe to store it; omit --secret");
+  }
+  if (!gatehouse::valid_client_id(client_id)) {
+    throw ExitError(kExitUsage, "a client id is 1 to 128 letters, digits, '.', '_', '~' or '-'");
+  }
+  auto store = open_store(*cadd_dir, *cadd_db);
+  auto all = gatehouse::load_clients(*store);
+  for (const auto& c : all) {
+    if (c.id == client_id) throw ExitError(kExitExists, "client already exists: " + client_id);
+  }
+  gatehouse::Client c;
+  c.id = client_id;
+  c.grants = client_grants.empty() ? std::vector<std::string>{"client_credentials"} : client_grants;
+  for (const auto& sc : client_scopes) {
+    for (auto& part : gatehouse::split_scopes(sc)) {
+      if (std::find(c.scopes.begin(), c.scopes.end(), part) == c.scopes.end())
+        c.scopes.push_back(std::move(part));
+    }
+  }
+  c.created_at = gatehouse::jwt::now_seconds();
+  const std::string secret = gatehouse::generate_client_secret();
+  c.secret_hash = gatehouse::hash_client_secret(gatehouse::client_secret_key(*store), secret);
+  all.push_back(std::move(c));
+  gatehouse::save_clients(*store, all);
+  std::cout << "added client " << client_id << "\n"
+            << "client_secret: " << secret << "\n"
+            << "(shown once: gatehouse keeps only a keyed hash of it)\n";
+});
+
+auto* clist = client->add_subcommand("list", "List the registered clients (never their secrets)");
+auto [clist_dir, clist_db] = store_options(clist);
+bool clients_json = false;
+clist->add_flag("--json", clients_json, "One JSON object per line");
+clist->callback([&] {
+  settings.resolve(config_file);
+  for (const auto& c : gatehouse::load_clients(*open_store(*clist_dir, *clist_db))) {
+    if (clients_json) {
+      std::cout << boost::json::serialize(client_json(c)) << "\n";
+    } else {
+      std::string scopes_text;
+      for (const auto& sc : c.scopes) scopes_text += (scopes_text.empty() ? "" : " ") + sc;
+      std::cout << c.id << "\t" << (scopes_text.empty() ? "-" : scopes_text) << "\t"
+                << utc_time(c.created_at) << "\n";
+    }
+  }
+});
+
+auto* cshow = client->add_subcommand("show", "Show one client as JSON (never its secret)");
+auto [cshow_dir, cshow_db] = store_options(cshow);
+cshow->add_option("client_id", client_id, "Client id")->required();
+cshow->callback([&] {
+  settings.resolve(config_file);
+  for (const auto& c : gatehouse::load_clients(*open_store(*cshow_dir, *cshow_db))) {
+    if (c.id == client_id) {
+      std::cout << boost::json::serialize(client_json(c)) << "\n";
+      return;
+    }
+  }
+  throw ExitError(kExitNoUser, "no such client: " + client_id);
+});
+
+auto* cdel =
+    client->add_subcommand("delete", "Delete a client (running servers refuse it within a second)");
+auto [cdel_dir, cdel_db] = store_options(cdel);
+cdel->add_option("client_id", client_id, "Client id")->required();
+cdel->callback([&] {
+  settings.resolve(config_file);
+  auto store = open_store(*cdel_dir, *cdel_db);
+  auto all = gatehouse::load_clients(*store);
+  const auto before = all.size();
+  std::erase_if(all, [&](const gatehouse::Client& c) { return c.id == client_id; });
+  if (all.size() == before) throw ExitError(kExitNoUser, "no such client: " + client_id);
+  gatehouse::save_clients(*store, all);
+  std::cout << "deleted client " << client_id << "\n";
 });
 
 // ---- hash ----

@@ -42,6 +42,7 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
   auto users = config.users;
   auto throttle = config.throttle;
   auto refresh = config.refresh;
+  auto clients = config.clients;
   const gatehouse::Model Token{"Token",
                                {{"access_token", "string", true},
                                 {"token_type", "string", true},
@@ -65,20 +66,59 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
       [=](gatehouse::RequestContext& ctx, const gatehouse::TokenRequest& req,
           const gatehouse::ClientAddress& client) -> gatehouse::Response {
         auto answer = [&](const std::string& username, const std::vector<std::string>& scopes,
-                          const std::string& refresh_token) {
+                          const std::optional<std::string>& refresh_token) {
           json::array granted;
           for (const auto& s : scopes) granted.emplace_back(s);
           auto access_token =
               tokens->issue({{"sub", username}, {"scopes", std::move(granted)}}, req.client_id);
           json::object body{{"access_token", access_token},
                             {"token_type", "bearer"},
-                            {"expires_in", tokens->options().lifetime_seconds},
-                            {"refresh_token", refresh_token}};
+                            {"expires_in", tokens->options().lifetime_seconds}};
+          if (refresh_token) body["refresh_token"] = *refresh_token;
           if (!scopes.empty()) body["scope"] = join(scopes);
           return gatehouse::Response::json(200, body,
                                            {{"Cache-Control", "no-store"}, {"Pragma", "no-cache"}});
         };
         if (!req.grant_type) return oauth_error("invalid_request", "grant_type is required");
+        if (*req.grant_type == "client_credentials" && clients) {
+          // RFC 6749 §4.4: the client authenticates (§2.3.1), no user, no refresh token.
+          auto auth = gatehouse::authenticate_client(ctx, *clients);
+          if (!auth.client) return gatehouse::invalid_client(auth);
+          const auto& registered = *auth.client;
+          if (!registered.allows_grant("client_credentials")) {
+            return oauth_error("unauthorized_client",
+                               "This client may not use the client_credentials grant");
+          }
+          // Narrowed to the client's scopes; none requested: all of them.
+          std::vector<std::string> granted;
+          if (!req.scopes) {
+            granted = registered.scopes;
+          } else {
+            for (const auto& s : *req.scopes) {
+              if (std::find(registered.scopes.begin(), registered.scopes.end(), s) !=
+                      registered.scopes.end() &&
+                  std::find(granted.begin(), granted.end(), s) == granted.end()) {
+                granted.push_back(s);
+              }
+            }
+            if (granted.empty() && !req.scopes->empty()) {
+              return oauth_error("invalid_scope", "None of the requested scopes is allowed");
+            }
+          }
+          json::array scopes_claim;
+          for (const auto& s : granted) scopes_claim.emplace_back(s);
+          auto access_token = tokens->issue({{"sub", registered.id},
+                                             {"scopes", std::move(scopes_claim)},
+                                             {"client_id", registered.id},
+                                             {"gty", "client_credentials"}},
+                                            registered.id);
+          json::object body{{"access_token", access_token},
+                            {"token_type", "bearer"},
+                            {"expires_in", tokens->options().lifetime_seconds}};
+          if (!granted.empty()) body["scope"] = join(granted);
+          return gatehouse::Response::json(200, body,
+                                           {{"Cache-Control", "no-store"}, {"Pragma", "no-cache"}});
+        }
         if (*req.grant_type == "password") {
           if (!req.username || !req.password) {
             return oauth_error("invalid_request", "username and password are required");
@@ -98,9 +138,11 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
               granted.push_back(s);
             }
           }
-          return answer(user->username, granted, refresh->issue(user->username, join(granted)));
+          std::optional<std::string> refresh_token;
+          if (refresh) refresh_token = refresh->issue(user->username, join(granted));
+          return answer(user->username, granted, refresh_token);
         }
-        if (*req.grant_type == "refresh_token") {
+        if (*req.grant_type == "refresh_token" && refresh) {
           if (!req.refresh_token) {
             return oauth_error("invalid_request", "refresh_token is required");
           }
@@ -136,8 +178,10 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
           }
           return oauth_error("invalid_grant", "The refresh token is invalid, expired or revoked");
         }
-        return oauth_error("unsupported_grant_type",
-                           "grant_type must be password or refresh_token");
+        std::string supported = "grant_type must be password";
+        if (refresh) supported += refresh && clients ? ", refresh_token" : " or refresh_token";
+        if (clients) supported += " or client_credentials";
+        return oauth_error("unsupported_grant_type", supported);
       },
       Depends(gatehouse::TokenRequest::dependency()),
       Depends(gatehouse::ClientAddress::dependency()));
@@ -161,6 +205,10 @@ void install(gatehouse::App& app, const Config& config) {
     }
   }
 
+  // Logins by outcome and tokens issued, in /metrics (cheap: one atomic add each).
+  std::shared_ptr<gatehouse::Metrics> metrics = app.metrics();
+  gatehouse::Counter& password_tokens = metrics->tokens_issued("password");
+
   // ---- models (their names show up in /openapi.json) ----
   const gatehouse::Model Token{"Token",
                                {{"access_token", "string", true}, {"token_type", "string", true}}};
@@ -174,11 +222,12 @@ void install(gatehouse::App& app, const Config& config) {
   // A name longer than this is never looked up (no store has one; a 60 KiB name must
   // not cost a query or a cache entry): it fails like any unknown name.
   constexpr std::size_t kMaxUsernameBytes = 1024;
-  auto authenticate_user = [users, passwords](const std::string& username,
-                                              const std::string& password) -> UserPtr {
+  auto authenticate_user = [users, passwords, metrics](const std::string& username,
+                                                       const std::string& password) -> UserPtr {
     UserPtr user = username.size() <= kMaxUsernameBytes ? users->find(username) : nullptr;
     if (!user) {
       passwords->dummy_verify(password);  // the same work as for a known user
+      metrics->login(gatehouse::LoginOutcome::unknown_user);
       return nullptr;
     }
     const auto verify_started = std::chrono::steady_clock::now();
@@ -186,7 +235,12 @@ void install(gatehouse::App& app, const Config& config) {
     // A hash with parameters not timed yet (made since start-up) raises the floor.
     passwords->note_verify(password, user->hashed_password,
                            std::chrono::steady_clock::now() - verify_started);
-    if (!ok) return nullptr;
+    if (!ok) {
+      metrics->login(gatehouse::LoginOutcome::wrong_password);
+      return nullptr;
+    }
+    metrics->login(user->disabled ? gatehouse::LoginOutcome::inactive
+                                  : gatehouse::LoginOutcome::ok);
     if (passwords->needs_rehash(user->hashed_password)) {
       users->replace_password_hash(user->username, user->hashed_password,
                                    passwords->hash(password));
@@ -244,34 +298,40 @@ void install(gatehouse::App& app, const Config& config) {
   // without computing any hash.
   std::function<std::optional<gatehouse::Response>(gatehouse::RequestContext&)> throttled;
   if (throttle) {
-    throttled = [throttle](gatehouse::RequestContext& ctx) -> std::optional<gatehouse::Response> {
+    throttled = [throttle,
+                 metrics](gatehouse::RequestContext& ctx) -> std::optional<gatehouse::Response> {
       const auto* username = ctx.form().get("username");
       if (username == nullptr || username->is_file || username->value.empty()) {
         return std::nullopt;  // the handler answers 422
       }
       const auto wait = throttle->retry_after(username->value, ctx.request().client_host());
       if (wait.count() == 0) return std::nullopt;
+      metrics->login(gatehouse::LoginOutcome::throttled);
       return HttpException(429, "Too many failed login attempts, try again later",
                            {{"Retry-After", std::to_string(wait.count())}})
           .to_response();
     };
   }
-  if (config.refresh) {
+  if (config.refresh || config.clients) {
     install_refresh_token_endpoint(app, config, tokens, authenticate_user, throttled,
                                    failure_deadline);
   }
   if (config.deny_list) {
     gatehouse::install_revoke(app, verifier, config.deny_list, config.refresh);
   }
-  if (!config.refresh)
+  if (config.clients) {
+    gatehouse::install_introspect(app, config.clients, verifier, config.deny_list, config.refresh);
+  }
+  if (!config.refresh && !config.clients)
     app.post(
         "/token",
         {.name = "login_for_access_token",
          .response_model = Token,
          .offload = true,
          .precheck = throttled},
-        [=](gatehouse::RequestContext& ctx, const gatehouse::OAuth2PasswordRequestForm& form_data,
-            const gatehouse::ClientAddress& client) -> Outcome<json::value> {
+        [=, &password_tokens](gatehouse::RequestContext& ctx,
+                              const gatehouse::OAuth2PasswordRequestForm& form_data,
+                              const gatehouse::ClientAddress& client) -> Outcome<json::value> {
           const auto started = std::chrono::steady_clock::now();
           UserPtr user = authenticate_user(form_data.username, form_data.password);
           if (!user) {
@@ -282,6 +342,7 @@ void install(gatehouse::App& app, const Config& config) {
                                      {{"WWW-Authenticate", "Bearer"}})};
           }
           if (throttle) throttle->succeeded(form_data.username);
+          ctx.request().set_log_user(user->username);  // the access log's "user"
           // A user with a list of allowed scopes gets only those of the requested ones;
           // one without (the demo users, imported users) gets what it asks for, as in
           // FastAPI's tutorial.
@@ -294,6 +355,7 @@ void install(gatehouse::App& app, const Config& config) {
           }
           auto access_token = create_access_token(
               {{"sub", user->username}, {"scopes", std::move(granted)}}, form_data.client_id);
+          password_tokens.inc();
           return json::value{{"access_token", access_token}, {"token_type", "bearer"}};
         },
         Depends(gatehouse::OAuth2PasswordRequestForm::dependency()),

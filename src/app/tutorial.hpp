@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "gatehouse/app.hpp"
+#include "gatehouse/clients.hpp"
 #include "gatehouse/jwt.hpp"
 #include "gatehouse/lifecycle.hpp"
 #include "gatehouse/password.hpp"
@@ -28,6 +29,9 @@ struct Config {
   // Set (--revocation, implied by --refresh-tokens): POST /revoke, and every bearer is
   // checked against this deny-list.
   std::shared_ptr<gatehouse::DenyList> deny_list;
+  // Set (--clients): /token also takes grant_type=client_credentials from these
+  // registered clients (with RFC 6749 error bodies), and POST /introspect answers them.
+  std::shared_ptr<gatehouse::ClientRegistry> clients;
   // Brute-force throttling of /token (per username and client); nullptr: none.
   std::shared_ptr<gatehouse::LoginThrottle> throttle;
 };
