@@ -3,10 +3,10 @@
 
 #include "gatehouse/app.hpp"
 #include "gatehouse/auth.hpp"
+#include "gatehouse/clients.hpp"
 #include "gatehouse/http.hpp"
 #include "gatehouse/jwt.hpp"
 #include "gatehouse/keys.hpp"
-#include "gatehouse/clients.hpp"
 #include "gatehouse/lifecycle.hpp"
 #include "gatehouse/model.hpp"
 #include "gatehouse/password.hpp"
