@@ -375,6 +375,13 @@ int main(int argc, char** argv) {
   auto& audience = settings.add(serve, "--audience", "audience", "GATEHOUSE_AUDIENCE", "",
                                 "Audience: RFC 9068 tokens carry it, verification requires it");
   auto& access_log = settings.add(serve, "", "access-log", "GATEHOUSE_ACCESS_LOG", "true", "");
+  auto& metrics_setting = settings.add(serve, "", "metrics", "GATEHOUSE_METRICS", "true", "");
+  auto& ops_in_openapi = settings.add(serve, "", "operations-in-openapi",
+                                      "GATEHOUSE_OPERATIONS_IN_OPENAPI", "false", "");
+  auto& send_request_id =
+      settings.add(serve, "", "send-request-id", "GATEHOUSE_SEND_REQUEST_ID", "false", "");
+  auto& log_level = settings.add(serve, "--log-level", "log-level", "GATEHOUSE_LOG_LEVEL", "info",
+                                 "debug, info, warning or error; SIGHUP re-reads it");
   auto& demo = settings.add(serve, "", "demo-users", "GATEHOUSE_DEMO_USERS", "false", "");
   bool demo_users_flag = false;
   bool no_demo_users = false;
@@ -390,6 +397,20 @@ int main(int argc, char** argv) {
                   "One JSON line per request on stderr, never a token or password (default) "
                   "[env GATEHOUSE_ACCESS_LOG=true/false]");
   serve->add_flag("--no-access-log", no_access_log, "No access log");
+  bool metrics_flag = false;
+  bool no_metrics = false;
+  serve->add_flag("--metrics", metrics_flag,
+                  "Count requests, logins, store calls and serve them at GET /metrics (default) "
+                  "[env GATEHOUSE_METRICS=true/false]");
+  serve->add_flag("--no-metrics", no_metrics, "No /metrics and no per-request counting");
+  bool ops_in_openapi_flag = false;
+  serve->add_flag("--operations-in-openapi", ops_in_openapi_flag,
+                  "List /metrics, /healthz and /readyz in /openapi.json (default: not, as "
+                  "FastAPI's document has none) [env GATEHOUSE_OPERATIONS_IN_OPENAPI]");
+  bool send_request_id_flag = false;
+  serve->add_flag("--send-request-id", send_request_id_flag,
+                  "Send X-Request-Id on every answer (default: only to clients that sent one) "
+                  "[env GATEHOUSE_SEND_REQUEST_ID]");
   auto& refresh_setting =
       settings.add(serve, "", "refresh-tokens", "GATEHOUSE_REFRESH_TOKENS", "false", "");
   auto& revocation_setting =
@@ -428,6 +449,27 @@ int main(int argc, char** argv) {
       "The HS256 key comes from SECRET_KEY, else from DATA_DIR/secret_key (made once, mode 0600).");
   serve->callback([&] {
     settings.resolve(config_file);
+    auto parse_level = [&] {
+      auto level = gatehouse::parse_log_level(log_level.value);
+      if (!level) {
+        throw ExitError(kExitUsage, "log-level must be debug, info, warning or error, got '" +
+                                        log_level.value + "'");
+      }
+      return *level;
+    };
+    // JSON lines on stderr, written by a background thread; SIGHUP re-reads the level.
+    auto logger =
+        std::make_shared<gatehouse::Logger>(std::make_shared<gatehouse::FdSink>(2), parse_level());
+    auto reload = std::make_shared<gatehouse::ReloadRegistry>();
+    auto level_hook = reload->add("log-level", [&, logger] {
+      const auto before = logger->level();
+      settings.resolve(config_file);
+      const auto after = parse_level();
+      logger->set_level(after);
+      return before == after ? "unchanged (" + std::string(gatehouse::to_string(after)) + ")"
+                             : std::string(gatehouse::to_string(before)) + " -> " +
+                                   std::string(gatehouse::to_string(after));
+    });
     // Every setting is checked before anything is opened or served.
     gatehouse::SqliteOptions sqlite;
     sqlite.user_cache_bytes = parse_number(user_cache, 1u << 20) * 1024;
@@ -449,21 +491,25 @@ int main(int argc, char** argv) {
       throw ExitError(kExitUsage,
                       "throttle-base-delay must be at least 1 and at most throttle-max-delay");
     }
-    auto store = open_store(*serve_dir, *serve_db, sqlite);
+    std::shared_ptr<gatehouse::UserStore> store = open_store(*serve_dir, *serve_db, sqlite);
     const bool postgres = is_postgres_url(serve_db->value);
     bool seed = parse_bool(demo);
     if (demo_users_flag) seed = true;
     if (no_demo_users) seed = false;
     if (store->created() && seed) {
       for (const auto& u : gatehouse::demo_users()) store->add(u);
-      std::cerr
-          << "gatehouse: warning: new store seeded with the tutorial's demo users johndoe and "
-             "alice, whose passwords are public; never use --demo-users in production\n";
+      logger->event(
+          gatehouse::LogLevel::warning, "demo_users",
+          {{"message",
+            "gatehouse: warning: new store seeded with the tutorial's demo users johndoe "
+            "and alice, whose passwords are public; never use --demo-users in production"}});
     }
     if (!store->has_users()) {
-      std::cerr << "gatehouse: the store has no users yet, so every login fails; add one with "
-                   "`gatehouse user add NAME` (same --data-dir/--database), or start with "
-                   "--demo-users to try the tutorial's johndoe/secret\n";
+      logger->event(gatehouse::LogLevel::warning, "no_users",
+                    {{"message",
+                      "gatehouse: the store has no users yet, so every login fails; add one with "
+                      "`gatehouse user add NAME` (same --data-dir/--database), or start with "
+                      "--demo-users to try the tutorial's johndoe/secret"}});
     }
     const auto lifetime = parse_number(minutes, 525600);
     if (lifetime == 0)
@@ -475,6 +521,7 @@ int main(int argc, char** argv) {
 
     // The keys: SECRET_KEY (HS256, FastAPI's), or the store's key ring.
     std::shared_ptr<gatehouse::KeySource> keys;
+    gatehouse::Registration keys_hook;  // SIGHUP re-reads the store's key ring
     if (alg == gatehouse::Alg::HS256) {
       std::string secret;
       if (const char* k = std::getenv("SECRET_KEY"); k != nullptr && *k != '\0') {
@@ -492,6 +539,13 @@ int main(int argc, char** argv) {
                                                       static_cast<std::int64_t>(lifetime) * 60});
       ring->ensure_signing_key(alg);
       keys = ring;
+      keys_hook = reload->add("keys", [ring] {
+        ring->reload();
+        const auto set = ring->keys();
+        const auto& signing = set->signing_key();
+        return std::to_string(set->entries().size()) + " key(s), signing with kid " +
+               (signing ? signing->kid() : std::string("(none)"));
+      });
     }
     gatehouse::VerifierOptions verify_options;
     verify_options.algorithms = {alg};
@@ -514,6 +568,10 @@ int main(int argc, char** argv) {
     options.worker_queue = parse_number(queue, 1000000);
     options.max_connections_per_client = parse_number(per_client, 1000000);
     options.access_log = (parse_bool(access_log) || access_log_flag) && !no_access_log;
+    options.metrics = (parse_bool(metrics_setting) || metrics_flag) && !no_metrics;
+    options.always_send_request_id = parse_bool(send_request_id) || send_request_id_flag;
+    options.logger = logger;
+    options.reload = reload;
 
     const bool refresh_on = parse_bool(refresh_setting) || refresh_flag;
     const bool revocation_on = refresh_on || parse_bool(revocation_setting) || revocation_flag;
@@ -551,6 +609,24 @@ int main(int argc, char** argv) {
     gatehouse::AppInfo info;
     info.web_dir = web_dir.value;
     gatehouse::App app(info);
+    app.set_logger(logger);
+    // User lookups are timed into /metrics. The throttle counters and token store are
+    // found on the store itself (dynamic casts), so they get the unwrapped one.
+    const std::shared_ptr<gatehouse::UserStore> raw_store = store;
+    if (options.metrics) store = gatehouse::instrument_store(store, app.metrics());
+    gatehouse::install_operations(
+        app, {.metrics = options.metrics,
+              .include_in_schema = parse_bool(ops_in_openapi) || ops_in_openapi_flag});
+    // /readyz: the store answers a query, the signing key is loaded.
+    auto store_ready = app.readiness().add("store", [store] {
+      (void)store->setting("readyz-probe");
+      return gatehouse::CheckResult{true, "reachable"};
+    });
+    auto key_ready = app.readiness().add("keys", [keys] {
+      const auto set = keys->keys();
+      const bool loaded = set && set->signing_key();
+      return gatehouse::CheckResult{loaded, loaded ? "signing key loaded" : "no signing key"};
+    });
     tutorial::install(
         app, {.users = store,
               .passwords = std::make_shared<gatehouse::PasswordHasher>(serve_argon2.params()),
@@ -564,7 +640,7 @@ int main(int argc, char** argv) {
               .refresh = refresh,
               .deny_list = deny_list,
               .clients = clients,
-              .throttle = make_throttle(limits, store)});
+              .throttle = make_throttle(limits, raw_store)});
     // Discovery documents, only when what they describe is on (the default
     // /openapi.json stays the FastAPI tutorial's).
     if (alg != gatehouse::Alg::HS256) gatehouse::install_jwks(app, keys);
@@ -600,13 +676,16 @@ int main(int argc, char** argv) {
     }
     const std::string shown =
         host.value.find(':') != std::string::npos ? "[" + host.value + "]" : host.value;
-    options.on_listening = [shown](std::uint16_t p) {
+    options.on_listening = [shown, logger](std::uint16_t p) {
       std::string base = "http://" + shown + ":" + std::to_string(p);
-      std::cerr << "gatehouse: listening on " << base << "  (docs: " << base << "/docs)"
-                << std::endl;
+      logger->event(gatehouse::LogLevel::info, "listening",
+                    {{"message", "gatehouse: listening on " + base + "  (docs: " + base + "/docs)"},
+                     {"url", base}});
+      logger->flush();  // whoever waits for this line sees it now
     };
     gatehouse::serve(app, options);
-    std::cerr << "gatehouse: stopped" << std::endl;
+    logger->event(gatehouse::LogLevel::info, "stopped", {{"message", "gatehouse: stopped"}});
+    logger->flush();
   });
 
   // ---- migrate ----

@@ -14,7 +14,10 @@
 #include <utility>
 #include <vector>
 
+#include "gatehouse/health.hpp"
 #include "gatehouse/http.hpp"
+#include "gatehouse/log.hpp"
+#include "gatehouse/metrics.hpp"
 #include "gatehouse/model.hpp"
 #include "gatehouse/security.hpp"
 
@@ -82,6 +85,8 @@ struct Route {
   std::string path;
   RouteOptions options;
   Binding binding;
+  // The route's position in App::routes(), set when it is declared (metrics slots).
+  std::size_t index = 0;
   std::function<Outcome<Response>(RequestContext&)> resolve;
 
   // FastAPI's generate_unique_id: name + path with non-word characters as '_', + method.
@@ -145,6 +150,17 @@ class App {
   // Request bodies larger than this are refused with 413 before they are read.
   std::size_t max_body_bytes = 64 * 1024;
 
+  // Observability. The metrics registry the server records requests in (when
+  // ServerOptions::metrics is on) and handlers count logins and tokens in; the
+  // readiness checks /readyz runs; the logger for the app's events and the server's
+  // access log (default: default_logger(), JSON lines on standard error).
+  [[nodiscard]] const std::shared_ptr<Metrics>& metrics() const noexcept { return metrics_; }
+  [[nodiscard]] Readiness& readiness() const noexcept { return *readiness_; }
+  [[nodiscard]] const std::shared_ptr<Logger>& logger() const noexcept { return logger_; }
+  void set_logger(std::shared_ptr<Logger> logger) {
+    logger_ = logger ? std::move(logger) : default_logger();
+  }
+
  private:
   Route& add_route(Route route);
   Response run_unguarded(const Route& route, const Request& request) const;
@@ -152,6 +168,9 @@ class App {
 
   AppInfo info_;
   std::vector<std::unique_ptr<Route>> routes_;
+  std::shared_ptr<Metrics> metrics_ = std::make_shared<Metrics>();
+  std::shared_ptr<Readiness> readiness_ = std::make_shared<Readiness>();
+  std::shared_ptr<Logger> logger_ = default_logger();
   mutable std::once_flag openapi_once_;
   mutable std::string openapi_json_;
 };

@@ -54,11 +54,13 @@ Dependency<std::shared_ptr<const U>> current_user(std::shared_ptr<const Verifier
   using Ptr = std::shared_ptr<const U>;
   return dependency<Ptr>(
       [verifier = std::move(verifier), load = std::move(load)](
-          const SecurityScopes& scopes, const std::string& token) -> Outcome<Ptr> {
+          const SecurityScopes& scopes, RequestContext& ctx,
+          const std::string& token) -> Outcome<Ptr> {
         auto verified = verifier->verify(token);
         if (!verified) return Err{to_http_exception(verified.error(), scopes)};
         Ptr user = load(*verified);
         if (!user) return Err{to_http_exception(Failure::unknown_user, scopes)};
+        ctx.request().set_log_user(verified->subject);  // the access log's "user"
         if (auto missing = Verifier::check_scopes(*verified, scopes)) {
           return Err{to_http_exception(*missing, scopes)};
         }

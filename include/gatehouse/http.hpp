@@ -62,6 +62,14 @@ class Request {
   // "http", or what a trusted proxy said in X-Forwarded-Proto (as uvicorn does).
   [[nodiscard]] std::string_view scheme() const noexcept { return scheme_; }
   void set_scheme(std::string_view scheme) { scheme_ = scheme; }
+  // The request id of the logs: the client's X-Request-Id when it sent a sane one
+  // (up to 128 of A-Z a-z 0-9 . _ : - / + =), else one the server made.
+  [[nodiscard]] std::string_view request_id() const noexcept { return request_id_; }
+  void set_request_id(std::string_view id) { request_id_ = id; }
+  // Who the request authenticated as, for the access log: the dependency that
+  // verified the credentials says so (a user or client name, never a secret).
+  void set_log_user(std::string_view user) const { log_user_.assign(user); }
+  [[nodiscard]] const std::string& log_user() const noexcept { return log_user_; }
 
  private:
   std::string_view method_;
@@ -73,6 +81,8 @@ class Request {
   std::string_view local_authority_ = "127.0.0.1";
   std::string_view scheme_ = "http";
   std::string_view client_host_;
+  std::string_view request_id_;
+  mutable std::string log_user_;
 };
 
 struct Response {

@@ -8,10 +8,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "gatehouse/app.hpp"
+#include "gatehouse/health.hpp"
+#include "gatehouse/log.hpp"
 
 namespace gatehouse {
 
@@ -29,7 +32,20 @@ struct ServerOptions {
   std::size_t max_connections_per_client = 256;
   std::chrono::seconds read_timeout{30};
   std::chrono::seconds shutdown_grace{10};
+  // One JSON line per answered request (log.hpp's AccessRecord), buffered off the
+  // request path, at info level.
   bool access_log = true;
+  // Count every request in app.metrics() (a few relaxed atomic adds per request) and
+  // publish the server's gauges (open connections, hash-pool queue) there.
+  bool metrics = true;
+  // The logger for the access log and the server's events; null: app.logger().
+  std::shared_ptr<Logger> logger;
+  // When set, SIGHUP runs these hooks and logs what they did; otherwise SIGHUP is
+  // left alone.
+  std::shared_ptr<ReloadRegistry> reload;
+  // Send X-Request-Id on every answer; by default only to clients that sent one (an
+  // answer to a FastAPI client stays header for header the reference's).
+  bool always_send_request_id = false;
   // Peers whose X-Forwarded-Proto is believed (uvicorn's --forwarded-allow-ips); "*": all.
   std::vector<std::string> forwarded_allow_ips{"127.0.0.1"};
   // Called once the listening socket is bound, with the port (useful with port 0).
@@ -37,7 +53,8 @@ struct ServerOptions {
 };
 
 // Serves `app` until SIGINT or SIGTERM, then stops accepting, lets requests in flight
-// finish (up to shutdown_grace) and returns. Throws when it cannot listen.
+// finish (up to shutdown_grace), writes out the buffered logs and returns. Throws
+// when it cannot listen.
 void serve(const App& app, const ServerOptions& options);
 
 }  // namespace gatehouse

@@ -4,8 +4,6 @@
 
 #include <boost/json/serialize.hpp>
 
-#include <cstdio>
-
 #include "http/form.hpp"
 #include "http/text.hpp"
 #include "openapi/docs_pages.hpp"
@@ -38,6 +36,7 @@ std::string quote_location(std::string_view url) {
 App::App(AppInfo info) : info_(std::move(info)) { add_docs_routes(); }
 
 Route& App::add_route(Route route) {
+  route.index = routes_.size();
   routes_.push_back(std::make_unique<Route>(std::move(route)));
   return *routes_.back();
 }
@@ -91,8 +90,11 @@ Response App::run(const Route& route, const Request& request) const {
   } catch (const std::exception& e) {
     // A dependency that could not do its work (the database is down, ...): the client
     // gets a 500 with a JSON body, the log gets the reason, the server goes on.
-    std::fprintf(stderr, "gatehouse: error: %s %s: %s\n", route.method.c_str(), route.path.c_str(),
-                 e.what());
+    logger_->event(LogLevel::error, "handler_error",
+                   {{"request_id", request.request_id()},
+                    {"method", route.method},
+                    {"route", route.path},
+                    {"error", e.what()}});
     return HttpException(500, "Internal Server Error").to_response();
   }
 }

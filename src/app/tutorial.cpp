@@ -205,6 +205,10 @@ void install(gatehouse::App& app, const Config& config) {
     }
   }
 
+  // Logins by outcome and tokens issued, in /metrics (cheap: one atomic add each).
+  std::shared_ptr<gatehouse::Metrics> metrics = app.metrics();
+  gatehouse::Counter& password_tokens = metrics->tokens_issued("password");
+
   // ---- models (their names show up in /openapi.json) ----
   const gatehouse::Model Token{"Token",
                                {{"access_token", "string", true}, {"token_type", "string", true}}};
@@ -218,11 +222,12 @@ void install(gatehouse::App& app, const Config& config) {
   // A name longer than this is never looked up (no store has one; a 60 KiB name must
   // not cost a query or a cache entry): it fails like any unknown name.
   constexpr std::size_t kMaxUsernameBytes = 1024;
-  auto authenticate_user = [users, passwords](const std::string& username,
-                                              const std::string& password) -> UserPtr {
+  auto authenticate_user = [users, passwords, metrics](const std::string& username,
+                                                       const std::string& password) -> UserPtr {
     UserPtr user = username.size() <= kMaxUsernameBytes ? users->find(username) : nullptr;
     if (!user) {
       passwords->dummy_verify(password);  // the same work as for a known user
+      metrics->login(gatehouse::LoginOutcome::unknown_user);
       return nullptr;
     }
     const auto verify_started = std::chrono::steady_clock::now();
@@ -230,7 +235,12 @@ void install(gatehouse::App& app, const Config& config) {
     // A hash with parameters not timed yet (made since start-up) raises the floor.
     passwords->note_verify(password, user->hashed_password,
                            std::chrono::steady_clock::now() - verify_started);
-    if (!ok) return nullptr;
+    if (!ok) {
+      metrics->login(gatehouse::LoginOutcome::wrong_password);
+      return nullptr;
+    }
+    metrics->login(user->disabled ? gatehouse::LoginOutcome::inactive
+                                  : gatehouse::LoginOutcome::ok);
     if (passwords->needs_rehash(user->hashed_password)) {
       users->replace_password_hash(user->username, user->hashed_password,
                                    passwords->hash(password));
@@ -288,13 +298,15 @@ void install(gatehouse::App& app, const Config& config) {
   // without computing any hash.
   std::function<std::optional<gatehouse::Response>(gatehouse::RequestContext&)> throttled;
   if (throttle) {
-    throttled = [throttle](gatehouse::RequestContext& ctx) -> std::optional<gatehouse::Response> {
+    throttled = [throttle,
+                 metrics](gatehouse::RequestContext& ctx) -> std::optional<gatehouse::Response> {
       const auto* username = ctx.form().get("username");
       if (username == nullptr || username->is_file || username->value.empty()) {
         return std::nullopt;  // the handler answers 422
       }
       const auto wait = throttle->retry_after(username->value, ctx.request().client_host());
       if (wait.count() == 0) return std::nullopt;
+      metrics->login(gatehouse::LoginOutcome::throttled);
       return HttpException(429, "Too many failed login attempts, try again later",
                            {{"Retry-After", std::to_string(wait.count())}})
           .to_response();
@@ -317,8 +329,9 @@ void install(gatehouse::App& app, const Config& config) {
          .response_model = Token,
          .offload = true,
          .precheck = throttled},
-        [=](gatehouse::RequestContext& ctx, const gatehouse::OAuth2PasswordRequestForm& form_data,
-            const gatehouse::ClientAddress& client) -> Outcome<json::value> {
+        [=, &password_tokens](gatehouse::RequestContext& ctx,
+                              const gatehouse::OAuth2PasswordRequestForm& form_data,
+                              const gatehouse::ClientAddress& client) -> Outcome<json::value> {
           const auto started = std::chrono::steady_clock::now();
           UserPtr user = authenticate_user(form_data.username, form_data.password);
           if (!user) {
@@ -329,6 +342,7 @@ void install(gatehouse::App& app, const Config& config) {
                                      {{"WWW-Authenticate", "Bearer"}})};
           }
           if (throttle) throttle->succeeded(form_data.username);
+          ctx.request().set_log_user(user->username);  // the access log's "user"
           // A user with a list of allowed scopes gets only those of the requested ones;
           // one without (the demo users, imported users) gets what it asks for, as in
           // FastAPI's tutorial.
@@ -341,6 +355,7 @@ void install(gatehouse::App& app, const Config& config) {
           }
           auto access_token = create_access_token(
               {{"sub", user->username}, {"scopes", std::move(granted)}}, form_data.client_id);
+          password_tokens.inc();
           return json::value{{"access_token", access_token}, {"token_type", "bearer"}};
         },
         Depends(gatehouse::OAuth2PasswordRequestForm::dependency()),

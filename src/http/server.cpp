@@ -32,12 +32,11 @@
 #include <cctype>
 #include <cerrno>
 #include <csignal>
-#include <cstdio>
 #include <ctime>
-#include <iostream>
 #include <limits>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <thread>
 #include <unordered_map>
 
@@ -210,11 +209,51 @@ const std::string& http_date() {
   return value;
 }
 
+// A request id is at most this long, and made of these characters only; anything
+// else a client sends is replaced by one the server makes.
+constexpr std::size_t kMaxRequestId = 128;
+
+bool sane_request_id(std::string_view id) {
+  if (id.empty() || id.size() > kMaxRequestId) return false;
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == ':' || c == '-' || c == '/' || c == '+' ||
+                    c == '=';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// 16 hex digits from a per-thread generator (splitmix64): unique in practice, no
+// lock, no system call.
+std::size_t make_request_id(char* out) {
+  thread_local std::uint64_t state = [] {
+    std::random_device rd;
+    return (std::uint64_t{rd()} << 32) ^ rd();
+  }();
+  std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = 15; i >= 0; --i) {
+    out[i] = kHex[z & 15];
+    z >>= 4;
+  }
+  return 16;
+}
+
 class Session;
 
 struct ServerState {
   const App& app;
   const ServerOptions& options;
+  Logger& logger;
+  Metrics* metrics;  // null when metrics are off
+  Histogram* pool_wait = nullptr;
+  Counter* pool_rejected = nullptr;
+  Counter* connections_accepted = nullptr;
+  Counter* connections_refused = nullptr;
   http::WorkerPool pool;
   std::string local_authority;
   std::atomic<bool> draining{false};
@@ -230,8 +269,34 @@ struct ServerState {
   std::atomic<bool> trim_enabled{false};
   std::optional<net::steady_timer> trim_timer;  // on the first I/O context
 
+  // Gauges and readiness checks reading this state; declared last so they end first.
+  std::vector<Registration> registrations;
+
   ServerState(const App& a, const ServerOptions& o, unsigned workers)
-      : app(a), options(o), pool(workers, o.worker_queue) {}
+      : app(a),
+        options(o),
+        logger(o.logger ? *o.logger : *a.logger()),
+        metrics(o.metrics ? a.metrics().get() : nullptr),
+        pool_wait(metrics == nullptr
+                      ? nullptr
+                      : &metrics->histogram("gatehouse_hash_pool_wait_seconds",
+                                            "Time offloaded requests (logins) waited for a "
+                                            "hashing thread.")),
+        pool(
+            workers, o.worker_queue,
+            pool_wait == nullptr ? http::WorkerPool::WaitObserver{}
+                                 : [h = pool_wait](auto d) { h->observe(d); }) {
+    if (metrics != nullptr) {
+      pool_rejected = &metrics->counter("gatehouse_hash_pool_rejected_total",
+                                        "Offloaded requests refused with 503 because the "
+                                        "hashing queue was full.");
+      connections_accepted = &metrics->counter("gatehouse_http_connections_accepted_total",
+                                               "TCP connections accepted.");
+      connections_refused =
+          &metrics->counter("gatehouse_http_connections_refused_total",
+                            "TCP connections closed at once because max_connections were open.");
+    }
+  }
 
   std::size_t session_count() {
     std::lock_guard lock(sessions_mutex);
@@ -301,30 +366,6 @@ struct ServerState {
   }
 };
 
-void access_log(const ServerState& state, std::string_view remote, std::string_view method,
-                std::string_view path, unsigned status, std::chrono::steady_clock::duration took) {
-  if (!state.options.access_log) return;
-  // Never the query string, headers or body: they can carry tokens and passwords.
-  std::string line = "{\"time\":\"";
-  char ts[32];
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  line += ts;
-  line += "\",\"remote\":";
-  line += boost::json::serialize(boost::json::value(remote));
-  line += ",\"method\":";
-  line += boost::json::serialize(boost::json::value(method));
-  line += ",\"path\":";
-  line += boost::json::serialize(boost::json::value(path));
-  line += ",\"status\":" + std::to_string(status);
-  line += ",\"duration_us\":" +
-          std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(took).count());
-  line += "}\n";
-  std::fwrite(line.data(), 1, line.size(), stderr);
-}
-
 // A connection over a cap: a 503 with a JSON body, then closed. The answer is one
 // small write to a fresh socket, so it goes out at once; whatever the client already
 // sent is read first, so that closing sends a FIN and not a reset that could destroy
@@ -349,7 +390,20 @@ void refuse(tcp::socket& socket, const ServerState& state, std::string_view remo
   beast::error_code ec;
   socket.shutdown(tcp::socket::shutdown_both, ec);
   socket.close(ec);
-  access_log(state, remote, "-", "-", 503, std::chrono::steady_clock::duration{});
+  if (state.connections_refused != nullptr) state.connections_refused->inc();
+  if (state.metrics != nullptr) {
+    state.metrics->request(state.metrics->rejected_slot(), 503, std::chrono::nanoseconds{0});
+  }
+  if (state.options.access_log) {
+    char id[16];
+    const std::size_t len = make_request_id(id);
+    state.logger.access({.request_id = std::string_view(id, len),
+                         .remote = remote,
+                         .method = "-",
+                         .path = "-",
+                         .route = Metrics::kRejected,
+                         .status = 503});
+  }
 }
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -402,6 +456,12 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   void do_read() {
     if (state_.draining) return close();
+    // Nothing of the previous request may reach this one's log line.
+    request_ = Request{};
+    request_id_len_ = 0;
+    send_request_id_ = false;
+    recorded_ = false;
+    started_ = {};
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(state_.options.header_limit));
     parser_->body_limit(state_.app.max_body_bytes);
@@ -479,9 +539,28 @@ class Session : public std::enable_shared_from_this<Session> {
       if (!proto.empty()) request_.set_scheme(proto);
       client_ = forwarded_client(req);
     }
+    // The request id: the client's when it is sane, else a new one.
+    send_request_id_ = state_.options.always_send_request_id;
+    request_id_len_ = 0;
+    if (auto rid = req.find("X-Request-Id"); rid != req.end()) {
+      auto v = trim_ows(rid->value());
+      if (sane_request_id(v)) {
+        std::copy(v.begin(), v.end(), request_id_);
+        request_id_len_ = v.size();
+        send_request_id_ = true;
+      }
+    }
+    if (request_id_len_ == 0) request_id_len_ = make_request_id(request_id_);
+    request_.set_request_id(std::string_view(request_id_, request_id_len_));
     request_.set_client_host(client_);
     auto dispatch = state_.app.dispatch(request_);
-    if (dispatch.route == nullptr) return respond(std::move(*dispatch.response));
+    if (dispatch.route == nullptr) {
+      slot_ = state_.metrics != nullptr ? state_.metrics->unmatched_slot() : 0;
+      route_label_ = Metrics::kUnmatched;
+      return respond(std::move(*dispatch.response));
+    }
+    slot_ = dispatch.route->index;
+    route_label_ = dispatch.route->path;
     if (auto early = state_.app.precheck(*dispatch.route, request_)) {
       return respond(std::move(*early));
     }
@@ -504,6 +583,7 @@ class Session : public std::enable_shared_from_this<Session> {
     });
     if (!queued) {
       waiting_ = false;
+      if (state_.pool_rejected != nullptr) state_.pool_rejected->inc();
       return respond(HttpException(503, "Service Unavailable: too many requests in progress",
                                    {{"Retry-After", "1"}})
                          .to_response());
@@ -619,8 +699,10 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto& req = parser_->get();
     const bool head = req.method() == bhttp::verb::head;
     bool keep_alive = req.keep_alive() && !state_.draining;
-    access_log(state_, remote_, req.method_string(), request_.path(), r.status,
-               std::chrono::steady_clock::now() - started_);
+    record(req.method_string(), request_.path(), r.status);
+    if (send_request_id_) {
+      r.headers.emplace_back("X-Request-Id", std::string(request_.request_id()));
+    }
     stream_.expires_after(state_.options.read_timeout);
     if (!r.file_path.empty()) return respond_file(std::move(r), keep_alive, head);
     // The head and body go out as one contiguous buffer the session keeps between
@@ -647,6 +729,26 @@ class Session : public std::enable_shared_from_this<Session> {
     net::async_write(
         stream_, net::buffer(out_),
         beast::bind_front_handler(&Session::on_write, shared_from_this(), !keep_alive));
+  }
+
+  // Counts the answer in the metrics and writes its access-log line.
+  void record(std::string_view method, std::string_view path, unsigned status) {
+    if (recorded_ || (state_.metrics == nullptr && !state_.options.access_log)) return;
+    recorded_ = true;
+    const auto took = started_ == std::chrono::steady_clock::time_point{}
+                          ? std::chrono::nanoseconds{0}
+                          : std::chrono::steady_clock::now() - started_;
+    if (state_.metrics != nullptr) state_.metrics->request(slot_, status, took);
+    if (state_.options.access_log) {
+      state_.logger.access({.request_id = request_.request_id(),
+                            .remote = remote_,
+                            .method = method,
+                            .path = path,
+                            .route = route_label_,
+                            .status = status,
+                            .duration = took,
+                            .user = request_.log_user()});
+    }
   }
 
   // A header line; CR and LF in a value become spaces, so no value can add a header.
@@ -750,7 +852,12 @@ class Session : public std::enable_shared_from_this<Session> {
     body["detail"] = detail;
     res_.body() = boost::json::serialize(body);
     res_.prepare_payload();
-    access_log(state_, remote_, "-", "-", status, std::chrono::steady_clock::duration{});
+    // Refused before routing: no route, no path worth logging.
+    if (request_id_len_ == 0) request_id_len_ = make_request_id(request_id_);
+    request_.set_request_id(std::string_view(request_id_, request_id_len_));
+    slot_ = state_.metrics != nullptr ? state_.metrics->rejected_slot() : 0;
+    route_label_ = Metrics::kRejected;
+    record("-", "-", status);
     stream_.expires_after(std::chrono::seconds(5));
     bhttp::async_write(stream_, res_,
                        beast::bind_front_handler(&Session::on_write, shared_from_this(), true));
@@ -802,6 +909,12 @@ class Session : public std::enable_shared_from_this<Session> {
   std::atomic<bool> running_{false};  // a worker has taken the request
   std::optional<Response> held_;      // the answer, until the probe is written
   bool trusted_proxy_ = false;
+  bool send_request_id_ = false;
+  bool recorded_ = false;
+  std::size_t slot_ = 0;  // the metrics slot: the route's index, or unmatched/rejected
+  std::string_view route_label_;
+  char request_id_[kMaxRequestId];
+  std::size_t request_id_len_ = 0;
   std::chrono::steady_clock::time_point started_;
 };
 
@@ -846,6 +959,7 @@ class Listener {
       std::string key = state_.client_key(peer.address());
       switch (state_.admit(key)) {
         case ServerState::Admission::ok:
+          if (state_.connections_accepted != nullptr) state_.connections_accepted->inc();
           socket.set_option(tcp::no_delay(true), ec);
           std::make_shared<Session>(std::move(socket), state_, peer.address().to_string(),
                                     std::move(key))
@@ -874,13 +988,43 @@ class Listener {
 }  // namespace
 
 void serve(const App& app, const ServerOptions& options) {
-  // A reader of stderr (the access log) that goes away must not kill the server.
+  // A reader of stderr (the log sink) that goes away must not kill the server.
   std::signal(SIGPIPE, SIG_IGN);
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const unsigned io_threads = options.io_threads != 0 ? options.io_threads : cores;
   const unsigned workers = options.worker_threads != 0 ? options.worker_threads : cores;
 
   ServerState state(app, options, workers);
+  if (state.metrics != nullptr) {
+    std::vector<std::pair<std::string, std::string>> routes;
+    for (const auto& r : app.routes()) routes.emplace_back(r->method, r->path);
+    state.metrics->set_routes(routes);
+    auto& m = *state.metrics;
+    state.registrations.push_back(
+        m.gauge("gatehouse_http_connections_open", "Client connections open now.", {},
+                [&state] { return static_cast<double>(state.session_count()); }));
+    state.registrations.push_back(
+        m.gauge("gatehouse_hash_pool_queue_depth",
+                "Offloaded requests (logins) waiting for a hashing thread.", {},
+                [&state] { return static_cast<double>(state.pool.queued()); }));
+    state.registrations.push_back(
+        m.gauge("gatehouse_hash_pool_queue_capacity",
+                "Waiting offloaded requests beyond which new ones get 503.", {},
+                [&state] { return static_cast<double>(state.pool.capacity()); }));
+    state.registrations.push_back(
+        m.gauge("gatehouse_hash_pool_threads", "Hashing threads.", {},
+                [&state] { return static_cast<double>(state.pool.threads()); }));
+    state.registrations.push_back(
+        m.gauge("gatehouse_hash_pool_busy_threads", "Hashing threads running a job now.", {},
+                [&state] { return static_cast<double>(state.pool.busy()); }));
+  }
+  // Not ready while the hashing queue is full: a login would get 503.
+  state.registrations.push_back(app.readiness().add("hash_pool", [&state] {
+    const std::size_t queued = state.pool.queued();
+    const std::size_t capacity = state.pool.capacity();
+    return CheckResult{queued < capacity, std::to_string(queued) + " of " +
+                                              std::to_string(capacity) + " queue places taken"};
+  }));
   std::vector<std::unique_ptr<net::io_context>> contexts;
   for (unsigned i = 0; i < io_threads; ++i)
     contexts.push_back(std::make_unique<net::io_context>(1));
@@ -899,9 +1043,35 @@ void serve(const App& app, const ServerOptions& options) {
   std::mutex stop_mutex;
   std::condition_variable stop_cv;
   bool stop_requested = false;
+  // SIGHUP: run the reload hooks, say what they did, wait for the next one.
+  net::signal_set hangup(*contexts[0]);
+  std::function<void()> wait_hangup = [&] {
+    hangup.async_wait([&](beast::error_code ec, int) {
+      if (ec) return;
+      boost::json::array done;
+      bool all_ok = true;
+      for (auto& outcome : options.reload->reload()) {
+        all_ok = all_ok && outcome.ok;
+        done.push_back(boost::json::object{
+            {"name", outcome.name}, {"ok", outcome.ok}, {"result", outcome.message}});
+      }
+      state.logger.event(all_ok ? LogLevel::info : LogLevel::warning, "reload",
+                         {{"signal", "SIGHUP"}, {"reloaded", std::move(done)}},
+                         /*always=*/true);
+      wait_hangup();
+    });
+  };
+  if (options.reload) {
+    hangup.add(SIGHUP);
+    wait_hangup();
+  }
+
   net::signal_set signals(*contexts[0], SIGINT, SIGTERM);
-  signals.async_wait([&](beast::error_code ec, int) {
+  signals.async_wait([&](beast::error_code ec, int signal_number) {
     if (ec) return;
+    state.logger.event(LogLevel::info, "shutdown",
+                       {{"signal", signal_number == SIGINT ? "SIGINT" : "SIGTERM"},
+                        {"grace_seconds", options.shutdown_grace.count()}});
     listener.stop();
     state.draining = true;
     std::vector<std::shared_ptr<Session>> live;
@@ -939,6 +1109,9 @@ void serve(const App& app, const ServerOptions& options) {
   // Sessions still owned by handlers go with their io_context, after this timer.
   state.trim_enabled = false;
   state.trim_timer.reset();
+  state.registrations.clear();
+  // Everything logged up to here reaches the sink before serve() returns.
+  state.logger.flush();
 }
 
 namespace http {

@@ -6,7 +6,8 @@
 
 namespace gatehouse::http {
 
-WorkerPool::WorkerPool(unsigned threads, std::size_t capacity) : capacity_(capacity) {
+WorkerPool::WorkerPool(unsigned threads, std::size_t capacity, WaitObserver on_wait)
+    : capacity_(capacity), thread_count_(threads == 0 ? 1 : threads), on_wait_(std::move(on_wait)) {
   if (threads == 0) threads = 1;
   for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
 }
@@ -17,14 +18,14 @@ bool WorkerPool::try_submit(std::function<void()> job) {
   {
     std::lock_guard lock(mutex_);
     if (stopping_ || queue_.size() >= capacity_) return false;
-    queue_.push_back(std::move(job));
+    queue_.push_back(Job{std::move(job), std::chrono::steady_clock::now()});
   }
   ready_.notify_one();
   return true;
 }
 
 void WorkerPool::stop(bool run_pending) {
-  std::deque<std::function<void()>> dropped;
+  std::deque<Job> dropped;
   {
     std::lock_guard lock(mutex_);
     if (!run_pending) dropped.swap(queue_);
@@ -38,11 +39,16 @@ void WorkerPool::stop(bool run_pending) {
   threads_.clear();
 }
 
+std::size_t WorkerPool::queued() {
+  std::lock_guard lock(mutex_);
+  return queue_.size();
+}
+
 void WorkerPool::work() {
   // Linux applies nice values per thread: hashing yields to the I/O threads.
   setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10);
   for (;;) {
-    std::function<void()> job;
+    Job job;
     {
       std::unique_lock lock(mutex_);
       ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
@@ -50,7 +56,10 @@ void WorkerPool::work() {
       job = std::move(queue_.front());
       queue_.pop_front();
     }
-    job();
+    if (on_wait_) on_wait_(std::chrono::steady_clock::now() - job.queued_at);
+    busy_.fetch_add(1, std::memory_order_relaxed);
+    job.run();
+    busy_.fetch_sub(1, std::memory_order_relaxed);
   }
 }
 

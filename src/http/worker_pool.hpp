@@ -4,6 +4,8 @@
 // priority (nice +10) so that I/O threads keep serving while logins saturate them.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -16,7 +18,10 @@ namespace gatehouse::http {
 
 class WorkerPool {
  public:
-  WorkerPool(unsigned threads, std::size_t capacity);
+  // `on_wait`, when set, is told how long each job waited in the queue (on the worker
+  // thread that took it).
+  using WaitObserver = std::function<void(std::chrono::nanoseconds)>;
+  WorkerPool(unsigned threads, std::size_t capacity, WaitObserver on_wait = {});
   ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -26,13 +31,28 @@ class WorkerPool {
   // Joins the workers, after running what is queued (or dropping it).
   void stop(bool run_pending = true);
 
+  // Jobs waiting for a thread (takes the queue's lock: for probes, not per request).
+  [[nodiscard]] std::size_t queued();
+  [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+  [[nodiscard]] std::size_t threads() const noexcept { return thread_count_; }
+  // Threads running a job now.
+  [[nodiscard]] std::size_t busy() const noexcept { return busy_.load(std::memory_order_relaxed); }
+
  private:
   void work();
 
+  struct Job {
+    std::function<void()> run;
+    std::chrono::steady_clock::time_point queued_at;
+  };
+
   std::size_t capacity_;
+  std::size_t thread_count_;
+  WaitObserver on_wait_;
+  std::atomic<std::size_t> busy_{0};
   std::mutex mutex_;
   std::condition_variable ready_;
-  std::deque<std::function<void()>> queue_;
+  std::deque<Job> queue_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };
