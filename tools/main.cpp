@@ -1,6 +1,7 @@
 // The gatehouse command: settings from flags, environment and a config file (in that
-// order of precedence), then library calls. Exit codes a script can rely on:
-//   0 success · 1 runtime error · 2 usage error · 3 no such user (or key) · 4 user exists
+// order of precedence, checked at start-up: tools/settings.cpp), then library calls.
+// Exit codes a script can rely on: 0 success · 1 runtime error · 2 usage error (a bad
+// argument or setting, or an unsafe file) · 3 no such user (or key) · 4 user exists
 #include <termios.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
@@ -21,93 +22,15 @@
 #include <string>
 
 #include "build_info.hpp"
-#include "config_file.hpp"
 #include "gatehouse/gatehouse.hpp"
 #include "gatehouse/keys.hpp"
 #include "importer.hpp"
+#include "settings.hpp"
 #include "tutorial.hpp"
 
 namespace {
 
-constexpr int kExitRuntime = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitNoUser = 3;
-constexpr int kExitExists = 4;
-
-struct ExitError : std::runtime_error {
-  int code;
-  ExitError(int c, const std::string& what) : std::runtime_error(what), code(c) {}
-};
-
-// A setting: a flag, an environment variable and a config-file key, resolved as
-// flag > environment > config file > default.
-struct Setting {
-  std::string key;  // config-file key, e.g. "port"
-  std::string env;  // environment variable, e.g. "GATEHOUSE_PORT"
-  CLI::Option* option = nullptr;
-  std::string value;  // the default, then the resolved value
-};
-
-class Settings {
- public:
-  Setting& add(CLI::App* cmd, const std::string& flag, const std::string& key,
-               const std::string& env, std::string default_value, const std::string& help) {
-    auto s = std::make_unique<Setting>();
-    s->key = key;
-    s->env = env;
-    s->value = std::move(default_value);
-    std::string text = help;
-    if (!env.empty()) text += " [env " + env + "]";
-    if (!s->value.empty()) text += " (default: " + s->value + ")";
-    // A setting without a flag of its own comes from the environment or the file only.
-    if (!flag.empty()) s->option = cmd->add_option(flag, cli_values_[s.get()], text);
-    settings_.push_back(std::move(s));
-    return *settings_.back();
-  }
-
-  // Applies the precedence once the command line is parsed.
-  void resolve(const std::string& config_file) {
-    std::map<std::string, std::string> config;
-    if (!config_file.empty()) {
-      std::ifstream in(config_file);
-      if (!in) throw ExitError(kExitUsage, "cannot read config file " + config_file);
-      config = gatehouse::tools::parse_config(in);
-    }
-    for (auto& s : settings_) {
-      if (s->option != nullptr && s->option->count() > 0) {
-        s->value = cli_values_[s.get()];
-      } else if (const char* e = s->env.empty() ? nullptr : std::getenv(s->env.c_str());
-                 e != nullptr && *e != '\0') {
-        s->value = e;
-      } else if (auto it = config.find(s->key); it != config.end()) {
-        s->value = it->second;
-      }
-    }
-  }
-
- private:
-  std::vector<std::unique_ptr<Setting>> settings_;
-  std::map<const Setting*, std::string> cli_values_;
-};
-
-unsigned long parse_number(const Setting& s, unsigned long max) {
-  try {
-    std::size_t used = 0;
-    unsigned long v = std::stoul(s.value, &used);
-    if (used == s.value.size() && v <= max) return v;
-  } catch (const std::exception&) {
-  }
-  throw ExitError(kExitUsage, s.key + " must be a whole number up to " + std::to_string(max) +
-                                  ", got '" + s.value + "'");
-}
-
-bool parse_bool(const Setting& s) {
-  std::string v = s.value;
-  for (auto& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (v == "1" || v == "true" || v == "yes" || v == "on") return true;
-  if (v == "0" || v == "false" || v == "no" || v == "off" || v.empty()) return false;
-  throw ExitError(kExitUsage, s.key + " must be true or false, got '" + s.value + "'");
-}
+using namespace gatehouse::cli;
 
 // A JOSE algorithm name (any case): HS256, RS256, ES256 or EdDSA.
 gatehouse::Alg parse_alg(const Setting& s) {
@@ -121,8 +44,7 @@ gatehouse::Alg parse_alg(const Setting& s) {
       return a;
     }
   }
-  throw ExitError(kExitUsage,
-                  s.key + " must be HS256, RS256, ES256 or EdDSA, got '" + s.value + "'");
+  s.fail("must be HS256, RS256, ES256 or EdDSA");
 }
 
 // RFC 8414 §2: an https URL without query or fragment (http allowed for local use).
@@ -130,9 +52,7 @@ std::optional<std::string> parse_issuer(const Setting& s) {
   if (s.value.empty()) return std::nullopt;
   const bool url = s.value.rfind("https://", 0) == 0 || s.value.rfind("http://", 0) == 0;
   if (!url || s.value.find_first_of("?#") != std::string::npos) {
-    throw ExitError(
-        kExitUsage,
-        s.key + " must be an https:// URL without query or fragment, got '" + s.value + "'");
+    s.fail("must be an https:// URL without query or fragment");
   }
   return s.value;
 }
@@ -148,15 +68,6 @@ std::string utc_time(std::int64_t t) {
 
 bool is_postgres_url(const std::string& db) {
   return db.rfind("postgresql://", 0) == 0 || db.rfind("postgres://", 0) == 0;
-}
-
-std::shared_ptr<gatehouse::UserStore> open_store(const Setting& data_dir, const Setting& database,
-                                                 const gatehouse::SqliteOptions& sqlite = {}) {
-  if (is_postgres_url(database.value)) return gatehouse::open_postgres_store(database.value);
-  gatehouse::ensure_private_dir(data_dir.value);
-  auto file = database.value.empty() ? std::filesystem::path(data_dir.value) / "gatehouse.db"
-                                     : std::filesystem::path(database.value);
-  return gatehouse::open_sqlite_store(file, sqlite);
 }
 
 // The login throttle: its counters live in the store (shared by every process on it),
@@ -265,8 +176,9 @@ int main(int argc, char** argv) {
   cli.set_version_flag("--version", version_text(), "Print the version and build, then exit");
   cli.footer(
       "Settings come from flags, then the environment, then the config file (--config or "
-      "GATEHOUSE_CONFIG, TOML/INI `key = value`).\nExit codes: 0 ok, 1 error, 2 usage, 3 no such "
-      "user or key, 4 user exists.");
+      "GATEHOUSE_CONFIG, TOML/INI `key = value`; refused if others may write it, or read it "
+      "while it holds a secret).\nExit codes: 0 ok, 1 error, 2 usage (a bad argument or "
+      "setting, or an unsafe file), 3 no such user or key, 4 user exists.");
   Settings settings;
   std::string config_file;
   cli.add_option("--config", config_file, "Config file (TOML or INI: key = value)")
@@ -276,10 +188,45 @@ int main(int argc, char** argv) {
   auto store_options = [&](CLI::App* cmd) {
     auto& dir = settings.add(cmd, "--data-dir", "data-dir", "GATEHOUSE_DATA_DIR", "gatehouse-data",
                              "Directory for the SQLite database and key file (created 0700)");
-    auto& db =
-        settings.add(cmd, "--database", "database", "GATEHOUSE_DATABASE", "",
-                     "postgresql://... URL, or a SQLite file (default: DATA_DIR/gatehouse.db)");
+    dir.check(require_not_empty);
+    auto& db = settings.add(
+        cmd, "--database", "database", "GATEHOUSE_DATABASE", "",
+        "postgresql://... URL (better without its password: see --database-password-file), "
+        "or a SQLite file (default: DATA_DIR/gatehouse.db)");
+    db.secret_when(
+        [](const std::string& v) {
+          return is_postgres_url(v) && gatehouse::redact_postgres_url(v) != v;
+        },
+        [](const std::string& v) { return gatehouse::redact_postgres_url(v); });
+    db.check([](const Setting& s) {
+      if (!is_postgres_url(s.value)) return;
+      if (auto problem = gatehouse::postgres_url_problem(s.value); !problem.empty())
+        s.fail(problem);
+    });
+    auto& password_file = settings.add(
+        cmd, "--database-password-file", "database-password-file",
+        "GATEHOUSE_DATABASE_PASSWORD_FILE", "",
+        "File holding the PostgreSQL password (first line; mode 0600, yours). libpq's own "
+        "PGPASSFILE (~/.pgpass) and PGPASSWORD work too");
+    password_file.check([&db](const Setting& s) {
+      if (s.value.empty()) return;
+      if (!is_postgres_url(db.value)) s.fail("only a postgresql:// database has a password");
+      (void)read_secret_file(s);
+    });
     return std::pair<Setting*, Setting*>{&dir, &db};
+  };
+  auto open_store =
+      [&](const Setting& data_dir, const Setting& database,
+          const gatehouse::SqliteOptions& sqlite = {}) -> std::shared_ptr<gatehouse::UserStore> {
+    if (is_postgres_url(database.value)) {
+      const Setting* pw = settings.find(database.command, "database-password-file");
+      return gatehouse::open_postgres_store(
+          database.value, pw != nullptr && !pw->value.empty() ? read_secret_file(*pw) : "");
+    }
+    gatehouse::ensure_private_dir(data_dir.value);
+    auto file = database.value.empty() ? std::filesystem::path(data_dir.value) / "gatehouse.db"
+                                       : std::filesystem::path(database.value);
+    return gatehouse::open_sqlite_store(file, sqlite);
   };
 
   // The argon2id parameters for new hashes (OWASP's by default). A login whose hash
@@ -289,23 +236,32 @@ int main(int argc, char** argv) {
     Setting* iterations = nullptr;
     Setting* parallelism = nullptr;
     [[nodiscard]] gatehouse::Argon2Params params() const {
-      return {static_cast<std::uint32_t>(parse_number(*memory, 4u << 20)),
-              static_cast<std::uint32_t>(parse_number(*iterations, 1000)),
-              static_cast<std::uint32_t>(parse_number(*parallelism, 255))};
+      return {static_cast<std::uint32_t>(memory->as_number()),
+              static_cast<std::uint32_t>(iterations->as_number()),
+              static_cast<std::uint32_t>(parallelism->as_number())};
     }
   };
   auto argon2_options = [&](CLI::App* cmd) {
     const gatehouse::Argon2Params d;
-    return Argon2Settings{
-        &settings.add(cmd, "--argon2-memory-kib", "argon2-memory-kib",
-                      "GATEHOUSE_ARGON2_MEMORY_KIB", std::to_string(d.memory_kib),
-                      "argon2id memory for new hashes, KiB"),
-        &settings.add(cmd, "--argon2-iterations", "argon2-iterations",
-                      "GATEHOUSE_ARGON2_ITERATIONS", std::to_string(d.iterations),
-                      "argon2id passes for new hashes"),
-        &settings.add(cmd, "--argon2-parallelism", "argon2-parallelism",
-                      "GATEHOUSE_ARGON2_PARALLELISM", std::to_string(d.parallelism),
-                      "argon2id lanes for new hashes")};
+    Argon2Settings a{&settings.add(cmd, "--argon2-memory-kib", "argon2-memory-kib",
+                                   "GATEHOUSE_ARGON2_MEMORY_KIB", std::to_string(d.memory_kib),
+                                   "argon2id memory for new hashes, KiB (8 per lane to 4194304)"),
+                     &settings.add(cmd, "--argon2-iterations", "argon2-iterations",
+                                   "GATEHOUSE_ARGON2_ITERATIONS", std::to_string(d.iterations),
+                                   "argon2id passes for new hashes (1 to 1000)"),
+                     &settings.add(cmd, "--argon2-parallelism", "argon2-parallelism",
+                                   "GATEHOUSE_ARGON2_PARALLELISM", std::to_string(d.parallelism),
+                                   "argon2id lanes for new hashes (1 to 255)")};
+    // libargon2's own limits: at least one pass and one lane, 8 KiB of memory per lane.
+    a.memory->number(8, 4u << 20);
+    a.iterations->number(1, 1000);
+    a.parallelism->number(1, 255);
+    a.memory->check([p = a.parallelism](const Setting& s) {
+      if (s.as_number() < 8 * p->as_number()) {
+        s.fail("argon2id needs at least 8 KiB per lane (argon2-parallelism is " + p->value + ")");
+      }
+    });
+    return a;
   };
 
   // ---- serve ----
@@ -315,27 +271,37 @@ int main(int argc, char** argv) {
   const auto serve_argon2 = argon2_options(serve);
   auto& host =
       settings.add(serve, "--host", "host", "GATEHOUSE_HOST", "127.0.0.1", "Address to listen on");
+  host.check(require_ip_address);
   auto& port =
       settings.add(serve, "--port", "port", "GATEHOUSE_PORT", "8000", "Port (0: any free port)");
+  port.number(0, 65535);
   auto& minutes =
       settings.add(serve, "--access-token-expire-minutes", "access-token-expire-minutes",
-                   "ACCESS_TOKEN_EXPIRE_MINUTES", "30", "Access token lifetime");
+                   "ACCESS_TOKEN_EXPIRE_MINUTES", "30", "Access token lifetime (1 to 525600)");
+  minutes.number(1, 525600);
   auto& io_threads = settings.add(serve, "--io-threads", "io-threads", "GATEHOUSE_IO_THREADS", "0",
-                                  "I/O threads, 0: one per core");
+                                  "I/O threads, 0: one per core (up to 256)");
+  io_threads.number(0, 256);
   auto& workers = settings.add(serve, "--workers", "workers", "GATEHOUSE_WORKERS", "0",
-                               "Password-hashing threads, 0: one per core");
-  auto& queue = settings.add(serve, "--worker-queue", "worker-queue", "GATEHOUSE_WORKER_QUEUE",
-                             "256", "Logins waiting for a hashing thread before 503");
+                               "Password-hashing threads, 0: one per core (up to 256)");
+  workers.number(0, 256);
+  auto& queue =
+      settings.add(serve, "--worker-queue", "worker-queue", "GATEHOUSE_WORKER_QUEUE", "256",
+                   "Logins waiting for a hashing thread before 503 (1 to 1000000)");
+  queue.number(1, 1000000);
   auto& per_client = settings.add(
       serve, "--max-connections-per-client", "max-connections-per-client",
       "GATEHOUSE_MAX_CONNECTIONS_PER_CLIENT", "256",
       "Connections one client address (IPv6: its /64) may hold; more get 503. 0: no cap. "
-      "The trusted proxy 127.0.0.1 is not capped");
+      "The trusted proxy 127.0.0.1 is not capped (up to 1000000)");
+  per_client.number(0, 1000000);
   auto& web_dir = settings.add(serve, "--web-dir", "web-dir", "GATEHOUSE_WEB_DIR", "",
                                "Directory with the Swagger UI and ReDoc files");
+  web_dir.check(require_directory);
   auto& user_cache =
       settings.add(serve, "--user-cache-kib", "user-cache-kib", "GATEHOUSE_USER_CACHE_KIB", "256",
-                   "SQLite: bytes of users each thread caches, KiB (0: none)");
+                   "SQLite: bytes of users each thread caches, KiB (0: none; up to 1048576)");
+  user_cache.number(0, 1u << 20);
   // Brute-force throttling (see docs/SECURITY.md): per username and per client address,
   // a score that leaks FAILURES per WINDOW; at FAILURES, blocks that double from
   // base-delay up to max-delay.
@@ -361,11 +327,22 @@ int main(int argc, char** argv) {
   auto& throttle_max =
       settings.add(serve, "--throttle-max-delay", "throttle-max-delay",
                    "GATEHOUSE_THROTTLE_MAX_DELAY", "900", "Longest block, seconds");
+  throttle_user_failures.number(0, 1000000);
+  throttle_client_failures.number(0, 1000000);
+  throttle_user_window.number(1, 31536000);
+  throttle_client_window.number(1, 31536000);
+  throttle_base.number(1, 86400);
+  throttle_max.number(1, 86400);
+  throttle_max.check([&throttle_base](const Setting& s) {
+    if (s.as_number() < throttle_base.as_number()) {
+      s.fail("must be at least throttle-base-delay (" + throttle_base.value + ")");
+    }
+  });
   bool throttle_flag = false;
   bool no_throttle = false;
   serve->add_flag("--throttle", throttle_flag,
                   "Throttle repeated failed logins (default) [env GATEHOUSE_THROTTLE=true/false]");
-  serve->add_flag("--no-throttle", no_throttle, "Never throttle logins");
+  serve->add_flag("--no-throttle", no_throttle, "Never throttle logins")->excludes("--throttle");
   auto& signing_alg =
       settings.add(serve, "--signing-alg", "signing-alg", "GATEHOUSE_SIGNING_ALG", "HS256",
                    "HS256 (SECRET_KEY, FastAPI's), or RS256, ES256, EdDSA (keys kept in the "
@@ -374,6 +351,8 @@ int main(int argc, char** argv) {
                               "Issuer URL: RFC 9068 tokens (iss checked) and RFC 8414 metadata");
   auto& audience = settings.add(serve, "--audience", "audience", "GATEHOUSE_AUDIENCE", "",
                                 "Audience: RFC 9068 tokens carry it, verification requires it");
+  signing_alg.check([](const Setting& s) { (void)parse_alg(s); });
+  issuer.check([](const Setting& s) { (void)parse_issuer(s); });
   auto& access_log = settings.add(serve, "", "access-log", "GATEHOUSE_ACCESS_LOG", "true", "");
   auto& metrics_setting = settings.add(serve, "", "metrics", "GATEHOUSE_METRICS", "true", "");
   auto& ops_in_openapi = settings.add(serve, "", "operations-in-openapi",
@@ -383,6 +362,9 @@ int main(int argc, char** argv) {
   auto& log_level = settings.add(serve, "--log-level", "log-level", "GATEHOUSE_LOG_LEVEL", "info",
                                  "debug, info, warning or error; SIGHUP re-reads it");
   auto& demo = settings.add(serve, "", "demo-users", "GATEHOUSE_DEMO_USERS", "false", "");
+  const std::string secret_key_help =
+      "The HS256 key comes from SECRET_KEY, else from DATA_DIR/secret_key (made once, mode "
+      "0600; refused unless it is yours and closed to group and others).";
   bool demo_users_flag = false;
   bool no_demo_users = false;
   bool access_log_flag = false;
@@ -391,12 +373,14 @@ int main(int argc, char** argv) {
                   "Seed the tutorial's demo users johndoe/secret and alice/secret2 (public "
                   "passwords) into a new store; never in production "
                   "[env GATEHOUSE_DEMO_USERS=true/false] (default: false)");
-  serve->add_flag("--no-demo-users", no_demo_users,
-                  "Do not seed the demo users, whatever the environment or config file say");
+  serve
+      ->add_flag("--no-demo-users", no_demo_users,
+                 "Do not seed the demo users, whatever the environment or config file say")
+      ->excludes("--demo-users");
   serve->add_flag("--access-log", access_log_flag,
                   "One JSON line per request on stderr, never a token or password (default) "
                   "[env GATEHOUSE_ACCESS_LOG=true/false]");
-  serve->add_flag("--no-access-log", no_access_log, "No access log");
+  serve->add_flag("--no-access-log", no_access_log, "No access log")->excludes("--access-log");
   bool metrics_flag = false;
   bool no_metrics = false;
   serve->add_flag("--metrics", metrics_flag,
@@ -445,8 +429,10 @@ int main(int argc, char** argv) {
       "5",
       "A refresh token presented again this soon after its rotation gets the same successor "
       "(two tabs); later, its whole login is revoked");
-  serve->footer(
-      "The HS256 key comes from SECRET_KEY, else from DATA_DIR/secret_key (made once, mode 0600).");
+  refresh_idle.number(1, 10u * 365 * 86400);
+  refresh_absolute.number(1, 10u * 365 * 86400);
+  refresh_grace.number(0, 3600);
+  serve->footer(secret_key_help);
   serve->callback([&] {
     settings.resolve(config_file);
     auto parse_level = [&] {
@@ -483,17 +469,9 @@ int main(int argc, char** argv) {
     limits.client.window = std::chrono::seconds(parse_number(throttle_client_window, 31536000));
     limits.base_delay = std::chrono::seconds(parse_number(throttle_base, 86400));
     limits.max_delay = std::chrono::seconds(parse_number(throttle_max, 86400));
-    if (limits.user.window.count() == 0 || limits.client.window.count() == 0) {
-      throw ExitError(kExitUsage,
-                      "throttle-user-window and throttle-client-window must be at least 1");
-    }
-    if (limits.base_delay.count() == 0 || limits.max_delay < limits.base_delay) {
-      throw ExitError(kExitUsage,
-                      "throttle-base-delay must be at least 1 and at most throttle-max-delay");
-    }
     std::shared_ptr<gatehouse::UserStore> store = open_store(*serve_dir, *serve_db, sqlite);
     const bool postgres = is_postgres_url(serve_db->value);
-    bool seed = parse_bool(demo);
+    bool seed = demo.as_bool();
     if (demo_users_flag) seed = true;
     if (no_demo_users) seed = false;
     if (store->created() && seed) {
@@ -511,9 +489,7 @@ int main(int argc, char** argv) {
                       "`gatehouse user add NAME` (same --data-dir/--database), or start with "
                       "--demo-users to try the tutorial's johndoe/secret"}});
     }
-    const auto lifetime = parse_number(minutes, 525600);
-    if (lifetime == 0)
-      throw ExitError(kExitUsage, "access-token-expire-minutes must be at least 1");
+    const auto lifetime = minutes.as_number();
     const auto alg = parse_alg(signing_alg);
     const auto iss = parse_issuer(issuer);
     const std::optional<std::string> aud =
@@ -526,6 +502,10 @@ int main(int argc, char** argv) {
       std::string secret;
       if (const char* k = std::getenv("SECRET_KEY"); k != nullptr && *k != '\0') {
         secret = k;
+        if (secret.size() < 32) {
+          std::cerr << "gatehouse: warning: SECRET_KEY is shorter than 32 bytes; HS256 wants at "
+                       "least 32 random bytes (openssl rand -hex 32)\n";
+        }
       } else if (postgres) {
         // Instances sharing one database share the key through it.
         secret = store->setting_or_init("secret_key", gatehouse::generate_secret_key());
@@ -562,12 +542,12 @@ int main(int argc, char** argv) {
 
     gatehouse::ServerOptions options;
     options.host = host.value;
-    options.port = static_cast<std::uint16_t>(parse_number(port, 65535));
-    options.io_threads = static_cast<unsigned>(parse_number(io_threads, 256));
-    options.worker_threads = static_cast<unsigned>(parse_number(workers, 256));
-    options.worker_queue = parse_number(queue, 1000000);
-    options.max_connections_per_client = parse_number(per_client, 1000000);
-    options.access_log = (parse_bool(access_log) || access_log_flag) && !no_access_log;
+    options.port = static_cast<std::uint16_t>(port.as_number());
+    options.io_threads = static_cast<unsigned>(io_threads.as_number());
+    options.worker_threads = static_cast<unsigned>(workers.as_number());
+    options.worker_queue = queue.as_number();
+    options.max_connections_per_client = per_client.as_number();
+    options.access_log = (access_log.as_bool() || access_log_flag) && !no_access_log;
     options.metrics = (parse_bool(metrics_setting) || metrics_flag) && !no_metrics;
     options.always_send_request_id = parse_bool(send_request_id) || send_request_id_flag;
     options.logger = logger;
@@ -776,7 +756,10 @@ int main(int argc, char** argv) {
     });
     return cmd;
   };
-  simple("disable", "Disable a user (tokens stop working at once)",
+  simple("disable",
+         "Disable a user: their logins still get tokens and /status/ still accepts their "
+         "tokens, as in FastAPI's tutorial; /users/me/ and /users/me/items/ answer 400 "
+         "Inactive user on the server's next request",
          [&](gatehouse::UserStore& s) { return s.set_disabled(username, true); });
   simple("enable", "Enable a user",
          [&](gatehouse::UserStore& s) { return s.set_disabled(username, false); });
@@ -823,6 +806,7 @@ auto* rotate = key->add_subcommand(
 auto [rot_dir, rot_db] = store_options(rotate);
 auto& rot_alg = settings.add(rotate, "--signing-alg", "signing-alg", "GATEHOUSE_SIGNING_ALG",
                              "HS256", "RS256, ES256 or EdDSA (as serve's)");
+rot_alg.check([](const Setting& s) { (void)parse_alg(s); });
 rotate->callback([&] {
   settings.resolve(config_file);
   const auto alg = parse_alg(rot_alg);
@@ -1020,6 +1004,9 @@ try {
 } catch (const ExitError& e) {
   std::cerr << "gatehouse: " << e.what() << "\n";
   return e.code;
+} catch (const gatehouse::UnsafeFileError& e) {
+  std::cerr << "gatehouse: " << e.what() << "\n";
+  return kExitUsage;
 } catch (const std::exception& e) {
   std::cerr << "gatehouse: error: " << e.what() << "\n";
   return kExitRuntime;

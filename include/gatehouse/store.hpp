@@ -82,8 +82,18 @@ std::unique_ptr<UserStore> open_sqlite_store(const std::filesystem::path& file,
 // Connects to PostgreSQL (`url` goes to libpq unchanged: postgresql://user@host/db?sslmode=...)
 // and applies pending migrations under an advisory lock, so several instances may share
 // one database. User writes NOTIFY gatehouse_users with the username. Throws
-// std::runtime_error (never showing the password) when it cannot.
-std::unique_ptr<UserStore> open_postgres_store(const std::string& url);
+// std::runtime_error (never showing the password) when it cannot. A non-empty `password`
+// (read from a password file) is used instead of one in the URL; without either, libpq
+// looks at PGPASSWORD and PGPASSFILE (default ~/.pgpass) as usual.
+std::unique_ptr<UserStore> open_postgres_store(const std::string& url,
+                                               const std::string& password = {});
+
+// The URL (or keyword=value string) without its password, fit for messages and logs.
+std::string redact_postgres_url(std::string_view url);
+
+// Empty when libpq can parse `url` as a connection URL or keyword=value string;
+// otherwise libpq's complaint, without the password.
+std::string postgres_url_problem(const std::string& url);
 
 // The tutorial's demo users: johndoe/secret (active) and alice/secret2 (disabled),
 // with the exact passlib bcrypt hashes of FastAPI's tutorial reference.

@@ -41,6 +41,10 @@ namespace {
 struct LibPq {
   decltype(&::PQclear) PQclear = nullptr;
   decltype(&::PQconnectdb) PQconnectdb = nullptr;
+  decltype(&::PQconnectdbParams) PQconnectdbParams = nullptr;
+  decltype(&::PQconninfoFree) PQconninfoFree = nullptr;
+  decltype(&::PQconninfoParse) PQconninfoParse = nullptr;
+  decltype(&::PQfreemem) PQfreemem = nullptr;
   decltype(&::PQerrorMessage) PQerrorMessage = nullptr;
   decltype(&::PQexec) PQexec = nullptr;
   decltype(&::PQexecPrepared) PQexecPrepared = nullptr;
@@ -78,6 +82,10 @@ struct LibPq {
       };
       load(l.PQclear, "PQclear");
       load(l.PQconnectdb, "PQconnectdb");
+      load(l.PQconnectdbParams, "PQconnectdbParams");
+      load(l.PQconninfoFree, "PQconninfoFree");
+      load(l.PQconninfoParse, "PQconninfoParse");
+      load(l.PQfreemem, "PQfreemem");
       load(l.PQerrorMessage, "PQerrorMessage");
       load(l.PQexec, "PQexec");
       load(l.PQexecPrepared, "PQexecPrepared");
@@ -387,6 +395,11 @@ class Redactor {
 
   const std::string& safe_url() const { return safe_; }
 
+  // A password given apart from the URL (a password file), scrubbed like the URL's.
+  void add_secret(const std::string& password) {
+    if (!password.empty()) secrets_.push_back(password);
+  }
+
   std::string scrub(std::string text) const {
     for (const auto& secret : secrets_) {
       if (secret.empty()) continue;
@@ -548,8 +561,17 @@ User read_user(const Result& r, int row) {
 
 class Connection {
  public:
-  Connection(const std::string& url, const Redactor& redactor) : redactor_(redactor) {
-    conn_ = pq().PQconnectdb(url.c_str());
+  Connection(const std::string& url, const std::string& password, const Redactor& redactor)
+      : redactor_(redactor) {
+    if (password.empty()) {
+      conn_ = pq().PQconnectdb(url.c_str());
+    } else {
+      // The URL is expanded as the dbname; the password given after it wins over one
+      // the URL might hold.
+      const char* const keys[] = {"dbname", "password", nullptr};
+      const char* const values[] = {url.c_str(), password.c_str(), nullptr};
+      conn_ = pq().PQconnectdbParams(keys, values, 1);
+    }
     if (conn_ == nullptr) throw std::runtime_error("postgres: out of memory");
     if (pq().PQstatus(conn_) != CONNECTION_OK) {
       std::string msg = redactor_.scrub(trimmed(pq().PQerrorMessage(conn_)));
@@ -669,8 +691,9 @@ void require_text(std::string_view what, std::string_view value) {
 
 class PostgresStore final : public UserStore, public ThrottleCounters, public TokenStore {
  public:
-  explicit PostgresStore(const std::string& url) : url_(url), redactor_(url) {
-    auto conn = std::make_unique<Connection>(url_, redactor_);
+  PostgresStore(const std::string& url, const std::string& password)
+      : url_(url), password_(password), redactor_(redactor_for(url, password)) {
+    auto conn = std::make_unique<Connection>(url_, password_, redactor_);
     migrate(*conn);
     open_ = 1;
     idle_.push_back(std::move(conn));
@@ -1177,7 +1200,7 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
     ++open_;
     lock.unlock();
     try {
-      return std::make_unique<Connection>(url_, redactor_);
+      return std::make_unique<Connection>(url_, password_, redactor_);
     } catch (...) {
       lock.lock();
       --open_;
@@ -1199,7 +1222,14 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
     available_.notify_one();
   }
 
+  static Redactor redactor_for(const std::string& url, const std::string& password) {
+    Redactor r(url);
+    r.add_secret(password);
+    return r;
+  }
+
   const std::string url_;
+  const std::string password_;  // from a password file; empty: the URL's, or libpq's own
   const Redactor redactor_;
   bool created_ = false;
   std::mutex mutex_;
@@ -1210,8 +1240,23 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
 
 }  // namespace
 
-std::unique_ptr<UserStore> open_postgres_store(const std::string& url) {
-  return std::make_unique<PostgresStore>(url);
+std::unique_ptr<UserStore> open_postgres_store(const std::string& url,
+                                               const std::string& password) {
+  return std::make_unique<PostgresStore>(url, password);
+}
+
+std::string redact_postgres_url(std::string_view url) { return Redactor(url).safe_url(); }
+
+std::string postgres_url_problem(const std::string& url) {
+  char* error = nullptr;
+  PQconninfoOption* options = pq().PQconninfoParse(url.c_str(), &error);
+  if (options != nullptr) {
+    pq().PQconninfoFree(options);
+    return {};
+  }
+  std::string text = error != nullptr ? trimmed(error) : "out of memory";
+  if (error != nullptr) pq().PQfreemem(error);
+  return Redactor(url).scrub(text);
 }
 
 }  // namespace gatehouse

@@ -10,13 +10,16 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <unordered_map>
 
+#include "gatehouse/keys.hpp"
 #include "gatehouse/lifecycle.hpp"
 #include "gatehouse/store.hpp"
 #include "gatehouse/throttle.hpp"
@@ -240,12 +243,38 @@ class SqliteStore final : public UserStore, public ThrottleCounters, public Toke
     static std::once_flag configured;
     // No global allocation statistics: they take a process-wide mutex per malloc.
     std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
-    // Create the file 0600 before SQLite does, so it is never readable by others.
-    // The descriptor stays open for the store's life: closing any descriptor of a file
-    // drops every POSIX lock this process holds on it, SQLite's included.
-    db_fd_ = ::open(file_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (db_fd_ < 0) throw std::runtime_error("cannot create " + file_.string());
-    ::fchmod(db_fd_, 0600);
+    // Create the file 0600 before SQLite does, so it is never readable by others; an
+    // existing one must be this user's and closed to group and others (whoever else
+    // owns it chooses the users). The descriptor stays open for the store's life:
+    // closing any descriptor of a file drops every POSIX lock this process holds on
+    // it, SQLite's included.
+    db_fd_ = ::open(file_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (db_fd_ >= 0) {
+      ::fchmod(db_fd_, 0600);
+    } else if (errno == EEXIST) {
+      db_fd_ = ::open(file_.c_str(), O_RDWR | O_CLOEXEC);
+      if (db_fd_ < 0) throw std::runtime_error("cannot open " + file_.string());
+      try {
+        require_private_file(db_fd_, file_);
+        for (const char* suffix : {"-wal", "-shm"}) {
+          const std::filesystem::path side = file_.string() + suffix;
+          const int fd = ::open(side.c_str(), O_RDONLY | O_CLOEXEC);
+          if (fd < 0) continue;
+          try {
+            require_private_file(fd, side);
+          } catch (...) {
+            ::close(fd);
+            throw;
+          }
+          ::close(fd);
+        }
+      } catch (...) {
+        ::close(db_fd_);
+        throw;
+      }
+    } else {
+      throw std::runtime_error("cannot create " + file_.string() + ": " + std::strerror(errno));
+    }
     auto conn = std::make_unique<Connection>(file_);
     migrate(*conn);
     // A read makes sure the WAL index exists; this connection stays open (it is the

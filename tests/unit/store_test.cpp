@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "gatehouse/keys.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -161,11 +163,12 @@ TEST_F(SqliteStoreTest, DatabaseFileIsPrivate) {
   }
 }
 
-TEST_F(SqliteStoreTest, ExistingFileMadePrivate) {
+TEST_F(SqliteStoreTest, ExistingFileOpenToOthersIsRefused) {
+  // Refused, not silently chmod-ed: someone else may have read or changed it already.
   { auto store = open(); }
   ASSERT_EQ(::chmod(file_.c_str(), 0644), 0);
-  auto store = open();
-  EXPECT_EQ(mode_of(file_), 0600u);
+  EXPECT_THROW((void)open(), gatehouse::UnsafeFileError);
+  EXPECT_EQ(mode_of(file_), 0644u);
 }
 
 TEST_F(SqliteStoreTest, CreatedOnlyOnFirstOpen) {
