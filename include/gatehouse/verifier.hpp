@@ -82,10 +82,11 @@ struct VerifiedToken {
   boost::json::object claims;       // every claim as sent
   Alg alg = Alg::HS256;             // the algorithm it was verified with
   std::string kid;                  // the kid of the key that verified it ("" for none)
-  // The decoded signature bytes. They identify the token whatever base64 spelling it
-  // arrived in (base64 decoding is lenient), e.g. as a deny-list key for a token
-  // without jti.
-  std::string signature;
+  // The signed part, header.payload, exactly as received. The signature covers these
+  // bytes, so they identify the token however its signature is spelled: base64 is
+  // decoded leniently, and an ECDSA signature (r, s) also verifies as (r, n - s).
+  // The deny-list keys on it (a token without jti is still found).
+  std::string signing_input;
 
   [[nodiscard]] bool has_scope(std::string_view scope) const noexcept;
 };

@@ -69,8 +69,9 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
                           const std::optional<std::string>& refresh_token) {
           json::array granted;
           for (const auto& s : scopes) granted.emplace_back(s);
-          auto access_token =
-              tokens->issue({{"sub", username}, {"scopes", std::move(granted)}}, req.client_id);
+          // No client authenticated on these grants, so the token names none: a client_id
+          // sent in the form is the caller's word only.
+          auto access_token = tokens->issue({{"sub", username}, {"scopes", std::move(granted)}});
           json::object body{{"access_token", access_token},
                             {"token_type", "bearer"},
                             {"expires_in", tokens->options().lifetime_seconds}};
@@ -286,6 +287,9 @@ void install(gatehouse::App& app, const Config& config) {
       [users, deny_list = config.deny_list](const gatehouse::VerifiedToken& token) -> UserPtr {
         // A revoked token is refused as an unknown one is: "Could not validate credentials".
         if (deny_list && deny_list->denied(token)) return nullptr;
+        // A client_credentials token names a client, never a user, even when a user
+        // has the same name as the client.
+        if (token.claims.contains("gty")) return nullptr;
         return users->find(token.subject);
       });
 
@@ -353,8 +357,9 @@ void install(gatehouse::App& app, const Config& config) {
               granted.emplace_back(s);
             }
           }
-          auto access_token = create_access_token(
-              {{"sub", user->username}, {"scopes", std::move(granted)}}, form_data.client_id);
+          // The form's client_id is unauthenticated here: it never reaches the token.
+          auto access_token =
+              create_access_token({{"sub", user->username}, {"scopes", std::move(granted)}}, {});
           password_tokens.inc();
           return json::value{{"access_token", access_token}, {"token_type", "bearer"}};
         },

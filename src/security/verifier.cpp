@@ -241,7 +241,7 @@ Result<VerifiedToken, Failure> Verifier::verify(std::string_view token) const {
   out.scopes = std::move(data->scopes);
   out.alg = *alg;
   out.kid = key->kid();
-  out.signature = std::move(*signature);
+  out.signing_input = std::string(signing_input);
   out.claims = std::move(payload.get_object());
   if (options_.rfc9068 && !out.claims.contains("scopes")) {
     if (const auto* scope = out.claims.if_contains("scope")) {

@@ -87,11 +87,13 @@ DenyList::~DenyList() {
   if (thread_.joinable()) thread_.join();
 }
 
-std::string DenyList::key(const VerifiedToken& token) { return hex(sha256_raw(token.signature)); }
+std::string DenyList::key(const VerifiedToken& token) {
+  return hex(sha256_raw(token.signing_input));
+}
 
 bool DenyList::denied(const VerifiedToken& token) const {
   if (empty_.load(std::memory_order_acquire)) return false;
-  const std::string k = sha256_raw(token.signature);
+  const std::string k = sha256_raw(token.signing_input);
   std::shared_lock lock(mutex_);
   return denied_.find(k) != denied_.end();
 }
@@ -110,7 +112,7 @@ void DenyList::deny(const VerifiedToken& token) {
     exp = static_cast<std::int64_t>(
         std::min<std::uint64_t>(it->value().as_uint64(), std::numeric_limits<std::int64_t>::max()));
   }
-  const std::string raw = sha256_raw(token.signature);
+  const std::string raw = sha256_raw(token.signing_input);
   store_->deny_access_token(hex(raw), exp);
   apply(raw, exp);
 }

@@ -42,6 +42,7 @@ def setup(workdir, secret_key):
         "svc": add_client(data_dir, "svc", "--scope", "me", "--scope", "items"),
         "rs": add_client(data_dir, "rs"),
         "gone": add_client(data_dir, "gone", "--scope", "items"),
+        "carol": add_client(data_dir, "carol", "--scope", "me"),  # a user's name too
     }
     cli(data_dir, "user", "add", "carol", "--password-stdin", stdin="carol-pw-1234\n")
     server = start_gatehouse(secret_key, workdir, data_dir=data_dir, name="clients",
@@ -235,3 +236,33 @@ def test_authlib_client_credentials(setup):
         assert token["scope"] == "me" and token["token_type"] == "bearer"
         info = introspect(base, token["access_token"], "rs", secrets["rs"]).json()
         assert info["active"] is True and info["client_id"] == "svc"
+
+
+def test_a_client_token_is_not_the_token_of_a_user_with_the_same_name(setup):
+    base, _, secrets = setup
+    r = cc_basic(base, "carol", secrets["carol"], scope="me")
+    assert r.status_code == 200, r.text
+    bearer = {"Authorization": "Bearer " + r.json()["access_token"]}
+    for path in ("/users/me/", "/status/"):
+        got = httpx.get(f"{base}{path}", headers=bearer)
+        assert got.status_code == 401, (path, got.text)
+        assert got.json() == {"detail": "Could not validate credentials"}
+    # carol herself still logs in and reads /users/me/ with her own token.
+    login = httpx.post(f"{base}/token", data={"grant_type": "password", "username": "carol",
+                                              "password": "carol-pw-1234",
+                                              "scope": "me"}, timeout=30)
+    assert login.status_code == 200, login.text
+    me = httpx.get(f"{base}/users/me/",
+                   headers={"Authorization": "Bearer " + login.json()["access_token"]})
+    assert me.status_code == 200 and me.json()["username"] == "carol"
+
+
+def test_a_client_id_sent_with_a_password_login_is_not_put_in_the_token(setup):
+    base, _, secrets = setup
+    login = httpx.post(f"{base}/token", data={"grant_type": "password", "username": "carol",
+                                              "password": "carol-pw-1234",
+                                              "client_id": "svc"}, timeout=30)
+    assert login.status_code == 200, login.text
+    info = introspect(base, login.json()["access_token"], "rs", secrets["rs"]).json()
+    assert info["active"] is True and info["username"] == "carol"
+    assert info.get("client_id") != "svc"  # nobody authenticated as svc

@@ -108,10 +108,10 @@ TEST_F(Lifecycle, DenialReachesAnotherHandleOnSync) {
   gatehouse::DenyList here(store_, [this] { return now_; });
   gatehouse::DenyList there(open(), [this] { return now_; });
   gatehouse::VerifiedToken token;
-  token.signature = std::string(32, '\x07');
+  token.signing_input = std::string(32, '\x07');
   token.claims["exp"] = now_ + 60;
   gatehouse::VerifiedToken other = token;
-  other.signature[0] = '\x08';
+  other.signing_input[0] = '\x08';
   EXPECT_FALSE(there.denied(token));
   here.deny(token);
   EXPECT_TRUE(here.denied(token));

@@ -78,9 +78,8 @@ TEST(Verifier, AcceptsTheReferenceTokenAndReadsSubAndScopes) {
   EXPECT_EQ(r->alg, Alg::HS256);
   EXPECT_TRUE(r->has_scope("items"));
   EXPECT_FALSE(r->has_scope("admin"));
-  EXPECT_EQ(r->signature.size(), 32u);
   const std::string_view token = fixtures::kJohndoe;
-  EXPECT_EQ(r->signature, gatehouse::b64::decode_jose(token.substr(token.rfind('.') + 1)));
+  EXPECT_EQ(r->signing_input, token.substr(0, token.rfind('.')));
 }
 
 TEST(Verifier, Malformed) {
