@@ -71,7 +71,7 @@ class TokenStore {
 
   struct DeniedToken {
     std::int64_t seq = 0;  // increasing with each denial
-    std::string key;       // hex SHA-256 of the token's decoded signature
+    std::string key;       // hex SHA-256 of the token's signed part
     std::int64_t expires_at = 0;
   };
   // Puts an access token on the deny-list until `expires_at` (idempotent).
@@ -94,7 +94,8 @@ class DenyList {
   DenyList(const DenyList&) = delete;
   DenyList& operator=(const DenyList&) = delete;
 
-  // The deny-list key of a verified token: hex SHA-256 of its decoded signature bytes
+  // The deny-list key of a verified token: hex SHA-256 of its signed part
+  // (header.payload as received; see VerifiedToken::signing_input)
   // (the same whatever base64 spelling the token arrived in).
   [[nodiscard]] static std::string key(const VerifiedToken& token);
 
