@@ -27,6 +27,7 @@ from conftest import (
     FORM,
     RawConnection,
     build_request,
+    needs_plain_allocator,
     gatehouse_bin,
     raw_request,
     start_gatehouse,
@@ -68,6 +69,7 @@ def timed_login(url: str, body: bytes) -> tuple:
 
 # ---- finding 1: memory -------------------------------------------------------------
 
+@needs_plain_allocator
 def test_anonymous_logins_with_huge_names_leave_memory_flat(workdir, secret_key):
     """Unique 60 KB usernames with a NUL password, 400 of them on 16 keep-alive
     connections (pipelined): the server's resident memory afterwards is within 4 MiB of

@@ -185,15 +185,19 @@ def test_readyz_says_not_ready_while_the_hash_queue_is_full(workdir, secret_key)
                         extra_env={"GATEHOUSE_WORKERS": "1", "GATEHOUSE_WORKER_QUEUE": "1"})
     socks = []
     try:
-        body = b"username=johndoe&password=wrong"
-        req = (b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
-               b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        def login_request(n: int) -> bytes:
+            # A different unknown name each time: the per-username throttle (10 failures)
+            # must not answer 429 before the login reaches the queue.
+            body = f"username=nobody{n}&password=wrong".encode()
+            return (b"POST /token HTTP/1.1\r\nHost: x\r\n"
+                    b"Content-Type: application/x-www-form-urlencoded"
+                    b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 
         def probe():
             # One more login each time (at most 20) until one hashes and one waits.
             if len(socks) < 20:
                 c = socket.create_connection((s.host, s.port), timeout=30)
-                c.sendall(req)
+                c.sendall(login_request(len(socks)))
                 socks.append(c)
                 time.sleep(0.1)
             r = httpx.get(s.url + "/readyz", timeout=10)
