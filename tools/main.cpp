@@ -213,15 +213,25 @@ int main(int argc, char** argv) {
       if (!is_postgres_url(db.value)) s.fail("only a postgresql:// database has a password");
       (void)read_secret_file(s);
     });
+    auto& timeout = settings.add(
+        cmd, "--database-timeout", "database-timeout", "GATEHOUSE_DATABASE_TIMEOUT", "5",
+        "PostgreSQL: seconds to wait for the database (to connect, per statement, for a free "
+        "connection) before answering 503");
+    timeout.number(1, 3600);
     return std::pair<Setting*, Setting*>{&dir, &db};
   };
   auto open_store =
       [&](const Setting& data_dir, const Setting& database,
-          const gatehouse::SqliteOptions& sqlite = {}) -> std::shared_ptr<gatehouse::UserStore> {
+          const gatehouse::SqliteOptions& sqlite = {},
+          gatehouse::PostgresOptions postgres = {}) -> std::shared_ptr<gatehouse::UserStore> {
     if (is_postgres_url(database.value)) {
       const Setting* pw = settings.find(database.command, "database-password-file");
+      if (const Setting* t = settings.find(database.command, "database-timeout"); t != nullptr) {
+        postgres.timeout = std::chrono::seconds(static_cast<long>(t->as_number()));
+      }
       return gatehouse::open_postgres_store(
-          database.value, pw != nullptr && !pw->value.empty() ? read_secret_file(*pw) : "");
+          database.value, pw != nullptr && !pw->value.empty() ? read_secret_file(*pw) : "",
+          postgres);
     }
     gatehouse::ensure_private_dir(data_dir.value);
     auto file = database.value.empty() ? std::filesystem::path(data_dir.value) / "gatehouse.db"
@@ -300,7 +310,8 @@ int main(int argc, char** argv) {
   web_dir.check(require_directory);
   auto& user_cache =
       settings.add(serve, "--user-cache-kib", "user-cache-kib", "GATEHOUSE_USER_CACHE_KIB", "256",
-                   "SQLite: bytes of users each thread caches, KiB (0: none; up to 1048576)");
+                   "Bytes of users cached, KiB: per thread on SQLite, per process on PostgreSQL "
+                   "(0: none; up to 1048576)");
   user_cache.number(0, 1u << 20);
   // Brute-force throttling (see docs/SECURITY.md): per username and per client address,
   // a score that leaks FAILURES per WINDOW; at FAILURES, blocks that double from
@@ -469,7 +480,13 @@ int main(int argc, char** argv) {
     limits.client.window = std::chrono::seconds(parse_number(throttle_client_window, 31536000));
     limits.base_delay = std::chrono::seconds(parse_number(throttle_base, 86400));
     limits.max_delay = std::chrono::seconds(parse_number(throttle_max, 86400));
-    std::shared_ptr<gatehouse::UserStore> store = open_store(*serve_dir, *serve_db, sqlite);
+    // PostgreSQL: a watcher LISTENs for changes, so users are cached per process, and
+    // notices when the database stops answering (calls then fail at once with 503).
+    gatehouse::PostgresOptions postgres_options;
+    postgres_options.watch = true;
+    postgres_options.user_cache_bytes = sqlite.user_cache_bytes;
+    std::shared_ptr<gatehouse::UserStore> store =
+        open_store(*serve_dir, *serve_db, sqlite, postgres_options);
     const bool postgres = is_postgres_url(serve_db->value);
     bool seed = demo.as_bool();
     if (demo_users_flag) seed = true;
@@ -599,9 +616,13 @@ int main(int argc, char** argv) {
               .include_in_schema = parse_bool(ops_in_openapi) || ops_in_openapi_flag});
     // /readyz: the store answers a query, the signing key is loaded.
     auto store_ready = app.readiness().add("store", [store] {
+      // PostgreSQL: what the watcher knows (no round trip on the I/O thread).
+      if (auto health = store->health()) return gatehouse::CheckResult{health->ok, health->detail};
       (void)store->setting("readyz-probe");
       return gatehouse::CheckResult{true, "reachable"};
     });
+    options.store_queue_timeout = std::chrono::seconds(
+        static_cast<long>(settings.find(serve_db->command, "database-timeout")->as_number()));
     auto key_ready = app.readiness().add("keys", [keys] {
       const auto set = keys->keys();
       const bool loaded = set && set->signing_key();
