@@ -78,11 +78,20 @@ bool is_postgres_url(const std::string& db) {
 // or, for a store that keeps none, in this process.
 std::shared_ptr<gatehouse::LoginThrottle> make_throttle(
     const gatehouse::ThrottleOptions& limits, const std::shared_ptr<gatehouse::UserStore>& store) {
-  if (!limits.enabled) return nullptr;
   std::shared_ptr<gatehouse::ThrottleCounters> counters =
       std::dynamic_pointer_cast<gatehouse::ThrottleCounters>(store);
   if (!counters) counters = gatehouse::memory_throttle_counters();
   return std::make_shared<gatehouse::LoginThrottle>(limits, std::move(counters));
+}
+
+// The throttling settings in a reload event: "user 10/3600s, client 100/600s, blocks 1-900s".
+std::string describe_throttle(const gatehouse::ThrottleOptions& o) {
+  if (!o.enabled) return "off";
+  return "user " + std::to_string(o.user.failures) + "/" + std::to_string(o.user.window.count()) +
+         "s, client " + std::to_string(o.client.failures) + "/" +
+         std::to_string(o.client.window.count()) + "s, blocks " +
+         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(o.base_delay).count()) +
+         "-" + std::to_string(o.max_delay.count()) + "s";
 }
 
 // Reads a password: from standard input (one line) or from the terminal without echo.
@@ -514,16 +523,21 @@ int main(int argc, char** argv) {
     // Every setting is checked before anything is opened or served.
     gatehouse::SqliteOptions sqlite;
     sqlite.user_cache_bytes = parse_number(user_cache, 1u << 20) * 1024;
-    gatehouse::ThrottleOptions limits;
-    limits.enabled = (parse_bool(throttle) || throttle_flag) && !no_throttle;
-    limits.user.failures =
-        static_cast<std::uint32_t>(parse_number(throttle_user_failures, 1000000));
-    limits.user.window = std::chrono::seconds(parse_number(throttle_user_window, 31536000));
-    limits.client.failures =
-        static_cast<std::uint32_t>(parse_number(throttle_client_failures, 1000000));
-    limits.client.window = std::chrono::seconds(parse_number(throttle_client_window, 31536000));
-    limits.base_delay = std::chrono::seconds(parse_number(throttle_base, 86400));
-    limits.max_delay = std::chrono::seconds(parse_number(throttle_max, 86400));
+    // The throttling settings (read again by SIGHUP).
+    auto throttle_limits = [&] {
+      gatehouse::ThrottleOptions limits;
+      limits.enabled = (parse_bool(throttle) || throttle_flag) && !no_throttle;
+      limits.user.failures =
+          static_cast<std::uint32_t>(parse_number(throttle_user_failures, 1000000));
+      limits.user.window = std::chrono::seconds(parse_number(throttle_user_window, 31536000));
+      limits.client.failures =
+          static_cast<std::uint32_t>(parse_number(throttle_client_failures, 1000000));
+      limits.client.window = std::chrono::seconds(parse_number(throttle_client_window, 31536000));
+      limits.base_delay = std::chrono::seconds(parse_number(throttle_base, 86400));
+      limits.max_delay = std::chrono::seconds(parse_number(throttle_max, 86400));
+      return limits;
+    };
+    const gatehouse::ThrottleOptions limits = throttle_limits();
     std::shared_ptr<gatehouse::UserStore> store = open_store(*serve_dir, *serve_db, sqlite);
     const bool postgres = is_postgres_url(serve_db->value);
     bool seed = demo.as_bool();
@@ -649,6 +663,18 @@ int main(int argc, char** argv) {
     // found on the store itself (dynamic casts), so they get the unwrapped one.
     const std::shared_ptr<gatehouse::UserStore> raw_store = store;
     if (options.metrics) store = gatehouse::instrument_store(store, app.metrics());
+    // The throttle exists even when it is off, so that SIGHUP can turn it on; off, it
+    // answers at once and touches no counter.
+    auto login_throttle = make_throttle(limits, raw_store);
+    auto throttle_hook = reload->add("throttle", [&, login_throttle] {
+      const auto before = login_throttle->options();
+      settings.resolve(config_file);
+      const auto after = throttle_limits();
+      login_throttle->set_options(after);
+      const auto text = describe_throttle(before);
+      return text == describe_throttle(after) ? "unchanged (" + text + ")"
+                                              : text + " -> " + describe_throttle(after);
+    });
     gatehouse::install_operations(
         app, {.metrics = options.metrics,
               .include_in_schema = parse_bool(ops_in_openapi) || ops_in_openapi_flag});
@@ -675,7 +701,7 @@ int main(int argc, char** argv) {
               .refresh = refresh,
               .deny_list = deny_list,
               .clients = clients,
-              .throttle = make_throttle(limits, raw_store)});
+              .throttle = login_throttle});
     // Discovery documents, only when what they describe is on (the default
     // /openapi.json stays the FastAPI tutorial's).
     if (alg != gatehouse::Alg::HS256) gatehouse::install_jwks(app, keys);
