@@ -2,6 +2,8 @@
 // order of precedence, checked at start-up: tools/settings.cpp), then library calls.
 // Exit codes a script can rely on: 0 success · 1 runtime error · 2 usage error (a bad
 // argument or setting, or an unsafe file) · 3 no such user (or key) · 4 user exists
+#include <fcntl.h>
+#include <strings.h>
 #include <termios.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
@@ -14,7 +16,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -164,6 +168,54 @@ std::string version_text() {
          gatehouse_build::kCompiler + "\nlibraries: Boost " + boost + ", " +
          OpenSSL_version(OPENSSL_VERSION) + ", SQLite " + sqlite3_libversion() + ", CLI11 " +
          CLI11_VERSION + ", libpq (libpq.so.5) loaded when a PostgreSQL store is opened";
+}
+
+// `config check`: the files `serve` would open in its data directory, checked as serve
+// checks them (each problem names its setting).
+void check_data_files(const Setting& dir, const Setting& db, const Setting& alg,
+                      std::vector<std::string>& problems) {
+  auto check_private = [&](const Setting& s, const std::filesystem::path& file) {
+    std::error_code ec;
+    if (!std::filesystem::exists(file, ec)) return;
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    try {
+      if (fd < 0) {
+        s.fail("cannot open " + file.string() + ": " + std::strerror(errno));
+      }
+      gatehouse::require_private_file(fd, file);
+      ::close(fd);
+    } catch (const ExitError& e) {
+      problems.emplace_back(e.what());
+    } catch (const std::exception& e) {
+      if (fd >= 0) ::close(fd);
+      try {
+        s.fail(e.what());
+      } catch (const ExitError& f) {
+        problems.emplace_back(f.what());
+      }
+    }
+  };
+  std::error_code ec;
+  if (std::filesystem::exists(dir.value, ec) && !std::filesystem::is_directory(dir.value, ec)) {
+    try {
+      dir.fail("not a directory");
+    } catch (const ExitError& e) {
+      problems.emplace_back(e.what());
+    }
+    return;
+  }
+  const char* env_key = std::getenv("SECRET_KEY");
+  const bool hs256 = alg.value.empty() || ::strcasecmp(alg.value.c_str(), "HS256") == 0;
+  if (!is_postgres_url(db.value) && hs256 && (env_key == nullptr || *env_key == '\0')) {
+    check_private(dir, std::filesystem::path(dir.value) / "secret_key");
+  }
+  if (!is_postgres_url(db.value)) {
+    if (db.value.empty()) {
+      check_private(dir, std::filesystem::path(dir.value) / "gatehouse.db");
+    } else {
+      check_private(db, db.value);
+    }
+  }
 }
 
 }  // namespace
@@ -361,6 +413,9 @@ int main(int argc, char** argv) {
       settings.add(serve, "", "send-request-id", "GATEHOUSE_SEND_REQUEST_ID", "false", "");
   auto& log_level = settings.add(serve, "--log-level", "log-level", "GATEHOUSE_LOG_LEVEL", "info",
                                  "debug, info, warning or error; SIGHUP re-reads it");
+  log_level.check([](const Setting& s) {
+    if (!gatehouse::parse_log_level(s.value)) s.fail("must be debug, info, warning or error");
+  });
   auto& demo = settings.add(serve, "", "demo-users", "GATEHOUSE_DEMO_USERS", "false", "");
   const std::string secret_key_help =
       "The HS256 key comes from SECRET_KEY, else from DATA_DIR/secret_key (made once, mode "
@@ -666,6 +721,35 @@ int main(int argc, char** argv) {
     gatehouse::serve(app, options);
     logger->event(gatehouse::LogLevel::info, "stopped", {{"message", "gatehouse: stopped"}});
     logger->flush();
+  });
+
+  // ---- config check ----
+  auto* config_cmd = cli.add_subcommand("config", "Check a config file");
+  config_cmd->require_subcommand(1);
+  auto* config_check = config_cmd->add_subcommand(
+      "check",
+      "Check FILE as `gatehouse --config FILE serve` reads it (with this environment): print "
+      "every problem with its setting and exit 2, or print the effective settings (secrets "
+      "masked) and exit 0. Run it as the server's user: file ownership is checked");
+  std::string check_file;
+  bool check_quiet = false;
+  config_check->add_option("file", check_file, "The config file")->required();
+  config_check->add_flag("--quiet", check_quiet, "Print problems only, not the settings");
+  config_check->callback([&] {
+    auto problems = settings.check(check_file, serve);
+    check_data_files(*serve_dir, *serve_db, signing_alg, problems);
+    if (!problems.empty()) {
+      for (const auto& p : problems) std::cerr << "gatehouse: " << p << "\n";
+      throw ExitError(kExitUsage, check_file + ": " + std::to_string(problems.size()) +
+                                      (problems.size() == 1 ? " problem" : " problems"));
+    }
+    if (check_quiet) return;
+    std::cout << "# " << check_file << " is valid; the settings `gatehouse serve` would use:\n";
+    for (const Setting* s : settings.of(serve)) {
+      const bool bare = (s->is_number || s->is_boolean) && !s->is_secret();
+      std::cout << s->key << " = " << (bare ? s->value : s->shown()) << "  # "
+                << (s->is_secret() ? "secret masked, " : "") << "from " << s->origin << "\n";
+    }
   });
 
   // ---- migrate ----
