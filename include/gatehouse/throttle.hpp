@@ -92,6 +92,7 @@ class LoginThrottle {
                                                     const ThrottlePolicy& policy) const;
   // The counter keys: a username by its SHA-256 (fixed size whatever its length).
   [[nodiscard]] static std::string user_key(std::string_view username);
+  // A client by its IPv4 address, or the /64 of an IPv6 one (what one subscriber holds).
   [[nodiscard]] static std::string client_key(std::string_view client);
 
  private:

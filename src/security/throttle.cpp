@@ -4,6 +4,8 @@
 
 #include <openssl/evp.h>
 
+#include <boost/asio/ip/address.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <mutex>
@@ -111,7 +113,20 @@ std::string LoginThrottle::user_key(std::string_view username) {
 }
 
 std::string LoginThrottle::client_key(std::string_view client) {
-  return "client:" + std::string(client.substr(0, 64));
+  // One subscriber is given a whole IPv6 /64 and can use any address in it, so an
+  // IPv6 client is keyed on its /64 (as the per-client connection cap is); an
+  // IPv4-mapped address is its IPv4 address. Anything that is not an address (a
+  // Unix socket, a name from a proxy) is keyed on its text.
+  boost::system::error_code ec;
+  auto addr = boost::asio::ip::make_address(std::string(client.substr(0, 64)), ec);
+  if (ec) return "client:" + std::string(client.substr(0, 64));
+  if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
+    addr = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, addr.to_v6());
+  }
+  if (addr.is_v4()) return "client:" + addr.to_string();
+  auto bytes = addr.to_v6().to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), static_cast<unsigned char>(0));
+  return "client:" + boost::asio::ip::address_v6(bytes).to_string() + "/64";
 }
 
 std::chrono::milliseconds LoginThrottle::delay_for(double score,
