@@ -10,6 +10,7 @@
 
 #include <openssl/crypto.h>
 #include <sqlite3.h>
+#include <boost/asio/ip/address.hpp>
 #include <boost/json.hpp>
 #include <boost/version.hpp>
 
@@ -366,6 +367,34 @@ int main(int argc, char** argv) {
       "Connections one client address (IPv6: its /64) may hold; more get 503. 0: no cap. "
       "The trusted proxy 127.0.0.1 is not capped (up to 1000000)");
   per_client.number(0, 1000000);
+  // uvicorn's --forwarded-allow-ips: the proxies whose X-Forwarded-For and
+  // X-Forwarded-Proto are believed; anyone else's are ignored.
+  auto& forwarded = settings.add(
+      serve, "--forwarded-allow-ips", "forwarded-allow-ips", "GATEHOUSE_FORWARDED_ALLOW_IPS",
+      "127.0.0.1",
+      "Comma-separated addresses of the proxies whose X-Forwarded-For/-Proto are believed "
+      "(\"*\": any; empty: none); they are not capped per client either");
+  auto forwarded_list = [](const Setting& s) {
+    std::vector<std::string> out;
+    std::string_view rest = s.value;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      std::string item(rest.substr(0, comma));
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+      item.erase(0, item.find_first_not_of(" \t"));
+      item.erase(item.find_last_not_of(" \t") + 1);
+      if (item.empty()) continue;
+      if (item != "*") {
+        boost::system::error_code ec;
+        const auto address = boost::asio::ip::make_address(item, ec);
+        if (ec) s.fail("'" + item + "' is not an IPv4 or IPv6 address (nor *)");
+        item = address.to_string();
+      }
+      out.push_back(std::move(item));
+    }
+    return out;
+  };
+  forwarded.check([&forwarded_list](const Setting& s) { (void)forwarded_list(s); });
   auto& web_dir = settings.add(serve, "--web-dir", "web-dir", "GATEHOUSE_WEB_DIR", "",
                                "Directory with the Swagger UI and ReDoc files");
   web_dir.check(require_directory);
@@ -647,6 +676,7 @@ int main(int argc, char** argv) {
     options.worker_threads = static_cast<unsigned>(workers.as_number());
     options.worker_queue = queue.as_number();
     options.max_connections_per_client = per_client.as_number();
+    options.forwarded_allow_ips = forwarded_list(forwarded);
     options.access_log = (access_log.as_bool() || access_log_flag) && !no_access_log;
     options.metrics = (parse_bool(metrics_setting) || metrics_flag) && !no_metrics;
     options.always_send_request_id = parse_bool(send_request_id) || send_request_id_flag;

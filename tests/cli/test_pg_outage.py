@@ -311,3 +311,23 @@ def test_shut_down_database_gives_503_then_full_service_returns(cluster):
             load.running = False
         a.stop()
         b.stop()
+
+
+def test_sigkill_of_one_instance_loses_nothing_it_acknowledged(database):  # noqa: F811
+    a = Instance(database, "--demo-users", "--revocation")
+    b = Instance(database, "--revocation")
+    try:
+        token = a.login("johndoe", "secret").json()["access_token"]
+        assert b.me(token).status_code == 200
+        # b acknowledges a revocation, then dies without a word.
+        assert httpx.post(b.url + "/revoke", data={"token": token}, timeout=10).status_code == 200
+        b.proc.send_signal(signal.SIGKILL)
+        b.proc.wait(10)
+        wait_for(lambda: a.me(token).status_code == 401, 5, "the revocation b acknowledged reaches a")
+        time.sleep(1.1)  # a token of the same second would be the revoked one, byte for byte
+        fresh = a.login("johndoe", "secret").json()["access_token"]
+        assert a.me(fresh).status_code == 200
+    finally:
+        a.stop()
+        if b.proc.poll() is None:
+            b.stop()
