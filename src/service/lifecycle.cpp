@@ -282,9 +282,14 @@ Route& install_revoke(App& app, std::shared_ptr<const Verifier> verifier,
                       std::shared_ptr<DenyList> deny_list, std::shared_ptr<RefreshTokens> refresh) {
   if (!verifier || !deny_list)
     throw std::invalid_argument("install_revoke needs a verifier and a deny-list");
+  // Revocations by token type and client in /metrics.
+  std::shared_ptr<Metrics> metrics = app.metrics();
+  Counter* access_revoked = &metrics->tokens_revoked("access_token");
+  Counter* refresh_revoked = &metrics->tokens_revoked("refresh_token");
   return app.post(
       "/revoke", {.name = "revoke_token", .offload = true, .summary = "Revoke a token (RFC 7009)"},
-      [verifier, deny_list, refresh](const RevokeForm& form) -> Response {
+      [verifier, deny_list, refresh, metrics, access_revoked,
+       refresh_revoked](const RevokeForm& form) -> Response {
         if (!form.token || form.token->empty()) {
           return oauth_error("invalid_request", "the token parameter is required");
         }
@@ -295,9 +300,20 @@ Route& install_revoke(App& app, std::shared_ptr<const Verifier> verifier,
           auto verified = verifier->verify(token);
           if (!verified) return false;  // garbage, or refused already (expired, foreign)
           deny_list->deny(*verified);
+          // A client's token names its registered id (signed here), so the label is bounded.
+          auto client = verified->claims.find("client_id");
+          if (client != verified->claims.end() && client->value().is_string()) {
+            metrics->tokens_revoked("access_token", client->value().as_string()).inc();
+          } else {
+            access_revoked->inc();
+          }
           return true;
         };
-        auto revoke_refresh = [&] { return refresh && refresh->revoke(token); };
+        auto revoke_refresh = [&] {
+          if (!refresh || !refresh->revoke(token)) return false;
+          refresh_revoked->inc();
+          return true;
+        };
         // RFC 7009 §2.1: the hint only says where to look first.
         if (access_first) {
           if (!revoke_access()) revoke_refresh();
