@@ -480,6 +480,13 @@ int main(int argc, char** argv) {
       "--revocation", revocation_flag,
       "POST /revoke (RFC 7009, logout): revoked access tokens are refused on every "
       "instance within a second [env GATEHOUSE_REVOCATION=true/false] (default: false)");
+  auto& strict_setting = settings.add(serve, "", "strict", "GATEHOUSE_STRICT", "false", "");
+  bool strict_flag = false;
+  serve->add_flag("--strict", strict_flag,
+                  "Drop FastAPI's quirks: /token answers RFC 6749 errors and refuses unknown or "
+                  "unheld scopes (invalid_scope); disabled users get no token and their tokens "
+                  "are refused everywhere; tokens need exp, canonical base64url and no crit "
+                  "[env GATEHOUSE_STRICT=true/false] (default: false)");
   auto& refresh_idle =
       settings.add(serve, "--refresh-token-idle-seconds", "refresh-token-idle-seconds",
                    "GATEHOUSE_REFRESH_TOKEN_IDLE_SECONDS", "1209600",
@@ -608,6 +615,13 @@ int main(int argc, char** argv) {
     verify_options.rfc9068 = iss || aud;
     // python-jose ignores crit, and so does the FastAPI default; beyond it, RFC 7515.
     verify_options.reject_crit = alg != gatehouse::Alg::HS256 || verify_options.rfc9068;
+    // Strict mode: RFC 7515/7519 instead of python-jose's leniency.
+    const bool strict = parse_bool(strict_setting) || strict_flag;
+    if (strict) {
+      verify_options.reject_crit = true;
+      verify_options.canonical_base64 = true;
+      verify_options.strict_claims = true;
+    }
 
     gatehouse::ServerOptions options;
     options.host = host.value;
@@ -632,6 +646,8 @@ int main(int argc, char** argv) {
       deny_list = std::make_shared<gatehouse::DenyList>(token_store);
       // Each instance reads new revocations from the store 4 times a second.
       deny_list->start(std::chrono::milliseconds(250));
+      // Every check of a bearer token consults it (in memory).
+      verify_options.revocations = deny_list;
       if (refresh_on) {
         gatehouse::RefreshTokenOptions ro;
         ro.idle_seconds = static_cast<std::int64_t>(parse_number(refresh_idle, 10u * 365 * 86400));
@@ -701,6 +717,7 @@ int main(int argc, char** argv) {
               .refresh = refresh,
               .deny_list = deny_list,
               .clients = clients,
+              .strict = strict,
               .throttle = login_throttle});
     // Discovery documents, only when what they describe is on (the default
     // /openapi.json stays the FastAPI tutorial's).
@@ -723,7 +740,14 @@ int main(int argc, char** argv) {
       }
       if (deny_list) {
         metadata.extra["revocation_endpoint"] = base + "/revoke";
-        metadata.extra["revocation_endpoint_auth_methods_supported"] = boost::json::array{"none"};
+        // Public clients revoke their own logins without credentials; registered
+        // clients authenticate (RFC 7009 §2.1).
+        boost::json::array methods{"none"};
+        if (clients) {
+          methods.emplace_back("client_secret_basic");
+          methods.emplace_back("client_secret_post");
+        }
+        metadata.extra["revocation_endpoint_auth_methods_supported"] = std::move(methods);
       }
       // /token takes client_id but checks no client credentials: public clients.
       metadata.token_endpoint_auth_methods_supported = {"none"};
@@ -986,9 +1010,12 @@ auto client_json = [](const gatehouse::Client& c) {
   for (const auto& g : c.grants) grants.emplace_back(g);
   boost::json::array scopes;
   for (const auto& sc : c.scopes) scopes.emplace_back(sc);
+  boost::json::array permissions;
+  for (const auto& p : c.permissions) permissions.emplace_back(p);
   return boost::json::object{{"client_id", c.id},
                              {"grants", std::move(grants)},
                              {"scopes", std::move(scopes)},
+                             {"permissions", std::move(permissions)},
                              {"created_at", c.created_at}};
 };
 
@@ -1003,6 +1030,11 @@ cadd->add_option("--grant", client_grants,
                  "A grant this client may use (repeat; default: client_credentials)")
     ->check(CLI::IsMember({"client_credentials"}));
 cadd->add_option("--scope", client_scopes, "A scope its tokens may carry (repeat)");
+std::vector<std::string> client_permissions;
+cadd->add_option("--permission", client_permissions,
+                 "What else it may do (repeat): introspect (call POST /introspect); default: "
+                 "nothing")
+    ->check(CLI::IsMember({std::string(gatehouse::kIntrospectPermission)}));
 cadd->add_option("--secret", chosen_secret,
                  "Refused: client secrets are always generated (256 random bits)");
 cadd->callback([&] {
@@ -1029,6 +1061,10 @@ cadd->callback([&] {
         c.scopes.push_back(std::move(part));
     }
   }
+  for (const auto& p : client_permissions) {
+    if (std::find(c.permissions.begin(), c.permissions.end(), p) == c.permissions.end())
+      c.permissions.push_back(p);
+  }
   c.created_at = gatehouse::jwt::now_seconds();
   const std::string secret = gatehouse::generate_client_secret();
   c.secret_hash = gatehouse::hash_client_secret(gatehouse::client_secret_key(*store), secret);
@@ -1051,8 +1087,12 @@ clist->callback([&] {
     } else {
       std::string scopes_text;
       for (const auto& sc : c.scopes) scopes_text += (scopes_text.empty() ? "" : " ") + sc;
+      std::string permissions_text;
+      for (const auto& p : c.permissions)
+        permissions_text += (permissions_text.empty() ? "" : " ") + p;
       std::cout << c.id << "\t" << (scopes_text.empty() ? "-" : scopes_text) << "\t"
-                << utc_time(c.created_at) << "\n";
+                << utc_time(c.created_at) << "\t"
+                << (permissions_text.empty() ? "-" : permissions_text) << "\n";
     }
   }
 });

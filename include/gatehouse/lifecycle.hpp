@@ -13,6 +13,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -69,6 +70,28 @@ class TokenStore {
   // Deletes every token of the family; false when there was none.
   virtual bool revoke_refresh_family(std::string_view family) = 0;
 
+  struct RotateRequest {
+    std::string hash;            // of the presented token
+    std::string successor_hash;  // of its successor
+    std::string scope;           // the successor's
+  };
+  struct RotateOutcome {
+    RotateStatus status = RotateStatus::unknown;
+    RefreshTokenRecord successor;  // rotated, replayed
+    std::exception_ptr error;      // set: this rotation failed and left no trace
+  };
+  // Several rotations, each exactly as rotate_refresh_token would do it, in order (a
+  // later one sees an earlier one's result). A store that can puts them in one
+  // transaction with one commit, so one disk flush serves them all (group commit; see
+  // batches_rotations). One that fails alone gets its error; the others stand. Throws
+  // when the batch as a whole could not be committed: then none happened.
+  [[nodiscard]] virtual std::vector<RotateOutcome> rotate_refresh_tokens(
+      const std::vector<RotateRequest>& batch, std::int64_t now, std::int64_t idle_seconds,
+      std::int64_t grace_seconds);
+  // True when rotate_refresh_tokens commits a batch at once (worth gathering one);
+  // false: it runs them one transaction each, and concurrent callers do better.
+  [[nodiscard]] virtual bool batches_rotations() const { return false; }
+
   struct DeniedToken {
     std::int64_t seq = 0;  // increasing with each denial
     std::string key;       // hex SHA-256 of the token's signed part
@@ -87,10 +110,13 @@ class TokenStore {
 // (an atomic load when the list is empty, otherwise one SHA-256 of the signature and a
 // hash lookup under a shared lock) and kept current from the store by a background
 // thread that reads only the denials it has not seen yet.
-class DenyList {
+//
+// A DenyList is a RevocationList: set it as VerifierOptions::revocations and every
+// dependency built on that verifier (bearer_claims, current_user) refuses revoked tokens.
+class DenyList final : public RevocationList {
  public:
   explicit DenyList(std::shared_ptr<TokenStore> store, std::function<std::int64_t()> clock = {});
-  ~DenyList();
+  ~DenyList() override;
   DenyList(const DenyList&) = delete;
   DenyList& operator=(const DenyList&) = delete;
 
@@ -100,6 +126,7 @@ class DenyList {
   [[nodiscard]] static std::string key(const VerifiedToken& token);
 
   [[nodiscard]] bool denied(const VerifiedToken& token) const;
+  [[nodiscard]] bool revoked(const VerifiedToken& token) const override { return denied(token); }
   // Stores the denial, and applies it here at once.
   void deny(const VerifiedToken& token);
   // Reads new denials from the store and forgets expired ones.
@@ -148,6 +175,14 @@ class RefreshTokens {
   // Rotates `token`, giving its successor scope `scope` (already checked by the caller
   // against find()).
   [[nodiscard]] Rotation rotate(std::string_view token, const std::string& scope) const;
+  // The same, answered through `done`, called exactly once: with the rotation, or with
+  // the store's error (and an unknown rotation). On a store that batches rotations
+  // (SQLite), a committer thread gathers the rotations that arrive while it commits
+  // and commits them together: `done` runs on that thread, after the commit, so an
+  // answer is never sent for a rotation that is not durable. On another store it
+  // rotates here and calls `done` before returning.
+  using RotationDone = std::function<void(Rotation, std::exception_ptr)>;
+  void rotate_later(std::string_view token, const std::string& scope, RotationDone done) const;
   [[nodiscard]] std::optional<RefreshTokenRecord> find(std::string_view token) const;
   // Revokes the family of `token`; false when it names none.
   bool revoke(std::string_view token) const;
@@ -156,9 +191,13 @@ class RefreshTokens {
   [[nodiscard]] const RefreshTokenOptions& options() const noexcept { return options_; }
 
  private:
+  class Committer;
+  [[nodiscard]] std::string successor_of(std::string_view token) const;
+
   std::shared_ptr<TokenStore> store_;
   std::string key_;
   RefreshTokenOptions options_;
+  std::shared_ptr<Committer> committer_;  // when the store batches rotations
 };
 
 // The form of a token request (RFC 6749 §4.3.2 and §6): grant_type, username,
@@ -179,11 +218,21 @@ struct TokenRequest {
 // A random secret for RefreshTokens (32 bytes from the CSPRNG, base64url).
 std::string generate_refresh_key();
 
+class ClientRegistry;
+
 // POST /revoke (RFC 7009): form fields `token` and `token_type_hint`. A refresh token
 // revokes its family; an access token that `verifier` accepts goes on `deny_list`.
-// Unknown tokens get 200 too. Without registered clients, the token is its own proof.
+// Unknown tokens get 200 too. Without registered clients (`clients` null), the token is
+// its own proof: whoever holds it may revoke it. With them (RFC 7009 §2.1), a client
+// that presents credentials must authenticate (else 401 invalid_client) and may revoke
+// only the tokens issued to it (a token of another client, or of no client, is refused:
+// 400 unauthorized_client, and stays valid); a token issued to a client (its
+// `client_id` claim) cannot be revoked without that client's credentials (401
+// invalid_client); a token issued to no client (a password login of a public client)
+// may still be revoked by its holder without credentials.
 Route& install_revoke(App& app, std::shared_ptr<const Verifier> verifier,
-                      std::shared_ptr<DenyList> deny_list, std::shared_ptr<RefreshTokens> refresh);
+                      std::shared_ptr<DenyList> deny_list, std::shared_ptr<RefreshTokens> refresh,
+                      std::shared_ptr<const ClientRegistry> clients = nullptr);
 
 // An RFC 6749 §5.2 error response: 400 {"error", "error_description"}, no-store.
 Response oauth_error(std::string_view error, std::string_view description);

@@ -50,6 +50,12 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
   gatehouse::Counter* rotated = &metrics->tokens_refreshed("rotated");
   gatehouse::Counter* replayed = &metrics->tokens_refreshed("replayed");
   gatehouse::Counter* reused = &metrics->tokens_refreshed("reused");
+  const bool strict = config.strict;
+  // Strict mode: every requested scope must be one the server knows.
+  auto known_scope = [](const std::string& s) {
+    const auto& all = scopes();
+    return std::any_of(all.begin(), all.end(), [&](const auto& kv) { return kv.first == s; });
+  };
   const gatehouse::Model Token{"Token",
                                {{"access_token", "string", true},
                                 {"token_type", "string", true},
@@ -64,6 +70,7 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
     }
     return out;
   };
+  const gatehouse::App* owner = &app;  // outlives every request; its logger may change
   app.post(
       "/token",
       {.name = "login_for_access_token",
@@ -72,8 +79,10 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
        .precheck = throttled},
       [=](gatehouse::RequestContext& ctx, const gatehouse::TokenRequest& req,
           const gatehouse::ClientAddress& client) -> gatehouse::Response {
-        auto answer = [&](const std::string& username, const std::vector<std::string>& scopes,
-                          const std::optional<std::string>& refresh_token) {
+        // By value: a rotation's answer is built on the committing thread.
+        auto answer = [tokens, join](const std::string& username,
+                                     const std::vector<std::string>& scopes,
+                                     const std::optional<std::string>& refresh_token) {
           json::array granted;
           for (const auto& s : scopes) granted.emplace_back(s);
           // No client authenticated on these grants, so the token names none: a client_id
@@ -103,9 +112,13 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
             granted = registered.scopes;
           } else {
             for (const auto& s : *req.scopes) {
-              if (std::find(registered.scopes.begin(), registered.scopes.end(), s) !=
-                      registered.scopes.end() &&
-                  std::find(granted.begin(), granted.end(), s) == granted.end()) {
+              const bool allowed = std::find(registered.scopes.begin(), registered.scopes.end(),
+                                             s) != registered.scopes.end();
+              if (!allowed && strict) {
+                return oauth_error("invalid_scope",
+                                   "A requested scope is not allowed for this client");
+              }
+              if (allowed && std::find(granted.begin(), granted.end(), s) == granted.end()) {
                 granted.push_back(s);
               }
             }
@@ -140,12 +153,21 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
             return oauth_error("invalid_grant", "Incorrect username or password");
           }
           if (throttle) throttle->succeeded(*req.username);
+          // Strict mode: a disabled user gets no token (the tutorial hands one out).
+          if (strict && user->disabled) {
+            return oauth_error("invalid_grant", "The user is disabled");
+          }
           std::vector<std::string> granted;
           for (const auto& s : req.scopes.value_or(std::vector<std::string>{})) {
-            if (user->scopes.empty() ||
-                std::find(user->scopes.begin(), user->scopes.end(), s) != user->scopes.end()) {
-              granted.push_back(s);
+            const bool held =
+                user->scopes.empty() ||
+                std::find(user->scopes.begin(), user->scopes.end(), s) != user->scopes.end();
+            // Strict mode: refused (RFC 6749 §5.2), not silently dropped or granted.
+            if (strict && (!held || !known_scope(s))) {
+              return oauth_error("invalid_scope",
+                                 "A requested scope is unknown or not granted to this user");
             }
+            if (held) granted.push_back(s);
           }
           std::optional<std::string> refresh_token;
           if (refresh) refresh_token = refresh->issue(user->username, join(granted));
@@ -175,21 +197,49 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
           if (!user || user->disabled) {
             return oauth_error("invalid_grant", "The user is disabled or no longer exists");
           }
-          auto rotation = refresh->rotate(*req.refresh_token, join(scopes));
-          switch (rotation.status) {
-            case gatehouse::RotateStatus::rotated:
-            case gatehouse::RotateStatus::replayed:
-              (rotation.status == gatehouse::RotateStatus::rotated ? rotated : replayed)->inc();
-              refresh_tokens->inc();
-              return answer(user->username, scopes, rotation.token);
-            case gatehouse::RotateStatus::reused:
-              reused->inc();
-              return oauth_error("invalid_grant",
-                                 "The refresh token was used already; its login is revoked");
-            case gatehouse::RotateStatus::unknown:
-              break;
-          }
-          return oauth_error("invalid_grant", "The refresh token is invalid, expired or revoked");
+          // Answered once the rotation is committed (on SQLite, together with the
+          // rotations that arrived meanwhile: one disk flush for all; see
+          // RefreshTokens::rotate_later). This thread goes back to the pool.
+          auto later = std::make_shared<gatehouse::Later>();
+          refresh->rotate_later(
+              *req.refresh_token, join(scopes),
+              [later, answer, owner, scopes, rotated, replayed, reused, refresh_tokens,
+               username = user->username, request_id = std::string(ctx.request().request_id())](
+                  gatehouse::RefreshTokens::Rotation rotation, std::exception_ptr error) {
+                auto fail = [&](std::string_view what) {
+                  owner->logger()->event(gatehouse::LogLevel::error, "handler_error",
+                                         {{"request_id", request_id},
+                                          {"method", "POST"},
+                                          {"route", "/token"},
+                                          {"error", what}});
+                  later->complete(HttpException(500, "Internal Server Error").to_response());
+                };
+                try {
+                  if (error) std::rethrow_exception(error);
+                  switch (rotation.status) {
+                    case gatehouse::RotateStatus::rotated:
+                    case gatehouse::RotateStatus::replayed:
+                      (rotation.status == gatehouse::RotateStatus::rotated ? rotated : replayed)
+                          ->inc();
+                      refresh_tokens->inc();
+                      return later->complete(answer(username, scopes, rotation.token));
+                    case gatehouse::RotateStatus::reused:
+                      reused->inc();
+                      return later->complete(
+                          oauth_error("invalid_grant",
+                                      "The refresh token was used already; its login is revoked"));
+                    case gatehouse::RotateStatus::unknown:
+                      break;
+                  }
+                  later->complete(oauth_error("invalid_grant",
+                                              "The refresh token is invalid, expired or revoked"));
+                } catch (const std::exception& e) {
+                  fail(e.what());
+                } catch (...) {
+                  fail("unknown error");
+                }
+              });
+          return gatehouse::Response::deferred(std::move(later));
         }
         std::string supported = "grant_type must be password";
         if (refresh) supported += refresh && clients ? ", refresh_token" : " or refresh_token";
@@ -296,9 +346,11 @@ void install(gatehouse::App& app, const Config& config) {
   // library's ready dependency, with the store as the user loader.
   auto get_current_user = gatehouse::current_user<gatehouse::User>(
       verifier, oauth2_scheme,
-      [users, deny_list = config.deny_list](const gatehouse::VerifiedToken& token) -> UserPtr {
-        // A revoked token is refused as an unknown one is: "Could not validate credentials".
-        if (deny_list && deny_list->denied(token)) return nullptr;
+      [users, deny_list = config.deny_list, checked = verifier->options().revocations](
+          const gatehouse::VerifiedToken& token) -> UserPtr {
+        // A revoked token is refused as an unknown one is: "Could not validate credentials"
+        // (by the verifier itself when the deny-list is its revocation list).
+        if (deny_list && deny_list != checked && deny_list->denied(token)) return nullptr;
         // A client_credentials token names a client, never a user, even when a user
         // has the same name as the client.
         if (token.claims.contains("gty")) return nullptr;
@@ -328,17 +380,18 @@ void install(gatehouse::App& app, const Config& config) {
           .to_response();
     };
   }
-  if (config.refresh || config.clients) {
+  if (config.refresh || config.clients || config.strict) {
     install_refresh_token_endpoint(app, config, tokens, authenticate_user, throttled,
                                    failure_deadline);
   }
   if (config.deny_list) {
-    gatehouse::install_revoke(app, verifier, config.deny_list, config.refresh);
+    gatehouse::install_revoke(app, verifier, config.deny_list, config.refresh, config.clients);
   }
   if (config.clients) {
-    gatehouse::install_introspect(app, config.clients, verifier, config.deny_list, config.refresh);
+    gatehouse::install_introspect(app, config.clients, verifier, config.deny_list, config.refresh,
+                                  users);
   }
-  if (!config.refresh && !config.clients)
+  if (!config.refresh && !config.clients && !config.strict)
     app.post(
         "/token",
         {.name = "login_for_access_token",
@@ -391,12 +444,24 @@ void install(gatehouse::App& app, const Config& config) {
       },
       Security(get_current_active_user, {"items"}));
 
-  app.get(
-      "/status/", {.name = "read_system_status"},
-      [](const UserPtr&) {
-        return json::value{{"status", "ok"}};
-      },
-      Depends(get_current_user));
+  if (config.strict) {
+    // Strict mode: a disabled user's tokens stop working here too.
+    app.get(
+        "/status/", {.name = "read_system_status"},
+        [](const UserPtr&) {
+          return json::value{{"status", "ok"}};
+        },
+        Depends(gatehouse::active_user<gatehouse::User>(
+            Depends(get_current_user),
+            [](const gatehouse::User& current_user) { return !current_user.disabled; })));
+  } else {
+    app.get(
+        "/status/", {.name = "read_system_status"},
+        [](const UserPtr&) {
+          return json::value{{"status", "ok"}};
+        },
+        Depends(get_current_user));
+  }
 
   // First-steps page: the raw bearer string is echoed, nothing is verified.
   app.get(

@@ -9,6 +9,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "gatehouse/clients.hpp"
 #include "gatehouse/jwt.hpp"
 #include "security/base64url.hpp"
 
@@ -152,7 +153,123 @@ void DenyList::start(std::chrono::milliseconds interval) {
   });
 }
 
+// ---- TokenStore -----------------------------------------------------------------------
+
+std::vector<TokenStore::RotateOutcome> TokenStore::rotate_refresh_tokens(
+    const std::vector<RotateRequest>& batch, std::int64_t now, std::int64_t idle_seconds,
+    std::int64_t grace_seconds) {
+  std::vector<RotateOutcome> out(batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    try {
+      out[i].status = rotate_refresh_token(batch[i].hash, batch[i].successor_hash, batch[i].scope,
+                                           now, idle_seconds, grace_seconds, out[i].successor);
+    } catch (...) {
+      out[i] = RotateOutcome{};
+      out[i].error = std::current_exception();
+    }
+  }
+  return out;
+}
+
 // ---- RefreshTokens -------------------------------------------------------------------
+
+// Group commit: rotations queue here while the store commits the previous batch; the
+// thread then takes them all and commits them in one transaction (one disk flush),
+// and only then answers each. Under load a batch holds about as many rotations as
+// arrived during one commit; alone, a rotation waits for nothing but its own commit.
+class RefreshTokens::Committer {
+ public:
+  struct Job {
+    TokenStore::RotateRequest request;
+    std::string successor;
+    RotationDone done;
+  };
+
+  Committer(std::shared_ptr<TokenStore> store, const RefreshTokenOptions& options)
+      : store_(std::move(store)), options_(options), thread_([this] { run(); }) {}
+  ~Committer() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();  // run() answers every queued job before it returns
+  }
+  Committer(const Committer&) = delete;
+  Committer& operator=(const Committer&) = delete;
+
+  void submit(Job job) {
+    {
+      std::lock_guard lock(mutex_);
+      queue_.push_back(std::move(job));
+    }
+    wake_.notify_one();
+  }
+
+ private:
+  // A bound on one transaction; more simply wait for the next.
+  static constexpr std::size_t kMaxBatch = 1024;
+
+  void run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, nothing left
+      std::vector<Job> jobs;
+      if (queue_.size() <= kMaxBatch) {
+        jobs.swap(queue_);
+      } else {
+        jobs.assign(std::make_move_iterator(queue_.begin()),
+                    std::make_move_iterator(queue_.begin() + kMaxBatch));
+        queue_.erase(queue_.begin(), queue_.begin() + kMaxBatch);
+      }
+      lock.unlock();
+      commit(jobs);
+      lock.lock();
+    }
+  }
+
+  void commit(std::vector<Job>& jobs) {
+    std::vector<TokenStore::RotateRequest> batch;
+    batch.reserve(jobs.size());
+    for (auto& j : jobs) batch.push_back(std::move(j.request));
+    std::vector<TokenStore::RotateOutcome> outcomes;
+    std::exception_ptr failed;
+    try {
+      outcomes = store_->rotate_refresh_tokens(batch, options_.clock(), options_.idle_seconds,
+                                               options_.grace_seconds);
+      if (outcomes.size() != jobs.size()) throw std::logic_error("rotation batch miscounted");
+    } catch (...) {
+      failed = std::current_exception();
+    }
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      Rotation r;
+      std::exception_ptr error = failed;
+      if (!failed) {
+        error = outcomes[i].error;
+        r.status = outcomes[i].status;
+        if (!error && (r.status == RotateStatus::rotated || r.status == RotateStatus::replayed)) {
+          r.token = std::move(jobs[i].successor);
+          r.record = std::move(outcomes[i].successor);
+        }
+      }
+      if (error) r.status = RotateStatus::unknown;
+      try {
+        jobs[i].done(std::move(r), error);
+      } catch (...) {
+        // A callback that throws must not cost the others their answers.
+      }
+    }
+  }
+
+  std::shared_ptr<TokenStore> store_;
+  RefreshTokenOptions options_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<Job> queue_;
+  bool stop_ = false;
+  std::thread thread_;  // last: started once the rest is built
+};
 
 std::string generate_refresh_key() { return b64::encode_url(random_bytes(32)); }
 
@@ -162,6 +279,7 @@ RefreshTokens::RefreshTokens(std::shared_ptr<TokenStore> store, std::string key,
   if (!store_) throw std::invalid_argument("RefreshTokens needs a token store");
   if (key_.size() < 32) throw std::invalid_argument("the refresh key is too short");
   options_.clock = or_system_clock(std::move(options_.clock));
+  if (store_->batches_rotations()) committer_ = std::make_shared<Committer>(store_, options_);
 }
 
 std::string RefreshTokens::hash(std::string_view token) { return hex(sha256_raw(token)); }
@@ -185,12 +303,9 @@ std::optional<RefreshTokenRecord> RefreshTokens::find(std::string_view token) co
   return store_->find_refresh_token(hash(token), options_.clock());
 }
 
-RefreshTokens::Rotation RefreshTokens::rotate(std::string_view token,
-                                              const std::string& scope) const {
-  Rotation out;
-  if (token.empty() || token.size() > kMaxTokenBytes) return out;
-  // The successor is derived, not drawn: a replay within the grace period, on any
-  // instance, gets the same one, and the store keeps only hashes.
+// The successor is derived, not drawn: a replay within the grace period, on any
+// instance, gets the same one, and the store keeps only hashes.
+std::string RefreshTokens::successor_of(std::string_view token) const {
   std::array<unsigned char, 32> mac{};
   unsigned int len = 0;
   if (HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()),
@@ -198,7 +313,35 @@ RefreshTokens::Rotation RefreshTokens::rotate(std::string_view token,
            &len) == nullptr) {
     throw std::runtime_error("HMAC-SHA256 failed");
   }
-  out.token = b64::encode_url(std::string_view(reinterpret_cast<const char*>(mac.data()), len));
+  return b64::encode_url(std::string_view(reinterpret_cast<const char*>(mac.data()), len));
+}
+
+void RefreshTokens::rotate_later(std::string_view token, const std::string& scope,
+                                 RotationDone done) const {
+  if (!committer_ || token.empty() || token.size() > kMaxTokenBytes) {
+    Rotation r;
+    std::exception_ptr error;
+    try {
+      r = rotate(token, scope);
+    } catch (...) {
+      r = Rotation{};
+      error = std::current_exception();
+    }
+    done(std::move(r), error);
+    return;
+  }
+  Committer::Job job;
+  job.successor = successor_of(token);
+  job.request = {hash(token), hash(job.successor), scope};
+  job.done = std::move(done);
+  committer_->submit(std::move(job));
+}
+
+RefreshTokens::Rotation RefreshTokens::rotate(std::string_view token,
+                                              const std::string& scope) const {
+  Rotation out;
+  if (token.empty() || token.size() > kMaxTokenBytes) return out;
+  out.token = successor_of(token);
   out.status =
       store_->rotate_refresh_token(hash(token), hash(out.token), scope, options_.clock(),
                                    options_.idle_seconds, options_.grace_seconds, out.record);
@@ -279,7 +422,8 @@ Dependency<TokenRequest> TokenRequest::dependency() {
 }
 
 Route& install_revoke(App& app, std::shared_ptr<const Verifier> verifier,
-                      std::shared_ptr<DenyList> deny_list, std::shared_ptr<RefreshTokens> refresh) {
+                      std::shared_ptr<DenyList> deny_list, std::shared_ptr<RefreshTokens> refresh,
+                      std::shared_ptr<const ClientRegistry> clients) {
   if (!verifier || !deny_list)
     throw std::invalid_argument("install_revoke needs a verifier and a deny-list");
   // Revocations by token type and client in /metrics.
@@ -288,40 +432,73 @@ Route& install_revoke(App& app, std::shared_ptr<const Verifier> verifier,
   Counter* refresh_revoked = &metrics->tokens_revoked("refresh_token");
   return app.post(
       "/revoke", {.name = "revoke_token", .offload = true, .summary = "Revoke a token (RFC 7009)"},
-      [verifier, deny_list, refresh, metrics, access_revoked,
-       refresh_revoked](const RevokeForm& form) -> Response {
+      [verifier, deny_list, refresh, clients, metrics, access_revoked, refresh_revoked](
+          RequestContext& ctx, const RevokeForm& form) -> Response {
+        const Headers no_store{{"Cache-Control", "no-store"}, {"Pragma", "no-cache"}};
+        // RFC 7009 §2.1: the client's credentials first, then the token's owner.
+        ClientAuthentication auth;
+        if (clients) {
+          auth = authenticate_client(ctx, *clients);
+          if (auth.attempted && !auth.client) return invalid_client(auth);
+        }
         if (!form.token || form.token->empty()) {
           return oauth_error("invalid_request", "the token parameter is required");
         }
         const std::string& token = *form.token;
-        const bool access_first = form.token_type_hint && *form.token_type_hint == "access_token";
-        auto revoke_access = [&] {
+        // Found tokens, with the client each was issued to ("" for none).
+        std::optional<VerifiedToken> access;
+        std::optional<RefreshTokenRecord> refreshing;
+        auto find_access = [&] {
           if (token.size() > 64 * 1024) return false;
           auto verified = verifier->verify(token);
-          if (!verified) return false;  // garbage, or refused already (expired, foreign)
-          deny_list->deny(*verified);
-          // A client's token names its registered id (signed here), so the label is bounded.
-          auto client = verified->claims.find("client_id");
-          if (client != verified->claims.end() && client->value().is_string()) {
-            metrics->tokens_revoked("access_token", client->value().as_string()).inc();
+          if (!verified) return false;  // garbage, or refused already (expired, foreign, revoked)
+          access = std::move(*verified);
+          return true;
+        };
+        auto find_refresh = [&] {
+          if (!refresh) return false;
+          refreshing = refresh->find(token);  // a spent one names its family too
+          return refreshing.has_value();
+        };
+        // RFC 7009 §2.1: the hint only says where to look first.
+        if (form.token_type_hint && *form.token_type_hint == "access_token") {
+          if (!find_access()) find_refresh();
+        } else {
+          if (!find_refresh()) find_access();
+        }
+        if (!access && !refreshing) return Response::json(200, boost::json::object{}, no_store);
+        if (clients) {
+          std::string owner;  // refresh tokens come from password logins: no client
+          if (access) {
+            const auto* cid = access->claims.if_contains("client_id");
+            if (cid != nullptr && cid->is_string()) owner = std::string(cid->get_string());
+          }
+          if (auth.client) {
+            if (owner != auth.client->id) {
+              return Response::json(
+                  400,
+                  boost::json::object{
+                      {"error", "unauthorized_client"},
+                      {"error_description", "The token was not issued to this client"}},
+                  no_store);
+            }
+          } else if (!owner.empty()) {
+            // A client's token: only that client, authenticated, may revoke it.
+            return invalid_client(auth);
+          }
+        }
+        if (access) {
+          deny_list->deny(*access);
+          // A client's token names its registered id (signed here): a bounded label.
+          const auto* cid = access->claims.if_contains("client_id");
+          if (cid != nullptr && cid->is_string()) {
+            metrics->tokens_revoked("access_token", cid->get_string()).inc();
           } else {
             access_revoked->inc();
           }
-          return true;
-        };
-        auto revoke_refresh = [&] {
-          if (!refresh || !refresh->revoke(token)) return false;
-          refresh_revoked->inc();
-          return true;
-        };
-        // RFC 7009 §2.1: the hint only says where to look first.
-        if (access_first) {
-          if (!revoke_access()) revoke_refresh();
-        } else {
-          if (!revoke_refresh()) revoke_access();
         }
-        return Response::json(200, boost::json::object{},
-                              {{"Cache-Control", "no-store"}, {"Pragma", "no-cache"}});
+        if (refreshing && refresh->revoke(token)) refresh_revoked->inc();
+        return Response::json(200, boost::json::object{}, no_store);
       },
       Depends(revoke_form()));
 }

@@ -87,8 +87,13 @@ def test_tokens_by_grant_and_client(lifecycle):
 
     # Revocations: a user's access token, a client's, and a refresh token.
     third = password_login(url)
-    for token in (third["access_token"], client_token, third["refresh_token"]):
+    for token in (third["access_token"], third["refresh_token"]):
         assert httpx.post(url + "/revoke", data={"token": token}, timeout=30).status_code == 200
+    # A client's token: only that client may revoke it.
+    assert httpx.post(url + "/revoke", data={"token": client_token}, timeout=30).status_code == 401
+    r = httpx.post(url + "/revoke", data={"token": client_token}, headers=basic("svc", secrets["svc"]),
+                   timeout=30)
+    assert r.status_code == 200, r.text
     # Garbage revokes nothing.
     assert httpx.post(url + "/revoke", data={"token": "not-a-token"}, timeout=30).status_code == 200
     after = samples(url)
