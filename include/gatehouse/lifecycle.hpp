@@ -140,7 +140,14 @@ class DenyList final : public RevocationList {
   std::shared_ptr<TokenStore> store_;
   std::function<std::int64_t()> clock_;
   mutable std::shared_mutex mutex_;
-  std::unordered_map<std::string, std::int64_t> denied_;  // raw SHA-256 -> exp
+  // raw SHA-256 -> exp; looked up by a string_view (no key string built per check)
+  struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view k) const noexcept {
+      return std::hash<std::string_view>{}(k);
+    }
+  };
+  std::unordered_map<std::string, std::int64_t, KeyHash, std::equal_to<>> denied_;
   std::atomic<bool> empty_{true};
   std::int64_t seen_ = 0;
   std::int64_t last_prune_ = 0;

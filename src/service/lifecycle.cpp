@@ -17,13 +17,32 @@ namespace gatehouse {
 
 namespace {
 
-std::string sha256_raw(std::string_view data) {
-  std::array<unsigned char, 32> md{};
+// SHA-256 with the implementation fetched once and a context per thread: EVP_Digest
+// would look the algorithm up in the provider and allocate a context on every call,
+// and this runs on every verification while the deny-list holds entries.
+void sha256_into(std::string_view data, unsigned char out[32]) {
+  static EVP_MD* const md = [] {
+    EVP_MD* m = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    if (m == nullptr) throw std::runtime_error("OpenSSL has no SHA-256");
+    return m;
+  }();
+  struct Ctx {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Ctx() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Ctx t;
   unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha256(), nullptr) != 1) {
+  if (t.ctx == nullptr || EVP_DigestInit_ex2(t.ctx, md, nullptr) != 1 ||
+      EVP_DigestUpdate(t.ctx, data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(t.ctx, out, &len) != 1 || len != 32) {
     throw std::runtime_error("SHA-256 failed");
   }
-  return std::string(reinterpret_cast<const char*>(md.data()), len);
+}
+
+std::string sha256_raw(std::string_view data) {
+  std::array<unsigned char, 32> md{};
+  sha256_into(data, md.data());
+  return std::string(reinterpret_cast<const char*>(md.data()), md.size());
 }
 
 std::string hex(std::string_view raw) {
@@ -94,9 +113,11 @@ std::string DenyList::key(const VerifiedToken& token) {
 
 bool DenyList::denied(const VerifiedToken& token) const {
   if (empty_.load(std::memory_order_acquire)) return false;
-  const std::string k = sha256_raw(token.signing_input);
+  std::array<unsigned char, 32> k{};  // on the stack: no allocation per check
+  sha256_into(token.signing_input, k.data());
+  const std::string_view key(reinterpret_cast<const char*>(k.data()), k.size());
   std::shared_lock lock(mutex_);
-  return denied_.find(k) != denied_.end();
+  return denied_.find(key) != denied_.end();
 }
 
 void DenyList::apply(const std::string& raw_key, std::int64_t expires_at) {
