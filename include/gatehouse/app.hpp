@@ -135,11 +135,13 @@ class App {
   // Runs a dispatched route: parses a declared form body, resolves the dependency
   // tree and the handler, and turns an HttpException into its response, a
   // StoreUnavailable into a 503 with Retry-After, and any other exception into a 500.
-  // A StoreWouldBlock (store.hpp) is let through to the caller.
+  // A StoreWouldBlock (store.hpp) is let through to the caller. A deferred answer
+  // (Response::later) is returned as is.
   [[nodiscard]] Response run(const Route& route, const Request& request) const;
   // The route's precheck (RouteOptions::precheck), if it has one and it answers.
   [[nodiscard]] std::optional<Response> precheck(const Route& route, const Request& request) const;
-  // dispatch(), precheck() then run(), on the calling thread. For tests and embedding.
+  // dispatch(), precheck() then run(), on the calling thread (waiting for a deferred
+  // answer). For tests and embedding.
   [[nodiscard]] Response handle(const Request& request) const;
 
   // The OpenAPI 3.0.2 document, derived from the declared routes.

@@ -601,7 +601,15 @@ class Session : public std::enable_shared_from_this<Session> {
         answer = state_.app.run(*route, request_);
       } catch (const StoreWouldBlock&) {
       }
-      if (answer) return respond(std::move(*answer));
+      if (answer && !answer->later) return respond(std::move(*answer));
+      if (answer) {
+        // Answered later by another thread (Response::deferred): wait without a thread.
+        stream_.expires_never();
+        waiting_ = true;
+        running_ = true;  // under way: a half-close needs no probe
+        answer_when_done(*answer->later);
+        return watch_peer();
+      }
     }
     offload(state_.store_pool(), route, precheck_there, state_.options.store_queue_timeout,
             "Service Unavailable: too many requests waiting for the database");
@@ -638,6 +646,7 @@ class Session : public std::enable_shared_from_this<Session> {
           res = HttpException(503, busy, {{"Retry-After", "1"}}).to_response();
         }
       }
+      if (res.later) return self->answer_when_done(*res.later);
       net::post(self->stream_.get_executor(),
                 [self, res = std::move(res)]() mutable { self->answer(std::move(res)); });
     });
@@ -716,6 +725,15 @@ class Session : public std::enable_shared_from_this<Session> {
                        self->held_.reset();
                        self->respond(std::move(r));
                      });
+  }
+
+  // A deferred answer goes to answer() on this I/O thread, from whichever thread
+  // completes it.
+  void answer_when_done(Later& later) {
+    later.then([self = shared_from_this()](Response r) {
+      net::post(self->stream_.get_executor(),
+                [self, r = std::move(r)]() mutable { self->answer(std::move(r)); });
+    });
   }
 
   // The worker's answer, on this I/O thread: after the probe if one is being written.
