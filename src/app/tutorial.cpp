@@ -43,6 +43,13 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
   auto throttle = config.throttle;
   auto refresh = config.refresh;
   auto clients = config.clients;
+  // Tokens by grant and client in /metrics; the fixed series are looked up once.
+  std::shared_ptr<gatehouse::Metrics> metrics = app.metrics();
+  gatehouse::Counter* password_tokens = &metrics->tokens_issued("password");
+  gatehouse::Counter* refresh_tokens = &metrics->tokens_issued("refresh_token");
+  gatehouse::Counter* rotated = &metrics->tokens_refreshed("rotated");
+  gatehouse::Counter* replayed = &metrics->tokens_refreshed("replayed");
+  gatehouse::Counter* reused = &metrics->tokens_refreshed("reused");
   const bool strict = config.strict;
   // Strict mode: every requested scope must be one the server knows.
   auto known_scope = [](const std::string& s) {
@@ -126,6 +133,7 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
                                              {"client_id", registered.id},
                                              {"gty", "client_credentials"}},
                                             registered.id);
+          metrics->tokens_issued("client_credentials", registered.id).inc();
           json::object body{{"access_token", access_token},
                             {"token_type", "bearer"},
                             {"expires_in", tokens->options().lifetime_seconds}};
@@ -163,6 +171,7 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
           }
           std::optional<std::string> refresh_token;
           if (refresh) refresh_token = refresh->issue(user->username, join(granted));
+          password_tokens->inc();
           return answer(user->username, granted, refresh_token);
         }
         if (*req.grant_type == "refresh_token" && refresh) {
@@ -194,8 +203,8 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
           auto later = std::make_shared<gatehouse::Later>();
           refresh->rotate_later(
               *req.refresh_token, join(scopes),
-              [later, answer, owner, scopes, username = user->username,
-               request_id = std::string(ctx.request().request_id())](
+              [later, answer, owner, scopes, rotated, replayed, reused, refresh_tokens,
+               username = user->username, request_id = std::string(ctx.request().request_id())](
                   gatehouse::RefreshTokens::Rotation rotation, std::exception_ptr error) {
                 auto fail = [&](std::string_view what) {
                   owner->logger()->event(gatehouse::LogLevel::error, "handler_error",
@@ -210,8 +219,12 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
                   switch (rotation.status) {
                     case gatehouse::RotateStatus::rotated:
                     case gatehouse::RotateStatus::replayed:
+                      (rotation.status == gatehouse::RotateStatus::rotated ? rotated : replayed)
+                          ->inc();
+                      refresh_tokens->inc();
                       return later->complete(answer(username, scopes, rotation.token));
                     case gatehouse::RotateStatus::reused:
+                      reused->inc();
                       return later->complete(
                           oauth_error("invalid_grant",
                                       "The refresh token was used already; its login is revoked"));

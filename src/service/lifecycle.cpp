@@ -447,10 +447,14 @@ Route& install_revoke(App& app, std::shared_ptr<const Verifier> verifier,
                       std::shared_ptr<const ClientRegistry> clients) {
   if (!verifier || !deny_list)
     throw std::invalid_argument("install_revoke needs a verifier and a deny-list");
+  // Revocations by token type and client in /metrics.
+  std::shared_ptr<Metrics> metrics = app.metrics();
+  Counter* access_revoked = &metrics->tokens_revoked("access_token");
+  Counter* refresh_revoked = &metrics->tokens_revoked("refresh_token");
   return app.post(
       "/revoke", {.name = "revoke_token", .offload = true, .summary = "Revoke a token (RFC 7009)"},
-      [verifier, deny_list, refresh, clients](RequestContext& ctx,
-                                              const RevokeForm& form) -> Response {
+      [verifier, deny_list, refresh, clients, metrics, access_revoked, refresh_revoked](
+          RequestContext& ctx, const RevokeForm& form) -> Response {
         const Headers no_store{{"Cache-Control", "no-store"}, {"Pragma", "no-cache"}};
         // RFC 7009 §2.1: the client's credentials first, then the token's owner.
         ClientAuthentication auth;
@@ -504,8 +508,17 @@ Route& install_revoke(App& app, std::shared_ptr<const Verifier> verifier,
             return invalid_client(auth);
           }
         }
-        if (access) deny_list->deny(*access);
-        if (refreshing) refresh->revoke(token);
+        if (access) {
+          deny_list->deny(*access);
+          // A client's token names its registered id (signed here): a bounded label.
+          const auto* cid = access->claims.if_contains("client_id");
+          if (cid != nullptr && cid->is_string()) {
+            metrics->tokens_revoked("access_token", cid->get_string()).inc();
+          } else {
+            access_revoked->inc();
+          }
+        }
+        if (refreshing && refresh->revoke(token)) refresh_revoked->inc();
         return Response::json(200, boost::json::object{}, no_store);
       },
       Depends(revoke_form()));
