@@ -8,10 +8,12 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <regex>
 #include <stdexcept>
 #include <string>
 #include <thread>
 
+#include "gatehouse/log.hpp"
 #include "gatehouse/metrics.hpp"
 #include "gatehouse/poller.hpp"
 #include "gatehouse/throttle.hpp"
@@ -146,6 +148,42 @@ TEST(Poller, DestroyingItWakesAWaitingThread) {
     poller.start(std::chrono::hours(1), [&] { ++calls; });
   }
   EXPECT_EQ(calls.load(), 0);
+}
+
+// The access line's exact layout (field order, separators), which log shippers that
+// parse by position rely on; the line-opening code is shared with events.
+TEST(LogLayout, AccessAndEventLinesKeepTheirExactLayout) {
+  struct Sink : gatehouse::LogSink {
+    std::mutex mutex;
+    std::string text;
+    void write(std::string_view lines) override {
+      std::lock_guard lock(mutex);
+      text.append(lines);
+    }
+  };
+  auto sink = std::make_shared<Sink>();
+  {
+    gatehouse::Logger log(sink);
+    log.access({.request_id = "r1",
+                .remote = "127.0.0.1",
+                .method = "GET",
+                .path = "/users/me/",
+                .route = "/users/me/",
+                .status = 200,
+                .duration = std::chrono::microseconds(430),
+                .user = "johndoe"});
+    log.access({.request_id = "r2", .method = "GET", .path = "/x", .status = 404});
+    log.event(gatehouse::LogLevel::warning, "reload", {{"ok", false}});
+  }
+  const std::string t = R"(\{"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z",)";
+  const std::regex expected(
+      t + R"("level":"info","event":"access","request_id":"r1","remote":"127.0.0.1",)" +
+      R"("method":"GET","path":"/users/me/","route":"/users/me/","status":200,)" +
+      R"("duration_us":430,"user":"johndoe"\}\n)" + t +
+      R"("level":"info","event":"access","request_id":"r2","remote":"","method":"GET",)" +
+      R"("path":"/x","route":"","status":404,"duration_us":0\}\n)" + t +
+      R"("level":"warning","event":"reload","ok":false\}\n)");
+  EXPECT_TRUE(std::regex_match(sink->text, expected)) << sink->text;
 }
 
 }  // namespace
