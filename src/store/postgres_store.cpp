@@ -1488,7 +1488,10 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
           conn->exec("ping", "SELECT 1");
           last_heard = Clock::now();
           set_up();
-        } catch (const std::exception&) {
+        } catch (const std::exception& e) {
+          // No answer (or an error) to a ping: the database is not answering. Calls fail
+          // at once from now on instead of each waiting out the limit.
+          set_down(e.what());
           ok = false;
         }
       }
