@@ -564,7 +564,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (auto early = state_.app.precheck(*dispatch.route, request_)) {
       return respond(std::move(*early));
     }
-    if (!dispatch.route->options.offload) {
+    if (!state_.app.offloads(*dispatch.route, request_)) {
       Response res = state_.app.run(*dispatch.route, request_);
       if (!res.later) return respond(std::move(res));
       // Answered later by another thread (Response::deferred): wait without a thread.
