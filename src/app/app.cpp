@@ -4,6 +4,7 @@
 
 #include <boost/json/serialize.hpp>
 
+#include "gatehouse/store.hpp"
 #include "http/form.hpp"
 #include "http/text.hpp"
 #include "openapi/docs_pages.hpp"
@@ -84,9 +85,26 @@ Dispatch App::dispatch(const Request& request) const {
   return Dispatch{nullptr, HttpException(404, "Not Found").to_response()};
 }
 
+// The database does not answer (or not in time): a 503 the client may retry, as an
+// overloaded server's, and a log line with the reason. StoreWouldBlock is no
+// std::exception and passes through both run() and precheck() to the server.
+Response App::store_unavailable(const Route& route, const Request& request,
+                                const std::exception& e) const {
+  logger_->event(LogLevel::warning, "store_unavailable",
+                 {{"request_id", request.request_id()},
+                  {"method", route.method},
+                  {"route", route.path},
+                  {"error", e.what()}});
+  return HttpException(503, "Service Unavailable: the database is not answering, try again",
+                       {{"Retry-After", "1"}})
+      .to_response();
+}
+
 Response App::run(const Route& route, const Request& request) const {
   try {
     return run_unguarded(route, request);
+  } catch (const StoreUnavailable& e) {
+    return store_unavailable(route, request, e);
   } catch (const std::exception& e) {
     // A dependency that could not do its work (the database is down, ...): the client
     // gets a 500 with a JSON body, the log gets the reason, the server goes on.
@@ -123,6 +141,8 @@ std::optional<Response> App::precheck(const Route& route, const Request& request
       ctx.set_form(std::move(*form));
     }
     return route.options.precheck(ctx);
+  } catch (const StoreUnavailable& e) {
+    return store_unavailable(route, request, e);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gatehouse: error: %s %s: %s\n", route.method.c_str(), route.path.c_str(),
                  e.what());
@@ -141,8 +161,8 @@ bool App::offloads(const Route& route, const Request& request) const {
       ctx.set_form(std::move(*form));
     }
     return route.options.offload_if(ctx);
-  } catch (const std::exception&) {
-    return true;
+  } catch (...) {
+    return true;  // undecided (a store that would block, a parse error): the pool
   }
 }
 
