@@ -2,6 +2,8 @@
 // order of precedence, checked at start-up: tools/settings.cpp), then library calls.
 // Exit codes a script can rely on: 0 success · 1 runtime error · 2 usage error (a bad
 // argument or setting, or an unsafe file) · 3 no such user (or key) · 4 user exists
+#include <fcntl.h>
+#include <strings.h>
 #include <termios.h>
 #include <unistd.h>
 #include <CLI/CLI.hpp>
@@ -14,7 +16,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -74,11 +78,20 @@ bool is_postgres_url(const std::string& db) {
 // or, for a store that keeps none, in this process.
 std::shared_ptr<gatehouse::LoginThrottle> make_throttle(
     const gatehouse::ThrottleOptions& limits, const std::shared_ptr<gatehouse::UserStore>& store) {
-  if (!limits.enabled) return nullptr;
   std::shared_ptr<gatehouse::ThrottleCounters> counters =
       std::dynamic_pointer_cast<gatehouse::ThrottleCounters>(store);
   if (!counters) counters = gatehouse::memory_throttle_counters();
   return std::make_shared<gatehouse::LoginThrottle>(limits, std::move(counters));
+}
+
+// The throttling settings in a reload event: "user 10/3600s, client 100/600s, blocks 1-900s".
+std::string describe_throttle(const gatehouse::ThrottleOptions& o) {
+  if (!o.enabled) return "off";
+  return "user " + std::to_string(o.user.failures) + "/" + std::to_string(o.user.window.count()) +
+         "s, client " + std::to_string(o.client.failures) + "/" +
+         std::to_string(o.client.window.count()) + "s, blocks " +
+         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(o.base_delay).count()) +
+         "-" + std::to_string(o.max_delay.count()) + "s";
 }
 
 // Reads a password: from standard input (one line) or from the terminal without echo.
@@ -164,6 +177,54 @@ std::string version_text() {
          gatehouse_build::kCompiler + "\nlibraries: Boost " + boost + ", " +
          OpenSSL_version(OPENSSL_VERSION) + ", SQLite " + sqlite3_libversion() + ", CLI11 " +
          CLI11_VERSION + ", libpq (libpq.so.5) loaded when a PostgreSQL store is opened";
+}
+
+// `config check`: the files `serve` would open in its data directory, checked as serve
+// checks them (each problem names its setting).
+void check_data_files(const Setting& dir, const Setting& db, const Setting& alg,
+                      std::vector<std::string>& problems) {
+  auto check_private = [&](const Setting& s, const std::filesystem::path& file) {
+    std::error_code ec;
+    if (!std::filesystem::exists(file, ec)) return;
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    try {
+      if (fd < 0) {
+        s.fail("cannot open " + file.string() + ": " + std::strerror(errno));
+      }
+      gatehouse::require_private_file(fd, file);
+      ::close(fd);
+    } catch (const ExitError& e) {
+      problems.emplace_back(e.what());
+    } catch (const std::exception& e) {
+      if (fd >= 0) ::close(fd);
+      try {
+        s.fail(e.what());
+      } catch (const ExitError& f) {
+        problems.emplace_back(f.what());
+      }
+    }
+  };
+  std::error_code ec;
+  if (std::filesystem::exists(dir.value, ec) && !std::filesystem::is_directory(dir.value, ec)) {
+    try {
+      dir.fail("not a directory");
+    } catch (const ExitError& e) {
+      problems.emplace_back(e.what());
+    }
+    return;
+  }
+  const char* env_key = std::getenv("SECRET_KEY");
+  const bool hs256 = alg.value.empty() || ::strcasecmp(alg.value.c_str(), "HS256") == 0;
+  if (!is_postgres_url(db.value) && hs256 && (env_key == nullptr || *env_key == '\0')) {
+    check_private(dir, std::filesystem::path(dir.value) / "secret_key");
+  }
+  if (!is_postgres_url(db.value)) {
+    if (db.value.empty()) {
+      check_private(dir, std::filesystem::path(dir.value) / "gatehouse.db");
+    } else {
+      check_private(db, db.value);
+    }
+  }
 }
 
 }  // namespace
@@ -361,6 +422,9 @@ int main(int argc, char** argv) {
       settings.add(serve, "", "send-request-id", "GATEHOUSE_SEND_REQUEST_ID", "false", "");
   auto& log_level = settings.add(serve, "--log-level", "log-level", "GATEHOUSE_LOG_LEVEL", "info",
                                  "debug, info, warning or error; SIGHUP re-reads it");
+  log_level.check([](const Setting& s) {
+    if (!gatehouse::parse_log_level(s.value)) s.fail("must be debug, info, warning or error");
+  });
   auto& demo = settings.add(serve, "", "demo-users", "GATEHOUSE_DEMO_USERS", "false", "");
   const std::string secret_key_help =
       "The HS256 key comes from SECRET_KEY, else from DATA_DIR/secret_key (made once, mode "
@@ -416,6 +480,13 @@ int main(int argc, char** argv) {
       "--revocation", revocation_flag,
       "POST /revoke (RFC 7009, logout): revoked access tokens are refused on every "
       "instance within a second [env GATEHOUSE_REVOCATION=true/false] (default: false)");
+  auto& strict_setting = settings.add(serve, "", "strict", "GATEHOUSE_STRICT", "false", "");
+  bool strict_flag = false;
+  serve->add_flag("--strict", strict_flag,
+                  "Drop FastAPI's quirks: /token answers RFC 6749 errors and refuses unknown or "
+                  "unheld scopes (invalid_scope); disabled users get no token and their tokens "
+                  "are refused everywhere; tokens need exp, canonical base64url and no crit "
+                  "[env GATEHOUSE_STRICT=true/false] (default: false)");
   auto& refresh_idle =
       settings.add(serve, "--refresh-token-idle-seconds", "refresh-token-idle-seconds",
                    "GATEHOUSE_REFRESH_TOKEN_IDLE_SECONDS", "1209600",
@@ -459,16 +530,21 @@ int main(int argc, char** argv) {
     // Every setting is checked before anything is opened or served.
     gatehouse::SqliteOptions sqlite;
     sqlite.user_cache_bytes = parse_number(user_cache, 1u << 20) * 1024;
-    gatehouse::ThrottleOptions limits;
-    limits.enabled = (parse_bool(throttle) || throttle_flag) && !no_throttle;
-    limits.user.failures =
-        static_cast<std::uint32_t>(parse_number(throttle_user_failures, 1000000));
-    limits.user.window = std::chrono::seconds(parse_number(throttle_user_window, 31536000));
-    limits.client.failures =
-        static_cast<std::uint32_t>(parse_number(throttle_client_failures, 1000000));
-    limits.client.window = std::chrono::seconds(parse_number(throttle_client_window, 31536000));
-    limits.base_delay = std::chrono::seconds(parse_number(throttle_base, 86400));
-    limits.max_delay = std::chrono::seconds(parse_number(throttle_max, 86400));
+    // The throttling settings (read again by SIGHUP).
+    auto throttle_limits = [&] {
+      gatehouse::ThrottleOptions limits;
+      limits.enabled = (parse_bool(throttle) || throttle_flag) && !no_throttle;
+      limits.user.failures =
+          static_cast<std::uint32_t>(parse_number(throttle_user_failures, 1000000));
+      limits.user.window = std::chrono::seconds(parse_number(throttle_user_window, 31536000));
+      limits.client.failures =
+          static_cast<std::uint32_t>(parse_number(throttle_client_failures, 1000000));
+      limits.client.window = std::chrono::seconds(parse_number(throttle_client_window, 31536000));
+      limits.base_delay = std::chrono::seconds(parse_number(throttle_base, 86400));
+      limits.max_delay = std::chrono::seconds(parse_number(throttle_max, 86400));
+      return limits;
+    };
+    const gatehouse::ThrottleOptions limits = throttle_limits();
     std::shared_ptr<gatehouse::UserStore> store = open_store(*serve_dir, *serve_db, sqlite);
     const bool postgres = is_postgres_url(serve_db->value);
     bool seed = demo.as_bool();
@@ -539,6 +615,13 @@ int main(int argc, char** argv) {
     verify_options.rfc9068 = iss || aud;
     // python-jose ignores crit, and so does the FastAPI default; beyond it, RFC 7515.
     verify_options.reject_crit = alg != gatehouse::Alg::HS256 || verify_options.rfc9068;
+    // Strict mode: RFC 7515/7519 instead of python-jose's leniency.
+    const bool strict = parse_bool(strict_setting) || strict_flag;
+    if (strict) {
+      verify_options.reject_crit = true;
+      verify_options.canonical_base64 = true;
+      verify_options.strict_claims = true;
+    }
 
     gatehouse::ServerOptions options;
     options.host = host.value;
@@ -563,6 +646,8 @@ int main(int argc, char** argv) {
       deny_list = std::make_shared<gatehouse::DenyList>(token_store);
       // Each instance reads new revocations from the store 4 times a second.
       deny_list->start(std::chrono::milliseconds(250));
+      // Every check of a bearer token consults it (in memory).
+      verify_options.revocations = deny_list;
       if (refresh_on) {
         gatehouse::RefreshTokenOptions ro;
         ro.idle_seconds = static_cast<std::int64_t>(parse_number(refresh_idle, 10u * 365 * 86400));
@@ -594,6 +679,18 @@ int main(int argc, char** argv) {
     // found on the store itself (dynamic casts), so they get the unwrapped one.
     const std::shared_ptr<gatehouse::UserStore> raw_store = store;
     if (options.metrics) store = gatehouse::instrument_store(store, app.metrics());
+    // The throttle exists even when it is off, so that SIGHUP can turn it on; off, it
+    // answers at once and touches no counter.
+    auto login_throttle = make_throttle(limits, raw_store);
+    auto throttle_hook = reload->add("throttle", [&, login_throttle] {
+      const auto before = login_throttle->options();
+      settings.resolve(config_file);
+      const auto after = throttle_limits();
+      login_throttle->set_options(after);
+      const auto text = describe_throttle(before);
+      return text == describe_throttle(after) ? "unchanged (" + text + ")"
+                                              : text + " -> " + describe_throttle(after);
+    });
     gatehouse::install_operations(
         app, {.metrics = options.metrics,
               .include_in_schema = parse_bool(ops_in_openapi) || ops_in_openapi_flag});
@@ -620,7 +717,8 @@ int main(int argc, char** argv) {
               .refresh = refresh,
               .deny_list = deny_list,
               .clients = clients,
-              .throttle = make_throttle(limits, raw_store)});
+              .strict = strict,
+              .throttle = login_throttle});
     // Discovery documents, only when what they describe is on (the default
     // /openapi.json stays the FastAPI tutorial's).
     if (alg != gatehouse::Alg::HS256) gatehouse::install_jwks(app, keys);
@@ -642,7 +740,14 @@ int main(int argc, char** argv) {
       }
       if (deny_list) {
         metadata.extra["revocation_endpoint"] = base + "/revoke";
-        metadata.extra["revocation_endpoint_auth_methods_supported"] = boost::json::array{"none"};
+        // Public clients revoke their own logins without credentials; registered
+        // clients authenticate (RFC 7009 §2.1).
+        boost::json::array methods{"none"};
+        if (clients) {
+          methods.emplace_back("client_secret_basic");
+          methods.emplace_back("client_secret_post");
+        }
+        metadata.extra["revocation_endpoint_auth_methods_supported"] = std::move(methods);
       }
       // /token takes client_id but checks no client credentials: public clients.
       metadata.token_endpoint_auth_methods_supported = {"none"};
@@ -666,6 +771,35 @@ int main(int argc, char** argv) {
     gatehouse::serve(app, options);
     logger->event(gatehouse::LogLevel::info, "stopped", {{"message", "gatehouse: stopped"}});
     logger->flush();
+  });
+
+  // ---- config check ----
+  auto* config_cmd = cli.add_subcommand("config", "Check a config file");
+  config_cmd->require_subcommand(1);
+  auto* config_check = config_cmd->add_subcommand(
+      "check",
+      "Check FILE as `gatehouse --config FILE serve` reads it (with this environment): print "
+      "every problem with its setting and exit 2, or print the effective settings (secrets "
+      "masked) and exit 0. Run it as the server's user: file ownership is checked");
+  std::string check_file;
+  bool check_quiet = false;
+  config_check->add_option("file", check_file, "The config file")->required();
+  config_check->add_flag("--quiet", check_quiet, "Print problems only, not the settings");
+  config_check->callback([&] {
+    auto problems = settings.check(check_file, serve);
+    check_data_files(*serve_dir, *serve_db, signing_alg, problems);
+    if (!problems.empty()) {
+      for (const auto& p : problems) std::cerr << "gatehouse: " << p << "\n";
+      throw ExitError(kExitUsage, check_file + ": " + std::to_string(problems.size()) +
+                                      (problems.size() == 1 ? " problem" : " problems"));
+    }
+    if (check_quiet) return;
+    std::cout << "# " << check_file << " is valid; the settings `gatehouse serve` would use:\n";
+    for (const Setting* s : settings.of(serve)) {
+      const bool bare = (s->is_number || s->is_boolean) && !s->is_secret();
+      std::cout << s->key << " = " << (bare ? s->value : s->shown()) << "  # "
+                << (s->is_secret() ? "secret masked, " : "") << "from " << s->origin << "\n";
+    }
   });
 
   // ---- migrate ----
@@ -876,9 +1010,12 @@ auto client_json = [](const gatehouse::Client& c) {
   for (const auto& g : c.grants) grants.emplace_back(g);
   boost::json::array scopes;
   for (const auto& sc : c.scopes) scopes.emplace_back(sc);
+  boost::json::array permissions;
+  for (const auto& p : c.permissions) permissions.emplace_back(p);
   return boost::json::object{{"client_id", c.id},
                              {"grants", std::move(grants)},
                              {"scopes", std::move(scopes)},
+                             {"permissions", std::move(permissions)},
                              {"created_at", c.created_at}};
 };
 
@@ -893,6 +1030,11 @@ cadd->add_option("--grant", client_grants,
                  "A grant this client may use (repeat; default: client_credentials)")
     ->check(CLI::IsMember({"client_credentials"}));
 cadd->add_option("--scope", client_scopes, "A scope its tokens may carry (repeat)");
+std::vector<std::string> client_permissions;
+cadd->add_option("--permission", client_permissions,
+                 "What else it may do (repeat): introspect (call POST /introspect); default: "
+                 "nothing")
+    ->check(CLI::IsMember({std::string(gatehouse::kIntrospectPermission)}));
 cadd->add_option("--secret", chosen_secret,
                  "Refused: client secrets are always generated (256 random bits)");
 cadd->callback([&] {
@@ -919,6 +1061,10 @@ cadd->callback([&] {
         c.scopes.push_back(std::move(part));
     }
   }
+  for (const auto& p : client_permissions) {
+    if (std::find(c.permissions.begin(), c.permissions.end(), p) == c.permissions.end())
+      c.permissions.push_back(p);
+  }
   c.created_at = gatehouse::jwt::now_seconds();
   const std::string secret = gatehouse::generate_client_secret();
   c.secret_hash = gatehouse::hash_client_secret(gatehouse::client_secret_key(*store), secret);
@@ -941,8 +1087,12 @@ clist->callback([&] {
     } else {
       std::string scopes_text;
       for (const auto& sc : c.scopes) scopes_text += (scopes_text.empty() ? "" : " ") + sc;
+      std::string permissions_text;
+      for (const auto& p : c.permissions)
+        permissions_text += (permissions_text.empty() ? "" : " ") + p;
       std::cout << c.id << "\t" << (scopes_text.empty() ? "-" : scopes_text) << "\t"
-                << utc_time(c.created_at) << "\n";
+                << utc_time(c.created_at) << "\t"
+                << (permissions_text.empty() ? "-" : permissions_text) << "\n";
     }
   }
 });

@@ -8,7 +8,10 @@
 
 #include "config_file.hpp"
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -121,56 +124,43 @@ Setting* Settings::find(const CLI::App* cmd, std::string_view key) const {
 }
 
 void Settings::resolve(const std::string& config_file) {
-  std::map<std::string, std::string> config;
-  if (!config_file.empty()) {
-    const int fd = ::open(config_file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw ExitError(kExitUsage, "cannot read config file " + config_file);
-    struct stat st {};
-    const bool stat_ok = ::fstat(fd, &st) == 0;
-    ::close(fd);
-    if (!stat_ok || !S_ISREG(st.st_mode)) {
-      throw ExitError(kExitUsage, "config file " + config_file + " is not a regular file");
-    }
-    if (st.st_uid != ::geteuid() && st.st_uid != 0) {
-      throw ExitError(kExitUsage, "config file " + config_file + " belongs to uid " +
-                                      std::to_string(st.st_uid) +
-                                      ", not to this user or root: whoever owns it chooses "
-                                      "this server's settings");
-    }
-    if ((st.st_mode & 022) != 0) {
-      throw ExitError(kExitUsage, "config file " + config_file + " is writable by group or " +
-                                      "others (mode " + mode_text(st.st_mode) + "); chmod go-w it");
-    }
-    std::ifstream in(config_file);
-    if (!in) throw ExitError(kExitUsage, "cannot read config file " + config_file);
-    try {
-      config = gatehouse::tools::parse_config(in);
-    } catch (const std::exception& e) {
-      throw ExitError(kExitUsage, "config file " + config_file + ": " + e.what());
-    }
-    std::set<std::string> known;
-    for (const auto& s : settings_) known.insert(s->key);
-    for (const auto& [key, value] : config) {
-      if (known.count(key) == 0) {
-        throw ExitError(kExitUsage,
-                        "config file " + config_file + ": unknown setting '" + key + "'");
-      }
-      for (const auto& s : settings_) {
-        if (s->key != key || !s->secret || !s->secret(value)) continue;
-        if ((st.st_mode & 044) != 0) {
-          throw ExitError(kExitUsage, "config file " + config_file + " holds a secret (" + key +
-                                          ") and is readable by group or others (mode " +
-                                          mode_text(st.st_mode) + "); chmod 600 it");
-        }
-      }
-    }
+  resolve_into(config_file, nullptr, nullptr);
+}
+
+std::vector<std::string> Settings::check(const std::string& config_file, const CLI::App* cmd) {
+  std::vector<std::string> problems;
+  resolve_into(config_file, cmd, &problems);
+  return problems;
+}
+
+std::vector<const Setting*> Settings::of(const CLI::App* cmd) const {
+  std::vector<const Setting*> out;
+  for (const auto& s : settings_) {
+    if (s->command == cmd) out.push_back(s.get());
   }
+  return out;
+}
+
+void Settings::resolve_into(const std::string& config_file, const CLI::App* only,
+                            std::vector<std::string>* problems) {
+  // Without `problems`, the first problem throws; with it, each one is kept and the
+  // rest still checked.
+  auto report = [problems](const std::string& message) {
+    if (problems == nullptr) throw ExitError(kExitUsage, message);
+    if (std::find(problems->begin(), problems->end(), message) == problems->end()) {
+      problems->push_back(message);
+    }
+  };
+  std::map<std::string, std::string> config;
+  if (!config_file.empty()) config = read_config(config_file, report);
   std::size_t cli_index = 0;
   std::vector<Setting*> active;
   for (auto& s : settings_) {
     const std::string* cli_value = nullptr;
     if (s->option != nullptr) cli_value = cli_values_[cli_index++].get();
-    if (s->command != nullptr && !s->command->parsed()) continue;
+    if (only != nullptr ? s->command != only : s->command != nullptr && !s->command->parsed()) {
+      continue;
+    }
     active.push_back(s.get());
     if (s->option != nullptr && s->option->count() > 0) {
       s->value = *cli_value;
@@ -188,10 +178,71 @@ void Settings::resolve(const std::string& config_file) {
     }
   }
   for (Setting* s : active) {
-    if (s->is_number) (void)s->as_number();
-    if (s->is_boolean) (void)s->as_bool();
-    for (const auto& check : s->checks) check(*s);
+    try {
+      if (s->is_number) (void)s->as_number();
+      if (s->is_boolean) (void)s->as_bool();
+      for (const auto& check : s->checks) check(*s);
+    } catch (const ExitError& e) {
+      report(e.what());
+    }
   }
+}
+
+std::map<std::string, std::string> Settings::read_config(
+    const std::string& config_file, const std::function<void(const std::string&)>& report) const {
+  const int fd = ::open(config_file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    report("cannot read config file " + config_file + ": " + std::strerror(errno));
+    return {};
+  }
+  struct stat st {};
+  const bool stat_ok = ::fstat(fd, &st) == 0;
+  ::close(fd);
+  if (!stat_ok || !S_ISREG(st.st_mode)) {
+    report("config file " + config_file + " is not a regular file");
+    return {};
+  }
+  if (st.st_uid != ::geteuid() && st.st_uid != 0) {
+    report("config file " + config_file + " belongs to uid " + std::to_string(st.st_uid) +
+           ", not to this user or root: whoever owns it chooses this server's settings");
+  }
+  if ((st.st_mode & 022) != 0) {
+    report("config file " + config_file + " is writable by group or others (mode " +
+           mode_text(st.st_mode) + "); chmod go-w it");
+  }
+  std::map<std::string, std::string> config;
+  std::ifstream in(config_file);
+  if (!in) {
+    report("cannot read config file " + config_file);
+    return {};
+  }
+  try {
+    config = gatehouse::tools::parse_config(in);
+  } catch (const std::exception& e) {
+    report("config file " + config_file + ": " + e.what());
+    return {};
+  }
+  std::set<std::string> known;
+  for (const auto& s : settings_) known.insert(s->key);
+  for (auto it = config.begin(); it != config.end();) {
+    const auto& [key, value] = *it;
+    if (known.count(key) == 0) {
+      report("config file " + config_file + ": unknown setting '" + key + "'");
+      it = config.erase(it);
+      continue;
+    }
+    for (const auto& s : settings_) {
+      if (s->key != key || !s->secret || !s->secret(value)) continue;
+      if ((st.st_mode & 044) != 0) {
+        report("config file " + config_file + " holds a secret (" + key +
+               ") and is readable by group or others (mode " + mode_text(st.st_mode) +
+               "); chmod 600 it");
+        break;
+      }
+    }
+    ++it;
+  }
+  return config;
 }
 
 unsigned long parse_number(const Setting& s, unsigned long max) {

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -84,10 +85,25 @@ class Settings {
   // user or root, or when it holds a secret and is readable by group or others.
   void resolve(const std::string& config_file);
 
+  // `gatehouse config check`: resolves the settings of `cmd` as running it would
+  // (environment, then `config_file`, then defaults; no flags) and runs every check,
+  // returning every problem found (each names its setting or the file) rather than
+  // stopping at the first. Empty: the settings are fine.
+  [[nodiscard]] std::vector<std::string> check(const std::string& config_file, const CLI::App* cmd);
+  // The settings of `cmd`, in the order they were added.
+  [[nodiscard]] std::vector<const Setting*> of(const CLI::App* cmd) const;
+
   // The setting `key` of `cmd`, or nullptr.
   [[nodiscard]] Setting* find(const CLI::App* cmd, std::string_view key) const;
 
  private:
+  // resolve() (`only` null: the parsed commands; the first problem throws) and check().
+  void resolve_into(const std::string& config_file, const CLI::App* only,
+                    std::vector<std::string>* problems);
+  // The config file's keys and values; refusals go to `report` (which may throw).
+  std::map<std::string, std::string> read_config(
+      const std::string& config_file, const std::function<void(const std::string&)>& report) const;
+
   std::vector<std::unique_ptr<Setting>> settings_;
   std::vector<std::unique_ptr<std::string>> cli_values_;
 };

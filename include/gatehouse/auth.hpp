@@ -10,6 +10,10 @@
 // bad token or an unknown user, 401 "Not enough permissions" for a missing scope (both
 // with `WWW-Authenticate: Bearer scope="<the scopes the chain requires>"`), 400
 // "Inactive user" from active_user().
+//
+// Revoked tokens: give the verifier a revocation list once (VerifierOptions::revocations,
+// e.g. the DenyList of lifecycle.hpp that /revoke fills) and every dependency here refuses
+// a revoked token with the same 401 "Could not validate credentials".
 #pragma once
 
 #include <functional>

@@ -32,10 +32,16 @@ struct Client {
   std::string secret_hash;          // hex HMAC-SHA256(client secret key, secret)
   std::vector<std::string> grants;  // e.g. "client_credentials"
   std::vector<std::string> scopes;  // the scopes its tokens may carry
+  // What it may do beyond its grants: "introspect" (call POST /introspect).
+  std::vector<std::string> permissions;
   std::int64_t created_at = 0;
 
   [[nodiscard]] bool allows_grant(std::string_view grant) const;
+  [[nodiscard]] bool may(std::string_view permission) const;
 };
+
+// The permissions a client can be given (gatehouse client add --permission).
+inline constexpr std::string_view kIntrospectPermission = "introspect";
 
 // A new client secret: 32 bytes from the CSPRNG, base64url (43 characters).
 std::string generate_client_secret();
@@ -64,6 +70,8 @@ class ClientRegistry {
   // The client when `secret` is its secret; nullptr otherwise (unknown id, wrong secret).
   [[nodiscard]] std::shared_ptr<const Client> authenticate(std::string_view id,
                                                            std::string_view secret) const;
+  // The client registered as `id` (no authentication), or nullptr.
+  [[nodiscard]] std::shared_ptr<const Client> find(std::string_view id) const;
   // Re-reads the clients from the store when they changed.
   void sync();
   // Calls sync() every `interval` on a thread of its own, until destroyed.
@@ -98,11 +106,17 @@ ClientAuthentication authenticate_client(RequestContext& ctx, const ClientRegist
 Response invalid_client(const ClientAuthentication& auth);
 
 // POST /introspect (RFC 7662): form fields `token` and `token_type_hint`, for
-// registered clients only. Access tokens the verifier accepts (and the deny-list does
-// not hold) and live refresh tokens are active; anything else is {"active": false}.
+// registered clients with the "introspect" permission only (others: 401 invalid_client
+// when they do not authenticate, 403 unauthorized_client when they may not introspect).
+// Access tokens the verifier accepts (and the deny-list does not hold) and live refresh
+// tokens are active, while what they name still exists: a client_credentials token's
+// client in `clients`, and, with `users` set, a user's token's user, enabled. Anything
+// else is {"active": false}. The permission and the client are checked in memory; the
+// user costs one UserStore::find per user token.
 Route& install_introspect(App& app, std::shared_ptr<const ClientRegistry> clients,
                           std::shared_ptr<const Verifier> verifier,
                           std::shared_ptr<DenyList> deny_list,
-                          std::shared_ptr<RefreshTokens> refresh);
+                          std::shared_ptr<RefreshTokens> refresh,
+                          std::shared_ptr<UserStore> users = nullptr);
 
 }  // namespace gatehouse

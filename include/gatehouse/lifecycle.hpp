@@ -87,10 +87,13 @@ class TokenStore {
 // (an atomic load when the list is empty, otherwise one SHA-256 of the signature and a
 // hash lookup under a shared lock) and kept current from the store by a background
 // thread that reads only the denials it has not seen yet.
-class DenyList {
+//
+// A DenyList is a RevocationList: set it as VerifierOptions::revocations and every
+// dependency built on that verifier (bearer_claims, current_user) refuses revoked tokens.
+class DenyList final : public RevocationList {
  public:
   explicit DenyList(std::shared_ptr<TokenStore> store, std::function<std::int64_t()> clock = {});
-  ~DenyList();
+  ~DenyList() override;
   DenyList(const DenyList&) = delete;
   DenyList& operator=(const DenyList&) = delete;
 
@@ -100,6 +103,7 @@ class DenyList {
   [[nodiscard]] static std::string key(const VerifiedToken& token);
 
   [[nodiscard]] bool denied(const VerifiedToken& token) const;
+  [[nodiscard]] bool revoked(const VerifiedToken& token) const override { return denied(token); }
   // Stores the denial, and applies it here at once.
   void deny(const VerifiedToken& token);
   // Reads new denials from the store and forgets expired ones.
@@ -179,11 +183,21 @@ struct TokenRequest {
 // A random secret for RefreshTokens (32 bytes from the CSPRNG, base64url).
 std::string generate_refresh_key();
 
+class ClientRegistry;
+
 // POST /revoke (RFC 7009): form fields `token` and `token_type_hint`. A refresh token
 // revokes its family; an access token that `verifier` accepts goes on `deny_list`.
-// Unknown tokens get 200 too. Without registered clients, the token is its own proof.
+// Unknown tokens get 200 too. Without registered clients (`clients` null), the token is
+// its own proof: whoever holds it may revoke it. With them (RFC 7009 §2.1), a client
+// that presents credentials must authenticate (else 401 invalid_client) and may revoke
+// only the tokens issued to it (a token of another client, or of no client, is refused:
+// 400 unauthorized_client, and stays valid); a token issued to a client (its
+// `client_id` claim) cannot be revoked without that client's credentials (401
+// invalid_client); a token issued to no client (a password login of a public client)
+// may still be revoked by its holder without credentials.
 Route& install_revoke(App& app, std::shared_ptr<const Verifier> verifier,
-                      std::shared_ptr<DenyList> deny_list, std::shared_ptr<RefreshTokens> refresh);
+                      std::shared_ptr<DenyList> deny_list, std::shared_ptr<RefreshTokens> refresh,
+                      std::shared_ptr<const ClientRegistry> clients = nullptr);
 
 // An RFC 6749 §5.2 error response: 400 {"error", "error_description"}, no-store.
 Response oauth_error(std::string_view error, std::string_view description);

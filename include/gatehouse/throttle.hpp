@@ -80,7 +80,11 @@ class LoginThrottle {
   // A login for `username` succeeded: its score is cleared (the client's is not).
   void succeeded(std::string_view username);
 
-  [[nodiscard]] const ThrottleOptions& options() const noexcept { return options_; }
+  // The options in force (a copy: set_options may replace them at any time).
+  [[nodiscard]] ThrottleOptions options() const { return *options_.load(); }
+  // Replaces the options (SIGHUP): logins that start afterwards use the new ones. The
+  // counters are kept, so a key's score counts against the new limits.
+  void set_options(const ThrottleOptions& options);
   // Logins refused so far (each one without a password hash).
   [[nodiscard]] std::uint64_t refused() const noexcept { return refused_.load(); }
   // How long a key that has just reached `score` stays blocked (0: not blocked).
@@ -88,10 +92,15 @@ class LoginThrottle {
                                                     const ThrottlePolicy& policy) const;
   // The counter keys: a username by its SHA-256 (fixed size whatever its length).
   [[nodiscard]] static std::string user_key(std::string_view username);
+  // A client by its IPv4 address, or the /64 of an IPv6 one (what one subscriber holds).
   [[nodiscard]] static std::string client_key(std::string_view client);
 
  private:
-  ThrottleOptions options_;
+  [[nodiscard]] static std::chrono::milliseconds delay_for(double score,
+                                                           const ThrottlePolicy& policy,
+                                                           const ThrottleOptions& options);
+
+  std::atomic<std::shared_ptr<const ThrottleOptions>> options_;
   std::shared_ptr<ThrottleCounters> counters_;
   Clock clock_;
   std::atomic<std::uint64_t> refused_{0};

@@ -22,6 +22,11 @@
 //  11. iss equals the issuer, when one is configured            wrong_issuer
 //  12. sub a string (required), jti a string, no at_hash,
 //      scopes a list of strings (pydantic v1's coercion)        bad_claim
+//  13. not on the revocation list, when one is configured      revoked
+//
+// Strict options (gatehouse serve --strict) drop python-jose's leniencies: every
+// segment canonical base64url (malformed), exp required and exp/nbf/iat JSON numbers,
+// scopes strings only (bad_claim).
 //
 // Scopes required by a route are checked by check_scopes(); the user behind `sub` by
 // the caller (see auth.hpp for ready dependencies). to_http_exception() turns any
@@ -61,6 +66,7 @@ enum class Failure {
   audience_present,  // an aud claim while no audience is configured
   wrong_audience,    // aud missing or not naming the configured audience
   wrong_issuer,      // iss missing or not the configured issuer
+  revoked,           // on the revocation list (RFC 7009): refused like a bad token
   // After the token.
   not_authenticated,  // no bearer token (401 "Not authenticated")
   unknown_user,       // sub names no user (401 "Could not validate credentials")
@@ -91,6 +97,14 @@ struct VerifiedToken {
   [[nodiscard]] bool has_scope(std::string_view scope) const noexcept;
 };
 
+// Access tokens revoked before they expire; DenyList (lifecycle.hpp) is one. Called
+// on every verification of a token that passed every other check, so it must be cheap.
+class RevocationList {
+ public:
+  virtual ~RevocationList() = default;
+  [[nodiscard]] virtual bool revoked(const VerifiedToken& token) const = 0;
+};
+
 struct VerifierOptions {
   // The algorithms a token may use; anything else is refused before any cryptography.
   std::vector<Alg> algorithms{Alg::HS256};
@@ -105,6 +119,17 @@ struct VerifierOptions {
   // RFC 7515 §4.1.11: refuse (bad_header) a token whose header has `crit`, since
   // gatehouse understands no extension. Off by default: python-jose ignores crit.
   bool reject_crit = false;
+  // RFC 4648 §3.5 / RFC 7515 §2: each segment must be canonical base64url (only its
+  // alphabet, no padding, unused bits zero); otherwise malformed. Off by default:
+  // python-jose skips stray characters and ignores the unused bits.
+  bool canonical_base64 = false;
+  // RFC 7519 instead of python-jose's reading: `exp` is required, exp/nbf/iat must be
+  // JSON numbers (Python's int() also takes "123" and true), and `scopes` entries must
+  // be strings (pydantic v1 turns 1 into "1"). Otherwise bad_claim.
+  bool strict_claims = false;
+  // When set, a token it holds fails with Failure::revoked, wherever the verifier is
+  // used (bearer_claims, current_user, introspection).
+  std::shared_ptr<const RevocationList> revocations;
   // Seconds of clock skew allowed for exp and nbf.
   std::int64_t leeway_seconds = 0;
   // Seconds since the epoch; default: the system clock.

@@ -43,6 +43,12 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
   auto throttle = config.throttle;
   auto refresh = config.refresh;
   auto clients = config.clients;
+  const bool strict = config.strict;
+  // Strict mode: every requested scope must be one the server knows.
+  auto known_scope = [](const std::string& s) {
+    const auto& all = scopes();
+    return std::any_of(all.begin(), all.end(), [&](const auto& kv) { return kv.first == s; });
+  };
   const gatehouse::Model Token{"Token",
                                {{"access_token", "string", true},
                                 {"token_type", "string", true},
@@ -96,9 +102,13 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
             granted = registered.scopes;
           } else {
             for (const auto& s : *req.scopes) {
-              if (std::find(registered.scopes.begin(), registered.scopes.end(), s) !=
-                      registered.scopes.end() &&
-                  std::find(granted.begin(), granted.end(), s) == granted.end()) {
+              const bool allowed = std::find(registered.scopes.begin(), registered.scopes.end(),
+                                             s) != registered.scopes.end();
+              if (!allowed && strict) {
+                return oauth_error("invalid_scope",
+                                   "A requested scope is not allowed for this client");
+              }
+              if (allowed && std::find(granted.begin(), granted.end(), s) == granted.end()) {
                 granted.push_back(s);
               }
             }
@@ -132,12 +142,21 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
             return oauth_error("invalid_grant", "Incorrect username or password");
           }
           if (throttle) throttle->succeeded(*req.username);
+          // Strict mode: a disabled user gets no token (the tutorial hands one out).
+          if (strict && user->disabled) {
+            return oauth_error("invalid_grant", "The user is disabled");
+          }
           std::vector<std::string> granted;
           for (const auto& s : req.scopes.value_or(std::vector<std::string>{})) {
-            if (user->scopes.empty() ||
-                std::find(user->scopes.begin(), user->scopes.end(), s) != user->scopes.end()) {
-              granted.push_back(s);
+            const bool held =
+                user->scopes.empty() ||
+                std::find(user->scopes.begin(), user->scopes.end(), s) != user->scopes.end();
+            // Strict mode: refused (RFC 6749 §5.2), not silently dropped or granted.
+            if (strict && (!held || !known_scope(s))) {
+              return oauth_error("invalid_scope",
+                                 "A requested scope is unknown or not granted to this user");
             }
+            if (held) granted.push_back(s);
           }
           std::optional<std::string> refresh_token;
           if (refresh) refresh_token = refresh->issue(user->username, join(granted));
@@ -284,9 +303,11 @@ void install(gatehouse::App& app, const Config& config) {
   // library's ready dependency, with the store as the user loader.
   auto get_current_user = gatehouse::current_user<gatehouse::User>(
       verifier, oauth2_scheme,
-      [users, deny_list = config.deny_list](const gatehouse::VerifiedToken& token) -> UserPtr {
-        // A revoked token is refused as an unknown one is: "Could not validate credentials".
-        if (deny_list && deny_list->denied(token)) return nullptr;
+      [users, deny_list = config.deny_list, checked = verifier->options().revocations](
+          const gatehouse::VerifiedToken& token) -> UserPtr {
+        // A revoked token is refused as an unknown one is: "Could not validate credentials"
+        // (by the verifier itself when the deny-list is its revocation list).
+        if (deny_list && deny_list != checked && deny_list->denied(token)) return nullptr;
         // A client_credentials token names a client, never a user, even when a user
         // has the same name as the client.
         if (token.claims.contains("gty")) return nullptr;
@@ -316,17 +337,18 @@ void install(gatehouse::App& app, const Config& config) {
           .to_response();
     };
   }
-  if (config.refresh || config.clients) {
+  if (config.refresh || config.clients || config.strict) {
     install_refresh_token_endpoint(app, config, tokens, authenticate_user, throttled,
                                    failure_deadline);
   }
   if (config.deny_list) {
-    gatehouse::install_revoke(app, verifier, config.deny_list, config.refresh);
+    gatehouse::install_revoke(app, verifier, config.deny_list, config.refresh, config.clients);
   }
   if (config.clients) {
-    gatehouse::install_introspect(app, config.clients, verifier, config.deny_list, config.refresh);
+    gatehouse::install_introspect(app, config.clients, verifier, config.deny_list, config.refresh,
+                                  users);
   }
-  if (!config.refresh && !config.clients)
+  if (!config.refresh && !config.clients && !config.strict)
     app.post(
         "/token",
         {.name = "login_for_access_token",
@@ -379,12 +401,24 @@ void install(gatehouse::App& app, const Config& config) {
       },
       Security(get_current_active_user, {"items"}));
 
-  app.get(
-      "/status/", {.name = "read_system_status"},
-      [](const UserPtr&) {
-        return json::value{{"status", "ok"}};
-      },
-      Depends(get_current_user));
+  if (config.strict) {
+    // Strict mode: a disabled user's tokens stop working here too.
+    app.get(
+        "/status/", {.name = "read_system_status"},
+        [](const UserPtr&) {
+          return json::value{{"status", "ok"}};
+        },
+        Depends(gatehouse::active_user<gatehouse::User>(
+            Depends(get_current_user),
+            [](const gatehouse::User& current_user) { return !current_user.disabled; })));
+  } else {
+    app.get(
+        "/status/", {.name = "read_system_status"},
+        [](const UserPtr&) {
+          return json::value{{"status", "ok"}};
+        },
+        Depends(get_current_user));
+  }
 
   // First-steps page: the raw bearer string is echoed, nothing is verified.
   app.get(

@@ -32,6 +32,12 @@ struct Config {
   // Set (--clients): /token also takes grant_type=client_credentials from these
   // registered clients (with RFC 6749 error bodies), and POST /introspect answers them.
   std::shared_ptr<gatehouse::ClientRegistry> clients;
+  // Strict mode (--strict): /token answers RFC 6749 errors (as with refresh tokens); a
+  // requested scope that is unknown or not the user's (or the client's) is refused with
+  // invalid_scope instead of being dropped; a disabled user gets no token, and their
+  // tokens are refused by /status/ too (400 Inactive user). The verifier's own strict
+  // options (canonical base64url, exp required...) are set by whoever builds it.
+  bool strict = false;
   // Brute-force throttling of /token (per username and client); nullptr: none.
   std::shared_ptr<gatehouse::LoginThrottle> throttle;
 };

@@ -107,4 +107,22 @@ std::optional<std::string> decode_jose(std::string_view segment) {
   return out;
 }
 
+std::optional<std::string> decode_url_canonical(std::string_view segment) {
+  if (segment.size() % 4 == 1) return std::nullopt;
+  for (const char c : segment) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_';
+    if (!ok) return std::nullopt;
+  }
+  if (!segment.empty()) {
+    // 2 characters carry 1 byte (4 bits unused), 3 carry 2 (2 bits unused).
+    const std::uint8_t last = kTable[static_cast<unsigned char>(segment.back())];
+    const std::size_t rem = segment.size() % 4;
+    if ((rem == 2 && (last & 0x0fu) != 0) || (rem == 3 && (last & 0x03u) != 0)) {
+      return std::nullopt;
+    }
+  }
+  return decode_jose(segment);
+}
+
 }  // namespace gatehouse::b64

@@ -15,5 +15,9 @@ void encode_url(std::string_view data, std::string& out);
 std::string encode_url(std::string_view data);
 // nullopt where Python raises binascii.Error.
 std::optional<std::string> decode_jose(std::string_view segment);
+// Canonical base64url only (RFC 4648 §3.5, RFC 7515 §2): characters of the URL-safe
+// alphabet, no padding, a length that is not 1 modulo 4, and the unused low bits of
+// the last character zero. nullopt otherwise, so each byte string has one spelling.
+std::optional<std::string> decode_url_canonical(std::string_view segment);
 
 }  // namespace gatehouse::b64

@@ -4,6 +4,8 @@
 
 #include <openssl/evp.h>
 
+#include <boost/asio/ip/address.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <mutex>
@@ -89,7 +91,13 @@ std::int64_t LoginThrottle::system_now_ms() {
 
 LoginThrottle::LoginThrottle(ThrottleOptions options, std::shared_ptr<ThrottleCounters> counters,
                              Clock clock)
-    : options_(options), counters_(std::move(counters)), clock_(std::move(clock)) {}
+    : options_(std::make_shared<const ThrottleOptions>(options)),
+      counters_(std::move(counters)),
+      clock_(std::move(clock)) {}
+
+void LoginThrottle::set_options(const ThrottleOptions& options) {
+  options_.store(std::make_shared<const ThrottleOptions>(options));
+}
 
 std::string LoginThrottle::user_key(std::string_view username) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -105,29 +113,49 @@ std::string LoginThrottle::user_key(std::string_view username) {
 }
 
 std::string LoginThrottle::client_key(std::string_view client) {
-  return "client:" + std::string(client.substr(0, 64));
+  // One subscriber is given a whole IPv6 /64 and can use any address in it, so an
+  // IPv6 client is keyed on its /64 (as the per-client connection cap is); an
+  // IPv4-mapped address is its IPv4 address. Anything that is not an address (a
+  // Unix socket, a name from a proxy) is keyed on its text.
+  boost::system::error_code ec;
+  auto addr = boost::asio::ip::make_address(std::string(client.substr(0, 64)), ec);
+  if (ec) return "client:" + std::string(client.substr(0, 64));
+  if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
+    addr = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, addr.to_v6());
+  }
+  if (addr.is_v4()) return "client:" + addr.to_string();
+  auto bytes = addr.to_v6().to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), static_cast<unsigned char>(0));
+  return "client:" + boost::asio::ip::address_v6(bytes).to_string() + "/64";
 }
 
 std::chrono::milliseconds LoginThrottle::delay_for(double score,
                                                    const ThrottlePolicy& policy) const {
+  return delay_for(score, policy, *options_.load());
+}
+
+std::chrono::milliseconds LoginThrottle::delay_for(double score, const ThrottlePolicy& policy,
+                                                   const ThrottleOptions& options) {
   // A failure counts until it has leaked away completely: 2.999 is three failures.
   const double failures = std::ceil(score - 1e-9);
   if (policy.failures == 0 || failures < static_cast<double>(policy.failures)) {
     return std::chrono::milliseconds(0);
   }
   const double doublings = std::min(40.0, failures - policy.failures);
-  const double ms = static_cast<double>(options_.base_delay.count()) * std::exp2(doublings);
-  const auto cap = std::chrono::duration_cast<std::chrono::milliseconds>(options_.max_delay);
+  const double ms = static_cast<double>(options.base_delay.count()) * std::exp2(doublings);
+  const auto cap = std::chrono::duration_cast<std::chrono::milliseconds>(options.max_delay);
   if (ms >= static_cast<double>(cap.count())) return cap;
   return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
 }
 
 std::chrono::seconds LoginThrottle::retry_after(std::string_view username,
                                                 std::string_view client) {
-  if (!options_.enabled) return std::chrono::seconds(0);
+  const auto options = options_.load();
+  const ThrottleOptions& o = *options;
+  if (!o.enabled) return std::chrono::seconds(0);
   std::vector<std::string> keys;
-  if (options_.user.failures != 0) keys.push_back(user_key(username));
-  if (options_.client.failures != 0 && !client.empty()) keys.push_back(client_key(client));
+  if (o.user.failures != 0) keys.push_back(user_key(username));
+  if (o.client.failures != 0 && !client.empty()) keys.push_back(client_key(client));
   if (keys.empty()) return std::chrono::seconds(0);
   const std::int64_t until = counters_->blocked_until(keys);
   const std::int64_t now = clock_();
@@ -137,7 +165,9 @@ std::chrono::seconds LoginThrottle::retry_after(std::string_view username,
 }
 
 void LoginThrottle::failed(std::string_view username, std::string_view client) {
-  if (!options_.enabled) return;
+  const auto options = options_.load();
+  const ThrottleOptions& o = *options;
+  if (!o.enabled) return;
   struct Use {
     ThrottleCounters::Hit hit;
     const ThrottlePolicy* policy;
@@ -148,11 +178,11 @@ void LoginThrottle::failed(std::string_view username, std::string_view client) {
                std::chrono::duration_cast<std::chrono::milliseconds>(p.window).count()) /
            p.failures;
   };
-  if (options_.user.failures != 0) {
-    uses.push_back({{user_key(username), leak(options_.user)}, &options_.user});
+  if (o.user.failures != 0) {
+    uses.push_back({{user_key(username), leak(o.user)}, &o.user});
   }
-  if (options_.client.failures != 0 && !client.empty()) {
-    uses.push_back({{client_key(client), leak(options_.client)}, &options_.client});
+  if (o.client.failures != 0 && !client.empty()) {
+    uses.push_back({{client_key(client), leak(o.client)}, &o.client});
   }
   if (uses.empty()) return;
   std::vector<ThrottleCounters::Hit> hits;
@@ -160,19 +190,20 @@ void LoginThrottle::failed(std::string_view username, std::string_view client) {
   const std::int64_t now = clock_();
   const auto scores = counters_->add_failure(hits, now);
   for (std::size_t i = 0; i < uses.size() && i < scores.size(); ++i) {
-    const auto delay = delay_for(scores[i], *uses[i].policy);
+    const auto delay = delay_for(scores[i], *uses[i].policy, o);
     if (delay.count() > 0) counters_->block(uses[i].hit.key, now + delay.count());
   }
   // Now and then, forget keys whose score has long leaked away: the counters stay
   // bounded however many names and addresses an attacker uses.
   if (failures_seen_.fetch_add(1, std::memory_order_relaxed) % 256 == 255) {
-    const auto longest = std::max(options_.user.window, options_.client.window) * 2;
+    const auto longest = std::max(o.user.window, o.client.window) * 2;
     counters_->purge(now - std::chrono::duration_cast<std::chrono::milliseconds>(longest).count());
   }
 }
 
 void LoginThrottle::succeeded(std::string_view username) {
-  if (!options_.enabled || options_.user.failures == 0) return;
+  const auto options = options_.load();
+  if (!options->enabled || options->user.failures == 0) return;
   counters_->reset(user_key(username));
 }
 

@@ -65,6 +65,8 @@ std::string_view to_string(Failure f) noexcept {
       return "wrong audience";
     case Failure::wrong_issuer:
       return "wrong issuer";
+    case Failure::revoked:
+      return "token revoked";
     case Failure::not_authenticated:
       return "not authenticated";
     case Failure::unknown_user:
@@ -104,6 +106,16 @@ std::optional<Failure> detail::check_registered_claims(const boost::json::object
                                                        std::int64_t now,
                                                        const VerifierOptions& options) {
   using jwt::detail::python_int;
+  if (options.strict_claims) {
+    // RFC 7519 §2: a NumericDate is a JSON number; §4.1.4: exp, required here.
+    if (!claims.contains("exp")) return Failure::bad_claim;
+    for (const char* name : {"iat", "nbf", "exp"}) {
+      const auto* v = claims.if_contains(name);
+      if (v != nullptr && !(v->is_int64() || v->is_uint64() || v->is_double())) {
+        return Failure::bad_claim;
+      }
+    }
+  }
   const auto leeway = static_cast<long double>(options.leeway_seconds);
   const auto t = static_cast<long double>(now);
   if (const auto* iat = claims.if_contains("iat")) {
@@ -171,7 +183,8 @@ Result<VerifiedToken, Failure> Verifier::verify(std::string_view token) const {
   if (first_dot == std::string_view::npos) return Err{Failure::malformed};
 
   // 2. The header.
-  auto header_json_text = b64::decode_jose(signing_input.substr(0, first_dot));
+  const auto decode = options_.canonical_base64 ? b64::decode_url_canonical : b64::decode_jose;
+  auto header_json_text = decode(signing_input.substr(0, first_dot));
   if (!header_json_text) return Err{Failure::malformed};
   boost::json::parse_options opts;
   opts.max_depth = 1000;
@@ -218,9 +231,9 @@ Result<VerifiedToken, Failure> Verifier::verify(std::string_view token) const {
   }
 
   // 7. The signature.
-  auto payload_json = b64::decode_jose(signing_input.substr(first_dot + 1));
+  auto payload_json = decode(signing_input.substr(first_dot + 1));
   if (!payload_json) return Err{Failure::malformed};
-  auto signature = b64::decode_jose(token.substr(last_dot + 1));
+  auto signature = decode(token.substr(last_dot + 1));
   if (!signature) return Err{Failure::malformed};
   if (!key->verify(signing_input, *signature)) return Err{Failure::bad_signature};
 
@@ -236,6 +249,13 @@ Result<VerifiedToken, Failure> Verifier::verify(std::string_view token) const {
   // 12. The tutorial's TokenData: sub required, scopes a list of strings.
   auto data = jwt::TokenData::from_claims(payload.get_object());
   if (!data) return Err{Failure::bad_claim};
+  if (options_.strict_claims) {
+    if (const auto* scopes = payload.get_object().if_contains("scopes")) {
+      for (const auto& s : scopes->get_array()) {
+        if (!s.is_string()) return Err{Failure::bad_claim};
+      }
+    }
+  }
   VerifiedToken out;
   out.subject = std::move(data->username);
   out.scopes = std::move(data->scopes);
@@ -249,6 +269,8 @@ Result<VerifiedToken, Failure> Verifier::verify(std::string_view token) const {
       out.scopes = split_scopes(scope->get_string());
     }
   }
+  // 13. RFC 7009: revoked before it expired.
+  if (options_.revocations && options_.revocations->revoked(out)) return Err{Failure::revoked};
   return out;
 }
 

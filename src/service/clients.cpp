@@ -99,6 +99,7 @@ std::vector<Client> parse_clients(std::string_view text) {
       c.created_at = t->as_int64();
     c.grants = from_array(o.if_contains("grants"));
     c.scopes = from_array(o.if_contains("scopes"));
+    c.permissions = from_array(o.if_contains("permissions"));
     if (!c.id.empty() && !c.secret_hash.empty()) out.push_back(std::move(c));
   }
   return out;
@@ -128,6 +129,10 @@ struct IntrospectForm {
 
 bool Client::allows_grant(std::string_view grant) const {
   return std::find(grants.begin(), grants.end(), grant) != grants.end();
+}
+
+bool Client::may(std::string_view permission) const {
+  return std::find(permissions.begin(), permissions.end(), permission) != permissions.end();
 }
 
 std::string generate_client_secret() { return b64::encode_url(random_bytes(32)); }
@@ -181,6 +186,7 @@ void save_clients(UserStore& store, const std::vector<Client>& clients) {
                                        {"secret_hash", c.secret_hash},
                                        {"grants", to_array(c.grants)},
                                        {"scopes", to_array(c.scopes)},
+                                       {"permissions", to_array(c.permissions)},
                                        {"created_at", c.created_at}});
   }
   store.set_setting(kClientsSetting, boost::json::serialize(a));
@@ -217,6 +223,16 @@ std::shared_ptr<const Client> ClientRegistry::authenticate(std::string_view id,
   }
   if (!client_secret_matches(key_, secret, it->second->secret_hash)) return nullptr;
   return it->second;
+}
+
+std::shared_ptr<const Client> ClientRegistry::find(std::string_view id) const {
+  std::shared_ptr<const Map> clients;
+  {
+    std::shared_lock lock(mutex_);
+    clients = clients_;
+  }
+  auto it = clients->find(std::string(id));
+  return it == clients->end() ? nullptr : it->second;
 }
 
 void ClientRegistry::sync() {
@@ -295,7 +311,8 @@ Response invalid_client(const ClientAuthentication& auth) {
 Route& install_introspect(App& app, std::shared_ptr<const ClientRegistry> clients,
                           std::shared_ptr<const Verifier> verifier,
                           std::shared_ptr<DenyList> deny_list,
-                          std::shared_ptr<RefreshTokens> refresh) {
+                          std::shared_ptr<RefreshTokens> refresh,
+                          std::shared_ptr<UserStore> users) {
   if (!clients || !verifier)
     throw std::invalid_argument("install_introspect needs clients and a verifier");
   auto form = Dependency<IntrospectForm>([](const SecurityScopes&, Binding& binding) {
@@ -308,18 +325,44 @@ Route& install_introspect(App& app, std::shared_ptr<const ClientRegistry> client
   });
   return app.post(
       "/introspect", {.name = "introspect_token", .summary = "Introspect a token (RFC 7662)"},
-      [clients, verifier, deny_list, refresh](RequestContext& ctx,
-                                              const IntrospectForm& f) -> Response {
+      [clients, verifier, deny_list, refresh, users](RequestContext& ctx,
+                                                     const IntrospectForm& f) -> Response {
         auto auth = authenticate_client(ctx, *clients);
         if (!auth.client) return invalid_client(auth);
         const Headers headers{{"Cache-Control", "no-store"}, {"Pragma", "no-cache"}};
+        if (!auth.client->may(kIntrospectPermission)) {
+          return Response::json(
+              403,
+              boost::json::object{{"error", "unauthorized_client"},
+                                  {"error_description", "This client may not introspect tokens"}},
+              headers);
+        }
+        // A user's token is active while its user exists and is enabled.
+        auto user_active = [&](std::string_view username) {
+          if (!users) return true;
+          auto user = users->find(username);
+          return user != nullptr && !user->disabled;
+        };
         if (!f.token) return oauth_error("invalid_request", "the token parameter is required");
         const std::string& token = *f.token;
         auto access = [&]() -> std::optional<boost::json::object> {
           if (token.size() > kMaxTokenBytes) return std::nullopt;
           auto verified = verifier->verify(token);
           if (!verified) return std::nullopt;
-          if (deny_list && deny_list->denied(*verified)) return std::nullopt;
+          // (The verifier may check the deny-list itself; then this is not repeated.)
+          if (deny_list && verifier->options().revocations.get() != deny_list.get() &&
+              deny_list->denied(*verified)) {
+            return std::nullopt;
+          }
+          if (verified->claims.contains("gty")) {
+            // A client's own token: active while the client is registered.
+            const auto* cid = verified->claims.if_contains("client_id");
+            if (cid == nullptr || !cid->is_string() || !clients->find(cid->get_string())) {
+              return std::nullopt;
+            }
+          } else if (!user_active(verified->subject)) {
+            return std::nullopt;
+          }
           boost::json::object o{{"active", true},
                                 {"scope", join(verified->scopes)},
                                 {"sub", verified->subject},
@@ -338,7 +381,7 @@ Route& install_introspect(App& app, std::shared_ptr<const ClientRegistry> client
         auto refreshing = [&]() -> std::optional<boost::json::object> {
           if (!refresh || token.size() > 256) return std::nullopt;
           auto record = refresh->find(token);
-          if (!record || record->spent) return std::nullopt;
+          if (!record || record->spent || !user_active(record->username)) return std::nullopt;
           return boost::json::object{
               {"active", true},
               {"scope", record->scope},

@@ -9,6 +9,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "gatehouse/clients.hpp"
 #include "gatehouse/jwt.hpp"
 #include "security/base64url.hpp"
 
@@ -280,33 +281,70 @@ Dependency<TokenRequest> TokenRequest::dependency() {
 }
 
 Route& install_revoke(App& app, std::shared_ptr<const Verifier> verifier,
-                      std::shared_ptr<DenyList> deny_list, std::shared_ptr<RefreshTokens> refresh) {
+                      std::shared_ptr<DenyList> deny_list, std::shared_ptr<RefreshTokens> refresh,
+                      std::shared_ptr<const ClientRegistry> clients) {
   if (!verifier || !deny_list)
     throw std::invalid_argument("install_revoke needs a verifier and a deny-list");
   return app.post(
       "/revoke", {.name = "revoke_token", .offload = true, .summary = "Revoke a token (RFC 7009)"},
-      [verifier, deny_list, refresh](const RevokeForm& form) -> Response {
+      [verifier, deny_list, refresh, clients](RequestContext& ctx,
+                                              const RevokeForm& form) -> Response {
+        const Headers no_store{{"Cache-Control", "no-store"}, {"Pragma", "no-cache"}};
+        // RFC 7009 §2.1: the client's credentials first, then the token's owner.
+        ClientAuthentication auth;
+        if (clients) {
+          auth = authenticate_client(ctx, *clients);
+          if (auth.attempted && !auth.client) return invalid_client(auth);
+        }
         if (!form.token || form.token->empty()) {
           return oauth_error("invalid_request", "the token parameter is required");
         }
         const std::string& token = *form.token;
-        const bool access_first = form.token_type_hint && *form.token_type_hint == "access_token";
-        auto revoke_access = [&] {
+        // Found tokens, with the client each was issued to ("" for none).
+        std::optional<VerifiedToken> access;
+        std::optional<RefreshTokenRecord> refreshing;
+        auto find_access = [&] {
           if (token.size() > 64 * 1024) return false;
           auto verified = verifier->verify(token);
-          if (!verified) return false;  // garbage, or refused already (expired, foreign)
-          deny_list->deny(*verified);
+          if (!verified) return false;  // garbage, or refused already (expired, foreign, revoked)
+          access = std::move(*verified);
           return true;
         };
-        auto revoke_refresh = [&] { return refresh && refresh->revoke(token); };
+        auto find_refresh = [&] {
+          if (!refresh) return false;
+          refreshing = refresh->find(token);  // a spent one names its family too
+          return refreshing.has_value();
+        };
         // RFC 7009 §2.1: the hint only says where to look first.
-        if (access_first) {
-          if (!revoke_access()) revoke_refresh();
+        if (form.token_type_hint && *form.token_type_hint == "access_token") {
+          if (!find_access()) find_refresh();
         } else {
-          if (!revoke_refresh()) revoke_access();
+          if (!find_refresh()) find_access();
         }
-        return Response::json(200, boost::json::object{},
-                              {{"Cache-Control", "no-store"}, {"Pragma", "no-cache"}});
+        if (!access && !refreshing) return Response::json(200, boost::json::object{}, no_store);
+        if (clients) {
+          std::string owner;  // refresh tokens come from password logins: no client
+          if (access) {
+            const auto* cid = access->claims.if_contains("client_id");
+            if (cid != nullptr && cid->is_string()) owner = std::string(cid->get_string());
+          }
+          if (auth.client) {
+            if (owner != auth.client->id) {
+              return Response::json(
+                  400,
+                  boost::json::object{
+                      {"error", "unauthorized_client"},
+                      {"error_description", "The token was not issued to this client"}},
+                  no_store);
+            }
+          } else if (!owner.empty()) {
+            // A client's token: only that client, authenticated, may revoke it.
+            return invalid_client(auth);
+          }
+        }
+        if (access) deny_list->deny(*access);
+        if (refreshing) refresh->revoke(token);
+        return Response::json(200, boost::json::object{}, no_store);
       },
       Depends(revoke_form()));
 }

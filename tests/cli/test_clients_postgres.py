@@ -39,7 +39,7 @@ def cc(inst, client_id, secret, **data):
 
 def test_clients_shared_by_two_instances(database):  # noqa: F811
     svc = add_client(database, "svc", "--scope", "items")
-    rs = add_client(database, "rs")
+    rs = add_client(database, "rs", "--permission", "introspect")
     stored = subprocess.run(["psql", database, "-Atc",
                              "SELECT value FROM settings WHERE name = 'oauth_clients'"],
                             capture_output=True, text=True).stdout
@@ -60,9 +60,10 @@ def test_clients_shared_by_two_instances(database):  # noqa: F811
         assert cli(database, "client", "delete", "svc").returncode == 0
         assert within(5, lambda: cc(a, "svc", svc).status_code == 401)
         assert within(5, lambda: cc(b, "svc", svc).status_code == 401)
-        # The other client is untouched.
-        assert httpx.post(a.url + "/introspect", data={"token": token}, auth=("rs", rs),
-                          timeout=10).status_code == 200
+        # The other client is untouched; the deleted client's token is no longer active.
+        assert within(5, lambda: httpx.post(a.url + "/introspect", data={"token": token},
+                                            auth=("rs", rs), timeout=10).json()
+                      == {"active": False})
     finally:
         a.stop()
         b.stop()

@@ -40,7 +40,7 @@ def setup(workdir, secret_key):
     data_dir = Path(tempfile.mkdtemp(prefix="data-", dir=workdir)) / "gatehouse"
     secrets = {
         "svc": add_client(data_dir, "svc", "--scope", "me", "--scope", "items"),
-        "rs": add_client(data_dir, "rs"),
+        "rs": add_client(data_dir, "rs", "--permission", "introspect"),
         "gone": add_client(data_dir, "gone", "--scope", "items"),
         "carol": add_client(data_dir, "carol", "--scope", "me"),  # a user's name too
     }
@@ -81,6 +81,9 @@ def test_cli_list_show_never_show_the_secret(setup):
     assert {"svc", "rs"} <= set(ids)
     shown = json.loads(cli(data_dir, "client", "show", "svc").stdout)
     assert shown["scopes"] == ["me", "items"] and shown["grants"] == ["client_credentials"]
+    assert shown["permissions"] == []
+    assert json.loads(cli(data_dir, "client", "show", "rs").stdout)["permissions"] == [
+        "introspect"]
     everything = listed + cli(data_dir, "client", "show", "svc").stdout
     assert secrets["svc"] not in everything and "secret" not in everything
     r = cli(data_dir, "client", "show", "nobody", check=False)
@@ -174,7 +177,9 @@ def test_introspect_inactive_tokens(setup, secret_key):
     # Revoked.
     token = cc_basic(base, "svc", secrets["svc"]).json()["access_token"]
     assert introspect(base, token, "rs", secrets["rs"]).json()["active"] is True
-    assert httpx.post(f"{base}/revoke", data={"token": token}).status_code == 200
+    # RFC 7009 §2.1: a client's token is revoked by that client, authenticated.
+    assert httpx.post(f"{base}/revoke", data={"token": token},
+                      headers=basic("svc", secrets["svc"])).status_code == 200
     assert introspect(base, token, "rs", secrets["rs"]).json() == {"active": False}
     r = httpx.post(f"{base}/introspect", data={}, headers=basic("rs", secrets["rs"]))
     assert r.status_code in (400, 422)

@@ -186,6 +186,8 @@ def test_systemd_analyze_verify_accepts_the_unit(root):
 def test_unit_runs_the_packaged_binary_hardened(root):
     s = unit_settings(root)
     assert s["ExecStart"] == ["/usr/bin/gatehouse --config /etc/gatehouse/gatehouse.toml serve"]
+    assert s["ExecStartPre"] == [
+        "/usr/bin/gatehouse config check --quiet /etc/gatehouse/gatehouse.toml"]
     assert s["User"] == ["gatehouse"] and s["Group"] == ["gatehouse"]
     expected = {
         "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes",
@@ -219,6 +221,14 @@ def test_man_page_renders_cleanly_and_covers_the_commands(root):
         assert command in text, command
     assert "--access-token-expire-minutes" in text and "/var/lib/gatehouse" in text
     assert f"gatehouse {project_version()}" in text
+
+
+def test_packaged_config_passes_the_units_config_check(root):
+    # The unit's ExecStartPre, on the packaged config file (its data directory does not
+    # exist here: config check opens and creates nothing).
+    r = run(str(root / "usr/bin/gatehouse"), "config", "check", "--quiet",
+            str(root / "etc/gatehouse/gatehouse.toml"), env={"PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == "", r.stdout + r.stderr
 
 
 def test_version_names_the_release_and_the_build(root):

@@ -104,6 +104,22 @@ TEST(Throttle, SuccessClearsTheUserButNotTheClient) {
   EXPECT_EQ(h.throttle.retry_after("johndoe", "10.0.0.2"), seconds(0));
 }
 
+TEST(Throttle, AnIpv6ClientIsCountedByItsSlash64) {
+  // One subscriber holds a whole /64: rotating through its addresses must not reset
+  // the per-client score, while a neighbouring /64 is someone else.
+  Harness h(options(0, 3));
+  h.throttle.failed("a", "2001:db8:1:2::1");
+  h.throttle.failed("b", "2001:db8:1:2:ffff:0:0:7");
+  h.throttle.failed("c", "2001:db8:1:2:1234:5678:9abc:def0");
+  EXPECT_EQ(h.throttle.retry_after("d", "2001:db8:1:2::99"), seconds(1));
+  EXPECT_EQ(h.throttle.retry_after("d", "2001:db8:1:3::1"), seconds(0));
+  // An IPv4-mapped address is its IPv4 address.
+  EXPECT_EQ(LoginThrottle::client_key("::ffff:10.0.0.1"), LoginThrottle::client_key("10.0.0.1"));
+  EXPECT_NE(LoginThrottle::client_key("10.0.0.1"), LoginThrottle::client_key("10.0.0.2"));
+  // Not an address: its text.
+  EXPECT_EQ(LoginThrottle::client_key("unix"), "client:unix");
+}
+
 TEST(Throttle, ZeroFailuresOrDisabledNeverBlocks) {
   Harness none(options(0, 0));
   ThrottleOptions off = options(1, 1);
