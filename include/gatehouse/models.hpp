@@ -132,10 +132,12 @@ std::optional<X> decode_json(const boost::json::value& v, const boost::json::arr
     if (!ok) return std::nullopt;
     return out;
   } else if constexpr (detail::is_optional<X>::value) {
-    if (v.is_null()) return X{};
+    std::optional<X> out(std::in_place);  // engaged: null is a valid (empty) value
+    if (v.is_null()) return out;
     auto inner = decode_json<typename X::value_type>(v, loc, errors);
     if (!inner) return std::nullopt;
-    return X(std::move(*inner));
+    out->emplace(std::move(*inner));
+    return out;
   } else if constexpr (detail::is_vector<X>::value) {
     if (!v.is_array()) {
       errors.push_back(

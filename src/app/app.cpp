@@ -234,6 +234,18 @@ Response App::run_unguarded(const Route& route, const Request& request) const {
     Params params;
     if (route.matches(request.path(), &params)) ctx.set_path_params(std::move(params));
   }
+  if (route.binding.json_body()) {
+    // FastAPI reads the body before solving any dependency: JSON it cannot decode is
+    // answered before authentication (missing fields come later, in their order).
+    boost::json::array errors;
+    bool absent = false;
+    std::optional<HttpException> stop;
+    auto body = detail::read_json_body(request, false, errors, absent, stop);
+    if (stop) return stop->to_response();
+    if (!body && !errors.empty() && errors[0].as_object().at("type") == "value_error.jsondecode") {
+      return HttpException::validation_error(std::move(errors)).to_response();
+    }
+  }
   if (route.binding.has_form_body()) {
     // FastAPI reads a form body before solving any dependency.
     auto form = http::parse_form(request.header("Content-Type").value_or(""), request.body());
