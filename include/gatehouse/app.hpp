@@ -229,11 +229,12 @@ class App {
   [[nodiscard]] Dispatch dispatch(const Request& request) const;
   // Runs a dispatched route: parses a declared form body, resolves the dependency
   // tree and the handler, and turns an HttpException into its response (and any
-  // other exception into a 500).
+  // other exception into a 500). A deferred answer (Response::later) is returned as is.
   [[nodiscard]] Response run(const Route& route, const Request& request) const;
   // The route's precheck (RouteOptions::precheck), if it has one and it answers.
   [[nodiscard]] std::optional<Response> precheck(const Route& route, const Request& request) const;
-  // dispatch(), precheck() then run(), on the calling thread. For tests and embedding.
+  // dispatch(), precheck() then run(), on the calling thread (waiting for a deferred
+  // answer). For tests and embedding.
   [[nodiscard]] Response handle(const Request& request) const;
 
   // The OpenAPI 3.0.2 document, derived from the declared routes.

@@ -27,6 +27,10 @@
 
 namespace gatehouse {
 
+namespace jwt {
+class Hs256Key;
+}
+
 struct Client {
   std::string id;
   std::string secret_hash;          // hex HMAC-SHA256(client secret key, secret)
@@ -79,8 +83,11 @@ class ClientRegistry {
 
  private:
   using Map = std::unordered_map<std::string, std::shared_ptr<const Client>>;
+  [[nodiscard]] bool matches(std::string_view secret, std::string_view stored_hash) const;
+
   std::shared_ptr<UserStore> store_;
   std::string key_;
+  std::shared_ptr<const jwt::Hs256Key> mac_;  // key_, set up once per thread
   mutable std::shared_mutex mutex_;
   std::shared_ptr<const Map> clients_;
   std::string raw_;  // the stored text last read (sync only)

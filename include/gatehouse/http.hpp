@@ -6,6 +6,10 @@
 #include <boost/json/value.hpp>
 
 #include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -95,9 +99,36 @@ struct Response {
   // When set, the answer is not sent before this moment. serve() holds it on a timer
   // (no thread waits); App::handle leaves it to the caller.
   std::chrono::steady_clock::time_point not_before{};
+  // When set, this is no answer yet: it comes through `later` (see Later).
+  std::shared_ptr<class Later> later;
 
   static Response json(unsigned status, const boost::json::value& body, Headers headers = {});
   static Response html(std::string body);
+  // The answer `later` will carry.
+  static Response deferred(std::shared_ptr<Later> later);
+};
+
+// An answer a handler gives after it returned, from any thread: it returns
+// Response::deferred(later) and, when the work is done, calls later->complete(answer)
+// exactly once (e.g. the thread that committed a transaction shared by several
+// requests: see RefreshTokens::rotate_later). serve() keeps the connection waiting
+// meanwhile without holding a thread; App::handle waits for the answer.
+class Later {
+ public:
+  // The answer. Only the first call counts.
+  void complete(Response response);
+  // Where the answer goes: called once with it, at once if it is there already, else
+  // from the thread that calls complete(). Set once.
+  void then(std::function<void(Response)> deliver);
+  // Blocks until complete() has been called, and returns the answer.
+  Response wait();
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable done_;
+  std::optional<Response> response_;
+  std::function<void(Response)> deliver_;
+  bool completed_ = false;
 };
 
 // Name-value pairs in arrival order (a query string, cookies, path parameters).

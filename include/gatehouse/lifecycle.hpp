@@ -13,6 +13,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -69,6 +70,28 @@ class TokenStore {
   // Deletes every token of the family; false when there was none.
   virtual bool revoke_refresh_family(std::string_view family) = 0;
 
+  struct RotateRequest {
+    std::string hash;            // of the presented token
+    std::string successor_hash;  // of its successor
+    std::string scope;           // the successor's
+  };
+  struct RotateOutcome {
+    RotateStatus status = RotateStatus::unknown;
+    RefreshTokenRecord successor;  // rotated, replayed
+    std::exception_ptr error;      // set: this rotation failed and left no trace
+  };
+  // Several rotations, each exactly as rotate_refresh_token would do it, in order (a
+  // later one sees an earlier one's result). A store that can puts them in one
+  // transaction with one commit, so one disk flush serves them all (group commit; see
+  // batches_rotations). One that fails alone gets its error; the others stand. Throws
+  // when the batch as a whole could not be committed: then none happened.
+  [[nodiscard]] virtual std::vector<RotateOutcome> rotate_refresh_tokens(
+      const std::vector<RotateRequest>& batch, std::int64_t now, std::int64_t idle_seconds,
+      std::int64_t grace_seconds);
+  // True when rotate_refresh_tokens commits a batch at once (worth gathering one);
+  // false: it runs them one transaction each, and concurrent callers do better.
+  [[nodiscard]] virtual bool batches_rotations() const { return false; }
+
   struct DeniedToken {
     std::int64_t seq = 0;  // increasing with each denial
     std::string key;       // hex SHA-256 of the token's signed part
@@ -117,7 +140,14 @@ class DenyList final : public RevocationList {
   std::shared_ptr<TokenStore> store_;
   std::function<std::int64_t()> clock_;
   mutable std::shared_mutex mutex_;
-  std::unordered_map<std::string, std::int64_t> denied_;  // raw SHA-256 -> exp
+  // raw SHA-256 -> exp; looked up by a string_view (no key string built per check)
+  struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view k) const noexcept {
+      return std::hash<std::string_view>{}(k);
+    }
+  };
+  std::unordered_map<std::string, std::int64_t, KeyHash, std::equal_to<>> denied_;
   std::atomic<bool> empty_{true};
   std::int64_t seen_ = 0;
   std::int64_t last_prune_ = 0;
@@ -152,6 +182,14 @@ class RefreshTokens {
   // Rotates `token`, giving its successor scope `scope` (already checked by the caller
   // against find()).
   [[nodiscard]] Rotation rotate(std::string_view token, const std::string& scope) const;
+  // The same, answered through `done`, called exactly once: with the rotation, or with
+  // the store's error (and an unknown rotation). On a store that batches rotations
+  // (SQLite), a committer thread gathers the rotations that arrive while it commits
+  // and commits them together: `done` runs on that thread, after the commit, so an
+  // answer is never sent for a rotation that is not durable. On another store it
+  // rotates here and calls `done` before returning.
+  using RotationDone = std::function<void(Rotation, std::exception_ptr)>;
+  void rotate_later(std::string_view token, const std::string& scope, RotationDone done) const;
   [[nodiscard]] std::optional<RefreshTokenRecord> find(std::string_view token) const;
   // Revokes the family of `token`; false when it names none.
   bool revoke(std::string_view token) const;
@@ -160,9 +198,13 @@ class RefreshTokens {
   [[nodiscard]] const RefreshTokenOptions& options() const noexcept { return options_; }
 
  private:
+  class Committer;
+  [[nodiscard]] std::string successor_of(std::string_view token) const;
+
   std::shared_ptr<TokenStore> store_;
   std::string key_;
   RefreshTokenOptions options_;
+  std::shared_ptr<Committer> committer_;  // when the store batches rotations
 };
 
 // The form of a token request (RFC 6749 §4.3.2 and §6): grant_type, username,

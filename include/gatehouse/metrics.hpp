@@ -144,9 +144,25 @@ class Metrics {
   void request(std::size_t slot, unsigned status, std::chrono::nanoseconds took) noexcept;
   void login(LoginOutcome outcome) noexcept;
   void store_op(StoreOp op, std::chrono::nanoseconds took, bool failed) noexcept;
-  // A password-flow or other token handed out ("password", "refresh_token",
-  // "client_credentials"...). Look the counter up once and keep it.
-  Counter& tokens_issued(std::string_view grant);
+  // The token counters, by grant and by client. `client` is a registered client's id
+  // (an authenticated one, or the client_id of a token this server signed), or
+  // kNoClient. Past kMaxClientLabels different ids, further ones share kOtherClients, so
+  // the series stay bounded. Each call takes the registration lock: look a fixed
+  // series up once and keep it; a client's per request is fine on /token.
+  // Parentheses are not allowed in client ids, so neither value is ever a client's.
+  static constexpr std::string_view kNoClient = "(none)";
+  static constexpr std::string_view kOtherClients = "(other)";
+  static constexpr std::size_t kMaxClientLabels = 1000;
+  // Access tokens handed out, by grant ("password", "refresh_token",
+  // "client_credentials").
+  Counter& tokens_issued(std::string_view grant, std::string_view client = kNoClient);
+  // Refresh-token grants by outcome: "rotated" (a new refresh token), "replayed" (the
+  // same successor again, within the grace period), "reused" (a spent token after the
+  // grace period: its whole login was revoked).
+  Counter& tokens_refreshed(std::string_view outcome, std::string_view client = kNoClient);
+  // Tokens revoked at /revoke (RFC 7009), by token type ("access_token",
+  // "refresh_token").
+  Counter& tokens_revoked(std::string_view token_type, std::string_view client = kNoClient);
 
   // ---- reading ----
   // The whole exposition, text format 0.0.4.
@@ -157,6 +173,9 @@ class Metrics {
   struct Impl;
 
  private:
+  // `client`, or kOtherClients once kMaxClientLabels others are in use.
+  std::string client_label(std::string_view client);
+
   std::unique_ptr<Impl> impl_;
 };
 

@@ -279,7 +279,9 @@ Response App::handle(const Request& request) const {
   auto d = dispatch(request);
   if (d.route == nullptr) return std::move(*d.response);
   if (auto early = precheck(*d.route, request)) return std::move(*early);
-  return run(*d.route, request);
+  Response r = run(*d.route, request);
+  if (r.later) return r.later->wait();
+  return r;
 }
 
 void App::add_docs_routes() {

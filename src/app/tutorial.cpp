@@ -54,6 +54,13 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
   auto throttle = config.throttle;
   auto refresh = config.refresh;
   auto clients = config.clients;
+  // Tokens by grant and client in /metrics; the fixed series are looked up once.
+  std::shared_ptr<gatehouse::Metrics> metrics = app.metrics();
+  gatehouse::Counter* password_tokens = &metrics->tokens_issued("password");
+  gatehouse::Counter* refresh_tokens = &metrics->tokens_issued("refresh_token");
+  gatehouse::Counter* rotated = &metrics->tokens_refreshed("rotated");
+  gatehouse::Counter* replayed = &metrics->tokens_refreshed("replayed");
+  gatehouse::Counter* reused = &metrics->tokens_refreshed("reused");
   const bool strict = config.strict;
   // Strict mode: every requested scope must be one the server knows.
   auto known_scope = [](const std::string& s) {
@@ -74,6 +81,7 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
     }
     return out;
   };
+  const gatehouse::App* owner = &app;  // outlives every request; its logger may change
   app.post(
       "/token",
       {.name = "login_for_access_token",
@@ -82,8 +90,10 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
        .precheck = throttled},
       [=](gatehouse::RequestContext& ctx, const gatehouse::TokenRequest& req,
           const gatehouse::ClientAddress& client) -> gatehouse::Response {
-        auto answer = [&](const std::string& username, const std::vector<std::string>& scopes,
-                          const std::optional<std::string>& refresh_token) {
+        // By value: a rotation's answer is built on the committing thread.
+        auto answer = [tokens, join](const std::string& username,
+                                     const std::vector<std::string>& scopes,
+                                     const std::optional<std::string>& refresh_token) {
           json::array granted;
           for (const auto& s : scopes) granted.emplace_back(s);
           // No client authenticated on these grants, so the token names none: a client_id
@@ -134,6 +144,7 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
                                              {"client_id", registered.id},
                                              {"gty", "client_credentials"}},
                                             registered.id);
+          metrics->tokens_issued("client_credentials", registered.id).inc();
           json::object body{{"access_token", access_token},
                             {"token_type", "bearer"},
                             {"expires_in", tokens->options().lifetime_seconds}};
@@ -171,6 +182,7 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
           }
           std::optional<std::string> refresh_token;
           if (refresh) refresh_token = refresh->issue(user->username, join(granted));
+          password_tokens->inc();
           return answer(user->username, granted, refresh_token);
         }
         if (*req.grant_type == "refresh_token" && refresh) {
@@ -196,18 +208,49 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
           if (!user || user->disabled) {
             return oauth_error("invalid_grant", "The user is disabled or no longer exists");
           }
-          auto rotation = refresh->rotate(*req.refresh_token, join(scopes));
-          switch (rotation.status) {
-            case gatehouse::RotateStatus::rotated:
-            case gatehouse::RotateStatus::replayed:
-              return answer(user->username, scopes, rotation.token);
-            case gatehouse::RotateStatus::reused:
-              return oauth_error("invalid_grant",
-                                 "The refresh token was used already; its login is revoked");
-            case gatehouse::RotateStatus::unknown:
-              break;
-          }
-          return oauth_error("invalid_grant", "The refresh token is invalid, expired or revoked");
+          // Answered once the rotation is committed (on SQLite, together with the
+          // rotations that arrived meanwhile: one disk flush for all; see
+          // RefreshTokens::rotate_later). This thread goes back to the pool.
+          auto later = std::make_shared<gatehouse::Later>();
+          refresh->rotate_later(
+              *req.refresh_token, join(scopes),
+              [later, answer, owner, scopes, rotated, replayed, reused, refresh_tokens,
+               username = user->username, request_id = std::string(ctx.request().request_id())](
+                  gatehouse::RefreshTokens::Rotation rotation, std::exception_ptr error) {
+                auto fail = [&](std::string_view what) {
+                  owner->logger()->event(gatehouse::LogLevel::error, "handler_error",
+                                         {{"request_id", request_id},
+                                          {"method", "POST"},
+                                          {"route", "/token"},
+                                          {"error", what}});
+                  later->complete(HttpException(500, "Internal Server Error").to_response());
+                };
+                try {
+                  if (error) std::rethrow_exception(error);
+                  switch (rotation.status) {
+                    case gatehouse::RotateStatus::rotated:
+                    case gatehouse::RotateStatus::replayed:
+                      (rotation.status == gatehouse::RotateStatus::rotated ? rotated : replayed)
+                          ->inc();
+                      refresh_tokens->inc();
+                      return later->complete(answer(username, scopes, rotation.token));
+                    case gatehouse::RotateStatus::reused:
+                      reused->inc();
+                      return later->complete(
+                          oauth_error("invalid_grant",
+                                      "The refresh token was used already; its login is revoked"));
+                    case gatehouse::RotateStatus::unknown:
+                      break;
+                  }
+                  later->complete(oauth_error("invalid_grant",
+                                              "The refresh token is invalid, expired or revoked"));
+                } catch (const std::exception& e) {
+                  fail(e.what());
+                } catch (...) {
+                  fail("unknown error");
+                }
+              });
+          return gatehouse::Response::deferred(std::move(later));
         }
         std::string supported = "grant_type must be password";
         if (refresh) supported += refresh && clients ? ", refresh_token" : " or refresh_token";

@@ -21,6 +21,50 @@ Response Response::html(std::string body) {
   return r;
 }
 
+Response Response::deferred(std::shared_ptr<Later> later) {
+  Response r;
+  r.later = std::move(later);
+  return r;
+}
+
+void Later::complete(Response response) {
+  std::function<void(Response)> deliver;
+  {
+    std::lock_guard lock(mutex_);
+    if (completed_) return;
+    completed_ = true;
+    if (!deliver_) {
+      response_ = std::move(response);
+      done_.notify_all();
+      return;
+    }
+    deliver = std::move(deliver_);
+  }
+  deliver(std::move(response));
+}
+
+void Later::then(std::function<void(Response)> deliver) {
+  std::optional<Response> ready;
+  {
+    std::lock_guard lock(mutex_);
+    if (!response_) {
+      deliver_ = std::move(deliver);
+      return;
+    }
+    ready = std::move(response_);
+    response_.reset();
+  }
+  deliver(std::move(*ready));
+}
+
+Response Later::wait() {
+  std::unique_lock lock(mutex_);
+  done_.wait(lock, [this] { return response_.has_value(); });
+  Response r = std::move(*response_);
+  response_.reset();
+  return r;
+}
+
 HttpException HttpException::validation_error(boost::json::array errors) {
   HttpException e(422, std::move(errors));
   e.validation = true;

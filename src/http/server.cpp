@@ -564,7 +564,16 @@ class Session : public std::enable_shared_from_this<Session> {
     if (auto early = state_.app.precheck(*dispatch.route, request_)) {
       return respond(std::move(*early));
     }
-    if (!dispatch.route->options.offload) return respond(state_.app.run(*dispatch.route, request_));
+    if (!dispatch.route->options.offload) {
+      Response res = state_.app.run(*dispatch.route, request_);
+      if (!res.later) return respond(std::move(res));
+      // Answered later by another thread (Response::deferred): wait without a thread.
+      stream_.expires_never();
+      waiting_ = true;
+      running_ = true;  // under way: a half-close needs no probe
+      answer_when_done(*res.later);
+      return watch_peer();
+    }
     // Blocking work goes to the worker pool; the answer comes back to this I/O thread.
     stream_.expires_never();
     const Route* route = dispatch.route;
@@ -578,6 +587,7 @@ class Session : public std::enable_shared_from_this<Session> {
         return;
       }
       Response res = self->state_.app.run(*route, self->request_);
+      if (res.later) return self->answer_when_done(*res.later);
       net::post(self->stream_.get_executor(),
                 [self, res = std::move(res)]() mutable { self->answer(std::move(res)); });
     });
@@ -658,6 +668,15 @@ class Session : public std::enable_shared_from_this<Session> {
                        self->held_.reset();
                        self->respond(std::move(r));
                      });
+  }
+
+  // A deferred answer goes to answer() on this I/O thread, from whichever thread
+  // completes it.
+  void answer_when_done(Later& later) {
+    later.then([self = shared_from_this()](Response r) {
+      net::post(self->stream_.get_executor(),
+                [self, r = std::move(r)]() mutable { self->answer(std::move(r)); });
+    });
   }
 
   // The worker's answer, on this I/O thread: after the probe if one is being written.

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <new>
+#include <set>
 
 #ifndef GATEHOUSE_VERSION
 #define GATEHOUSE_VERSION "unknown"
@@ -258,6 +259,7 @@ struct Metrics::Impl {
   ShardedTable store{kStoreOps, kHistCells + 1};  // + errors
   std::array<Counter*, kLoginOutcomes> logins{};
   std::vector<Registration> own_gauges;
+  std::set<std::string, std::less<>> client_labels;  // client label values in use
 
   Family& family(const std::string& name, const std::string& help, const std::string& type) {
     auto& f = families[name];
@@ -276,7 +278,7 @@ Metrics::Metrics() : impl_(std::make_unique<Impl>()) {
     impl_->logins[i] = &counter("gatehouse_logins_total", "Password logins, by outcome.",
                                 {{"outcome", std::string(kLoginNames[i])}});
   }
-  counter("gatehouse_tokens_issued_total", "Tokens handed out, by grant.", {{"grant", "password"}});
+  (void)tokens_issued("password");
   impl_->own_gauges.push_back(gauge("gatehouse_build_info",
                                     "The running gatehouse build; the value is always 1.",
                                     {{"version", GATEHOUSE_VERSION}}, [] { return 1.0; }));
@@ -444,9 +446,30 @@ void Metrics::store_op(StoreOp op, std::chrono::nanoseconds took, bool failed) n
   if (failed) row[kHistCells].fetch_add(1, std::memory_order_relaxed);
 }
 
-Counter& Metrics::tokens_issued(std::string_view grant) {
-  return counter("gatehouse_tokens_issued_total", "Tokens handed out, by grant.",
-                 {{"grant", std::string(grant)}});
+std::string Metrics::client_label(std::string_view client) {
+  if (client == kNoClient || client == kOtherClients) return std::string(client);
+  std::lock_guard lock(impl_->mutex);
+  auto& seen = impl_->client_labels;
+  if (auto it = seen.find(client); it != seen.end()) return *it;
+  if (seen.size() >= kMaxClientLabels) return std::string(kOtherClients);
+  return *seen.emplace(client).first;
+}
+
+Counter& Metrics::tokens_issued(std::string_view grant, std::string_view client) {
+  return counter("gatehouse_tokens_issued_total", "Access tokens handed out, by grant and client.",
+                 {{"grant", std::string(grant)}, {"client", client_label(client)}});
+}
+
+Counter& Metrics::tokens_refreshed(std::string_view outcome, std::string_view client) {
+  return counter("gatehouse_tokens_refreshed_total",
+                 "Refresh-token grants, by outcome (rotated, replayed, reused) and client.",
+                 {{"outcome", std::string(outcome)}, {"client", client_label(client)}});
+}
+
+Counter& Metrics::tokens_revoked(std::string_view token_type, std::string_view client) {
+  return counter("gatehouse_tokens_revoked_total",
+                 "Tokens revoked at /revoke, by token type and client.",
+                 {{"token_type", std::string(token_type)}, {"client", client_label(client)}});
 }
 
 std::uint64_t Metrics::logins(LoginOutcome outcome) const noexcept {

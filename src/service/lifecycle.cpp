@@ -17,13 +17,32 @@ namespace gatehouse {
 
 namespace {
 
-std::string sha256_raw(std::string_view data) {
-  std::array<unsigned char, 32> md{};
+// SHA-256 with the implementation fetched once and a context per thread: EVP_Digest
+// would look the algorithm up in the provider and allocate a context on every call,
+// and this runs on every verification while the deny-list holds entries.
+void sha256_into(std::string_view data, unsigned char out[32]) {
+  static EVP_MD* const md = [] {
+    EVP_MD* m = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    if (m == nullptr) throw std::runtime_error("OpenSSL has no SHA-256");
+    return m;
+  }();
+  struct Ctx {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Ctx() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Ctx t;
   unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha256(), nullptr) != 1) {
+  if (t.ctx == nullptr || EVP_DigestInit_ex2(t.ctx, md, nullptr) != 1 ||
+      EVP_DigestUpdate(t.ctx, data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(t.ctx, out, &len) != 1 || len != 32) {
     throw std::runtime_error("SHA-256 failed");
   }
-  return std::string(reinterpret_cast<const char*>(md.data()), len);
+}
+
+std::string sha256_raw(std::string_view data) {
+  std::array<unsigned char, 32> md{};
+  sha256_into(data, md.data());
+  return std::string(reinterpret_cast<const char*>(md.data()), md.size());
 }
 
 std::string hex(std::string_view raw) {
@@ -94,9 +113,11 @@ std::string DenyList::key(const VerifiedToken& token) {
 
 bool DenyList::denied(const VerifiedToken& token) const {
   if (empty_.load(std::memory_order_acquire)) return false;
-  const std::string k = sha256_raw(token.signing_input);
+  std::array<unsigned char, 32> k{};  // on the stack: no allocation per check
+  sha256_into(token.signing_input, k.data());
+  const std::string_view key(reinterpret_cast<const char*>(k.data()), k.size());
   std::shared_lock lock(mutex_);
-  return denied_.find(k) != denied_.end();
+  return denied_.find(key) != denied_.end();
 }
 
 void DenyList::apply(const std::string& raw_key, std::int64_t expires_at) {
@@ -153,7 +174,123 @@ void DenyList::start(std::chrono::milliseconds interval) {
   });
 }
 
+// ---- TokenStore -----------------------------------------------------------------------
+
+std::vector<TokenStore::RotateOutcome> TokenStore::rotate_refresh_tokens(
+    const std::vector<RotateRequest>& batch, std::int64_t now, std::int64_t idle_seconds,
+    std::int64_t grace_seconds) {
+  std::vector<RotateOutcome> out(batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    try {
+      out[i].status = rotate_refresh_token(batch[i].hash, batch[i].successor_hash, batch[i].scope,
+                                           now, idle_seconds, grace_seconds, out[i].successor);
+    } catch (...) {
+      out[i] = RotateOutcome{};
+      out[i].error = std::current_exception();
+    }
+  }
+  return out;
+}
+
 // ---- RefreshTokens -------------------------------------------------------------------
+
+// Group commit: rotations queue here while the store commits the previous batch; the
+// thread then takes them all and commits them in one transaction (one disk flush),
+// and only then answers each. Under load a batch holds about as many rotations as
+// arrived during one commit; alone, a rotation waits for nothing but its own commit.
+class RefreshTokens::Committer {
+ public:
+  struct Job {
+    TokenStore::RotateRequest request;
+    std::string successor;
+    RotationDone done;
+  };
+
+  Committer(std::shared_ptr<TokenStore> store, const RefreshTokenOptions& options)
+      : store_(std::move(store)), options_(options), thread_([this] { run(); }) {}
+  ~Committer() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();  // run() answers every queued job before it returns
+  }
+  Committer(const Committer&) = delete;
+  Committer& operator=(const Committer&) = delete;
+
+  void submit(Job job) {
+    {
+      std::lock_guard lock(mutex_);
+      queue_.push_back(std::move(job));
+    }
+    wake_.notify_one();
+  }
+
+ private:
+  // A bound on one transaction; more simply wait for the next.
+  static constexpr std::size_t kMaxBatch = 1024;
+
+  void run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, nothing left
+      std::vector<Job> jobs;
+      if (queue_.size() <= kMaxBatch) {
+        jobs.swap(queue_);
+      } else {
+        jobs.assign(std::make_move_iterator(queue_.begin()),
+                    std::make_move_iterator(queue_.begin() + kMaxBatch));
+        queue_.erase(queue_.begin(), queue_.begin() + kMaxBatch);
+      }
+      lock.unlock();
+      commit(jobs);
+      lock.lock();
+    }
+  }
+
+  void commit(std::vector<Job>& jobs) {
+    std::vector<TokenStore::RotateRequest> batch;
+    batch.reserve(jobs.size());
+    for (auto& j : jobs) batch.push_back(std::move(j.request));
+    std::vector<TokenStore::RotateOutcome> outcomes;
+    std::exception_ptr failed;
+    try {
+      outcomes = store_->rotate_refresh_tokens(batch, options_.clock(), options_.idle_seconds,
+                                               options_.grace_seconds);
+      if (outcomes.size() != jobs.size()) throw std::logic_error("rotation batch miscounted");
+    } catch (...) {
+      failed = std::current_exception();
+    }
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      Rotation r;
+      std::exception_ptr error = failed;
+      if (!failed) {
+        error = outcomes[i].error;
+        r.status = outcomes[i].status;
+        if (!error && (r.status == RotateStatus::rotated || r.status == RotateStatus::replayed)) {
+          r.token = std::move(jobs[i].successor);
+          r.record = std::move(outcomes[i].successor);
+        }
+      }
+      if (error) r.status = RotateStatus::unknown;
+      try {
+        jobs[i].done(std::move(r), error);
+      } catch (...) {
+        // A callback that throws must not cost the others their answers.
+      }
+    }
+  }
+
+  std::shared_ptr<TokenStore> store_;
+  RefreshTokenOptions options_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<Job> queue_;
+  bool stop_ = false;
+  std::thread thread_;  // last: started once the rest is built
+};
 
 std::string generate_refresh_key() { return b64::encode_url(random_bytes(32)); }
 
@@ -163,6 +300,7 @@ RefreshTokens::RefreshTokens(std::shared_ptr<TokenStore> store, std::string key,
   if (!store_) throw std::invalid_argument("RefreshTokens needs a token store");
   if (key_.size() < 32) throw std::invalid_argument("the refresh key is too short");
   options_.clock = or_system_clock(std::move(options_.clock));
+  if (store_->batches_rotations()) committer_ = std::make_shared<Committer>(store_, options_);
 }
 
 std::string RefreshTokens::hash(std::string_view token) { return hex(sha256_raw(token)); }
@@ -186,12 +324,9 @@ std::optional<RefreshTokenRecord> RefreshTokens::find(std::string_view token) co
   return store_->find_refresh_token(hash(token), options_.clock());
 }
 
-RefreshTokens::Rotation RefreshTokens::rotate(std::string_view token,
-                                              const std::string& scope) const {
-  Rotation out;
-  if (token.empty() || token.size() > kMaxTokenBytes) return out;
-  // The successor is derived, not drawn: a replay within the grace period, on any
-  // instance, gets the same one, and the store keeps only hashes.
+// The successor is derived, not drawn: a replay within the grace period, on any
+// instance, gets the same one, and the store keeps only hashes.
+std::string RefreshTokens::successor_of(std::string_view token) const {
   std::array<unsigned char, 32> mac{};
   unsigned int len = 0;
   if (HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()),
@@ -199,7 +334,35 @@ RefreshTokens::Rotation RefreshTokens::rotate(std::string_view token,
            &len) == nullptr) {
     throw std::runtime_error("HMAC-SHA256 failed");
   }
-  out.token = b64::encode_url(std::string_view(reinterpret_cast<const char*>(mac.data()), len));
+  return b64::encode_url(std::string_view(reinterpret_cast<const char*>(mac.data()), len));
+}
+
+void RefreshTokens::rotate_later(std::string_view token, const std::string& scope,
+                                 RotationDone done) const {
+  if (!committer_ || token.empty() || token.size() > kMaxTokenBytes) {
+    Rotation r;
+    std::exception_ptr error;
+    try {
+      r = rotate(token, scope);
+    } catch (...) {
+      r = Rotation{};
+      error = std::current_exception();
+    }
+    done(std::move(r), error);
+    return;
+  }
+  Committer::Job job;
+  job.successor = successor_of(token);
+  job.request = {hash(token), hash(job.successor), scope};
+  job.done = std::move(done);
+  committer_->submit(std::move(job));
+}
+
+RefreshTokens::Rotation RefreshTokens::rotate(std::string_view token,
+                                              const std::string& scope) const {
+  Rotation out;
+  if (token.empty() || token.size() > kMaxTokenBytes) return out;
+  out.token = successor_of(token);
   out.status =
       store_->rotate_refresh_token(hash(token), hash(out.token), scope, options_.clock(),
                                    options_.idle_seconds, options_.grace_seconds, out.record);
@@ -285,10 +448,14 @@ Route& install_revoke(App& app, std::shared_ptr<const Verifier> verifier,
                       std::shared_ptr<const ClientRegistry> clients) {
   if (!verifier || !deny_list)
     throw std::invalid_argument("install_revoke needs a verifier and a deny-list");
+  // Revocations by token type and client in /metrics.
+  std::shared_ptr<Metrics> metrics = app.metrics();
+  Counter* access_revoked = &metrics->tokens_revoked("access_token");
+  Counter* refresh_revoked = &metrics->tokens_revoked("refresh_token");
   return app.post(
       "/revoke", {.name = "revoke_token", .offload = true, .summary = "Revoke a token (RFC 7009)"},
-      [verifier, deny_list, refresh, clients](RequestContext& ctx,
-                                              const RevokeForm& form) -> Response {
+      [verifier, deny_list, refresh, clients, metrics, access_revoked, refresh_revoked](
+          RequestContext& ctx, const RevokeForm& form) -> Response {
         const Headers no_store{{"Cache-Control", "no-store"}, {"Pragma", "no-cache"}};
         // RFC 7009 §2.1: the client's credentials first, then the token's owner.
         ClientAuthentication auth;
@@ -342,8 +509,17 @@ Route& install_revoke(App& app, std::shared_ptr<const Verifier> verifier,
             return invalid_client(auth);
           }
         }
-        if (access) deny_list->deny(*access);
-        if (refreshing) refresh->revoke(token);
+        if (access) {
+          deny_list->deny(*access);
+          // A client's token names its registered id (signed here): a bounded label.
+          const auto* cid = access->claims.if_contains("client_id");
+          if (cid != nullptr && cid->is_string()) {
+            metrics->tokens_revoked("access_token", cid->get_string()).inc();
+          } else {
+            access_revoked->inc();
+          }
+        }
+        if (refreshing && refresh->revoke(token)) refresh_revoked->inc();
         return Response::json(200, boost::json::object{}, no_store);
       },
       Depends(revoke_form()));

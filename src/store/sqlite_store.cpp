@@ -208,6 +208,7 @@ class Connection {
   }
   ~Connection() {
     find_.reset();
+    prepared_.clear();
     sqlite3_close(db_);
   }
   Connection(const Connection&) = delete;
@@ -230,10 +231,20 @@ class Connection {
     }
     return *find_;
   }
+  // `sql` (a string literal: its address is the key) prepared once per connection,
+  // reset and unbound: the caller steps it and resets it when done (an unfinished
+  // SELECT would hold its read transaction open).
+  Statement& prepared(const char* sql) {
+    auto& s = prepared_[sql];
+    if (!s) s = std::make_unique<Statement>(db_, sql);
+    s->reset();
+    return *s;
+  }
 
  private:
   sqlite3* db_ = nullptr;
   std::unique_ptr<Statement> find_;
+  std::unordered_map<const char*, std::unique_ptr<Statement>> prepared_;
 };
 
 class SqliteStore final : public UserStore, public ThrottleCounters, public TokenStore {
@@ -527,12 +538,15 @@ class SqliteStore final : public UserStore, public ThrottleCounters, public Toke
     auto conn = acquire();
     std::optional<RefreshTokenRecord> found;
     try {
-      Statement s(conn->db(),
-                  "SELECT hash, family, username, scope, expires_at, family_expires_at, "
-                  "spent_at IS NOT NULL FROM refresh_tokens WHERE hash = ?1 "
-                  "AND (expires_at >= ?2 OR spent_at IS NOT NULL) AND family_expires_at >= ?2");
+      Statement& s = conn->prepared(
+          "SELECT hash, family, username, scope, expires_at, family_expires_at, "
+          "spent_at IS NOT NULL FROM refresh_tokens WHERE hash = ?1 "
+          "AND (expires_at >= ?2 OR spent_at IS NOT NULL) AND family_expires_at >= ?2");
       s.bind(1, hash).bind(2, now);
-      if (s.step() == SQLITE_ROW) found = read_refresh(s);
+      const int rc = s.step();
+      if (rc == SQLITE_ROW) found = read_refresh(s);
+      s.reset();
+      check(*conn, rc);
     } catch (...) {
       release(std::move(conn));
       throw;
@@ -545,72 +559,50 @@ class SqliteStore final : public UserStore, public ThrottleCounters, public Toke
                                     std::string_view scope, std::int64_t now,
                                     std::int64_t idle_seconds, std::int64_t grace_seconds,
                                     RefreshTokenRecord& successor) override {
-    RotateStatus status = RotateStatus::unknown;
+    auto out = rotate_refresh_tokens(
+        {{std::string(hash), std::string(successor_hash), std::string(scope)}}, now, idle_seconds,
+        grace_seconds);
+    if (out[0].error) std::rethrow_exception(out[0].error);
+    successor = std::move(out[0].successor);
+    return out[0].status;
+  }
+
+  // One BEGIN IMMEDIATE (the write lock first: of two rotations of one token, in any
+  // processes, the second reads the first's result) for the whole batch, a savepoint
+  // per rotation (one that fails is undone alone), one COMMIT: with synchronous=FULL,
+  // one WAL flush for them all.
+  std::vector<RotateOutcome> rotate_refresh_tokens(const std::vector<RotateRequest>& batch,
+                                                   std::int64_t now, std::int64_t idle_seconds,
+                                                   std::int64_t grace_seconds) override {
+    std::vector<RotateOutcome> out(batch.size());
+    if (batch.empty()) return out;
     write([&](Connection& c) {
-      // BEGIN IMMEDIATE takes the write lock first: of two rotations of one token, in
-      // any processes, the second reads the first's result.
       c.exec("BEGIN IMMEDIATE");
       try {
-        std::optional<RefreshTokenRecord> old;
-        std::optional<std::int64_t> spent_at;
-        std::string next;
-        {
-          Statement s(c.db(),
-                      "SELECT hash, family, username, scope, expires_at, family_expires_at, "
-                      "0, spent_at, successor FROM refresh_tokens WHERE hash = ?1");
-          s.bind(1, hash);
-          if (s.step() == SQLITE_ROW) {
-            old = read_refresh(s);
-            if (s.text(7)) spent_at = s.integer64(7);
-            next = s.text(8).value_or("");
-          }
-        }
-        if (!old) {
-          status = RotateStatus::unknown;
-        } else if (!spent_at) {
-          if (old->expires_at < now || old->family_expires_at < now) {
-            status = RotateStatus::unknown;
-          } else {
-            Statement u(c.db(),
-                        "UPDATE refresh_tokens SET spent_at = ?2, successor = ?3 "
-                        "WHERE hash = ?1 AND spent_at IS NULL");
-            u.bind(1, hash).bind(2, now).bind(3, successor_hash);
-            check(c, u.step());
-            successor = *old;
-            successor.hash = std::string(successor_hash);
-            successor.scope = std::string(scope);
-            successor.expires_at = std::min(now + idle_seconds, old->family_expires_at);
-            insert_refresh(c, successor);
-            status = RotateStatus::rotated;
-          }
-        } else {
-          std::optional<RefreshTokenRecord> replay;
-          if (now - *spent_at < grace_seconds && !next.empty() && next == successor_hash) {
-            Statement s(c.db(),
-                        "SELECT hash, family, username, scope, expires_at, family_expires_at, "
-                        "0 FROM refresh_tokens WHERE hash = ?1 AND spent_at IS NULL");
-            s.bind(1, successor_hash);
-            if (s.step() == SQLITE_ROW) replay = read_refresh(s);
-          }
-          if (replay) {
-            successor = *replay;
-            status = RotateStatus::replayed;
-          } else {
-            Statement d(c.db(), "DELETE FROM refresh_tokens WHERE family = ?1");
-            d.bind(1, old->family);
-            check(c, d.step());
-            status = RotateStatus::reused;
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          c.exec("SAVEPOINT rotation");
+          try {
+            out[i].status =
+                rotate_one(c, batch[i], now, idle_seconds, grace_seconds, out[i].successor);
+            c.exec("RELEASE rotation");
+          } catch (...) {
+            out[i] = RotateOutcome{};
+            out[i].error = std::current_exception();
+            c.exec("ROLLBACK TO rotation");
+            c.exec("RELEASE rotation");
           }
         }
         c.exec("COMMIT");
       } catch (...) {
-        c.exec("ROLLBACK");
+        sqlite3_exec(c.db(), "ROLLBACK", nullptr, nullptr, nullptr);
         throw;
       }
       return StoreStatus::ok;
     });
-    return status;
+    return out;
   }
+
+  bool batches_rotations() const override { return true; }
 
   bool revoke_refresh_family(std::string_view family) override {
     return write([&](Connection& c) {
@@ -751,6 +743,67 @@ class SqliteStore final : public UserStore, public ThrottleCounters, public Toke
   }
 
  private:
+  // One rotation inside the caller's transaction (see TokenStore::rotate_refresh_token).
+  static RotateStatus rotate_one(Connection& c, const RotateRequest& r, std::int64_t now,
+                                 std::int64_t idle_seconds, std::int64_t grace_seconds,
+                                 RefreshTokenRecord& successor) {
+    std::optional<RefreshTokenRecord> old;
+    std::optional<std::int64_t> spent_at;
+    std::string next;
+    {
+      Statement& s = c.prepared(
+          "SELECT hash, family, username, scope, expires_at, family_expires_at, "
+          "0, spent_at, successor FROM refresh_tokens WHERE hash = ?1");
+      s.bind(1, r.hash);
+      const int rc = s.step();
+      if (rc == SQLITE_ROW) {
+        old = read_refresh(s);
+        if (s.text(7)) spent_at = s.integer64(7);
+        next = s.text(8).value_or("");
+      }
+      s.reset();
+      check(c, rc);
+    }
+    if (!old) return RotateStatus::unknown;
+    if (!spent_at) {
+      if (old->expires_at < now || old->family_expires_at < now) return RotateStatus::unknown;
+      Statement& u = c.prepared(
+          "UPDATE refresh_tokens SET spent_at = ?2, successor = ?3 "
+          "WHERE hash = ?1 AND spent_at IS NULL");
+      u.bind(1, r.hash).bind(2, now).bind(3, r.successor_hash);
+      const int rc = u.step();
+      u.reset();
+      check(c, rc);
+      successor = *old;
+      successor.hash = r.successor_hash;
+      successor.scope = r.scope;
+      successor.expires_at = std::min(now + idle_seconds, old->family_expires_at);
+      insert_refresh(c, successor);
+      return RotateStatus::rotated;
+    }
+    if (now - *spent_at < grace_seconds && !next.empty() && next == r.successor_hash) {
+      Statement& s = c.prepared(
+          "SELECT hash, family, username, scope, expires_at, family_expires_at, "
+          "0 FROM refresh_tokens WHERE hash = ?1 AND spent_at IS NULL");
+      s.bind(1, r.successor_hash);
+      const int rc = s.step();
+      std::optional<RefreshTokenRecord> replay;
+      if (rc == SQLITE_ROW) replay = read_refresh(s);
+      s.reset();
+      check(c, rc);
+      if (replay) {
+        successor = *replay;
+        return RotateStatus::replayed;
+      }
+    }
+    Statement& d = c.prepared("DELETE FROM refresh_tokens WHERE family = ?1");
+    d.bind(1, old->family);
+    const int rc = d.step();
+    d.reset();
+    check(c, rc);
+    return RotateStatus::reused;
+  }
+
   static RefreshTokenRecord read_refresh(const Statement& s) {
     RefreshTokenRecord r;
     r.hash = s.text(0).value_or("");
@@ -763,12 +816,14 @@ class SqliteStore final : public UserStore, public ThrottleCounters, public Toke
     return r;
   }
   static void insert_refresh(Connection& c, const RefreshTokenRecord& t) {
-    Statement s(c.db(),
-                "INSERT INTO refresh_tokens (hash, family, username, scope, expires_at, "
-                "family_expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    Statement& s = c.prepared(
+        "INSERT INTO refresh_tokens (hash, family, username, scope, expires_at, "
+        "family_expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
     s.bind(1, t.hash).bind(2, t.family).bind(3, t.username).bind(4, t.scope);
     s.bind(5, t.expires_at).bind(6, t.family_expires_at);
-    check(c, s.step());
+    const int rc = s.step();
+    s.reset();
+    check(c, rc);
   }
   static void check(Connection& c, int rc) {
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {

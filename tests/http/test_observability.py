@@ -287,8 +287,9 @@ def test_sighup_reloads_the_log_level_and_says_so(workdir, secret_key, tmp_path)
 
         events = wait_for(reloaded)
         assert events, s.log_tail()
-        assert events[0]["reloaded"] == [{"name": "log-level", "ok": True,
-                                          "result": "info -> warning"}]
+        assert events[0]["reloaded"][0] == {"name": "log-level", "ok": True,
+                                            "result": "info -> warning"}
+        assert [h["name"] for h in events[0]["reloaded"]] == ["log-level", "throttle"]
         assert s.proc.poll() is None  # SIGHUP did not end it
         httpx.get(s.url + "/readyz", timeout=10)
         # An unreadable level is reported and the old one kept.

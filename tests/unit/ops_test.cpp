@@ -1,11 +1,12 @@
-// Issue 12's operations pieces that change a running server: the login throttle's
-// options replaced at SIGHUP.
+// Issue 12's operations pieces: the login throttle's options replaced at SIGHUP, and
+// the token counters' bounded client labels.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <memory>
 #include <string>
 
+#include "gatehouse/metrics.hpp"
 #include "gatehouse/throttle.hpp"
 
 namespace {
@@ -49,6 +50,32 @@ TEST(ThrottleReload, TurningItOffAndOnAgain) {
   EXPECT_GT(t.retry_after("bob", ""), seconds(0));
   t.set_options(user_limit(1, false));
   EXPECT_EQ(t.retry_after("bob", ""), seconds(0));
+}
+
+TEST(TokenMetrics, ClientLabelsAreBoundedThenShareOther) {
+  gatehouse::Metrics m;
+  const auto cap = gatehouse::Metrics::kMaxClientLabels;
+  for (std::size_t i = 0; i < cap; ++i)
+    m.tokens_issued("client_credentials", "c" + std::to_string(i)).inc();
+  // Known ids keep their series; new ones past the cap share "other".
+  m.tokens_issued("client_credentials", "c7").inc();
+  m.tokens_issued("client_credentials", "late-1").inc();
+  m.tokens_revoked("access_token", "late-2").inc();
+  EXPECT_EQ(&m.tokens_issued("client_credentials", "late-3"),
+            &m.tokens_issued("client_credentials", "(other)"));
+  const std::string text = m.render();
+  EXPECT_NE(
+      text.find("gatehouse_tokens_issued_total{grant=\"client_credentials\",client=\"c7\"} 2"),
+      std::string::npos);
+  EXPECT_NE(
+      text.find("gatehouse_tokens_issued_total{grant=\"client_credentials\",client=\"(other)\"} 1"),
+      std::string::npos);
+  EXPECT_NE(
+      text.find("gatehouse_tokens_revoked_total{token_type=\"access_token\",client=\"(other)\"} 1"),
+      std::string::npos);
+  EXPECT_EQ(text.find("late-"), std::string::npos);
+  EXPECT_NE(text.find("gatehouse_tokens_issued_total{grant=\"password\",client=\"(none)\"} 0"),
+            std::string::npos);
 }
 
 }  // namespace
