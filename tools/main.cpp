@@ -10,6 +10,7 @@
 
 #include <openssl/crypto.h>
 #include <sqlite3.h>
+#include <boost/asio/ip/address.hpp>
 #include <boost/json.hpp>
 #include <boost/version.hpp>
 
@@ -274,15 +275,25 @@ int main(int argc, char** argv) {
       if (!is_postgres_url(db.value)) s.fail("only a postgresql:// database has a password");
       (void)read_secret_file(s);
     });
+    auto& timeout = settings.add(
+        cmd, "--database-timeout", "database-timeout", "GATEHOUSE_DATABASE_TIMEOUT", "5",
+        "PostgreSQL: seconds to wait for the database (to connect, per statement, for a free "
+        "connection) before answering 503");
+    timeout.number(1, 3600);
     return std::pair<Setting*, Setting*>{&dir, &db};
   };
   auto open_store =
       [&](const Setting& data_dir, const Setting& database,
-          const gatehouse::SqliteOptions& sqlite = {}) -> std::shared_ptr<gatehouse::UserStore> {
+          const gatehouse::SqliteOptions& sqlite = {},
+          gatehouse::PostgresOptions postgres = {}) -> std::shared_ptr<gatehouse::UserStore> {
     if (is_postgres_url(database.value)) {
       const Setting* pw = settings.find(database.command, "database-password-file");
+      if (const Setting* t = settings.find(database.command, "database-timeout"); t != nullptr) {
+        postgres.timeout = std::chrono::seconds(static_cast<long>(t->as_number()));
+      }
       return gatehouse::open_postgres_store(
-          database.value, pw != nullptr && !pw->value.empty() ? read_secret_file(*pw) : "");
+          database.value, pw != nullptr && !pw->value.empty() ? read_secret_file(*pw) : "",
+          postgres);
     }
     gatehouse::ensure_private_dir(data_dir.value);
     auto file = database.value.empty() ? std::filesystem::path(data_dir.value) / "gatehouse.db"
@@ -356,12 +367,41 @@ int main(int argc, char** argv) {
       "Connections one client address (IPv6: its /64) may hold; more get 503. 0: no cap. "
       "The trusted proxy 127.0.0.1 is not capped (up to 1000000)");
   per_client.number(0, 1000000);
+  // uvicorn's --forwarded-allow-ips: the proxies whose X-Forwarded-For and
+  // X-Forwarded-Proto are believed; anyone else's are ignored.
+  auto& forwarded = settings.add(
+      serve, "--forwarded-allow-ips", "forwarded-allow-ips", "GATEHOUSE_FORWARDED_ALLOW_IPS",
+      "127.0.0.1",
+      "Comma-separated addresses of the proxies whose X-Forwarded-For/-Proto are believed "
+      "(\"*\": any; empty: none); they are not capped per client either");
+  auto forwarded_list = [](const Setting& s) {
+    std::vector<std::string> out;
+    std::string_view rest = s.value;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      std::string item(rest.substr(0, comma));
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+      item.erase(0, item.find_first_not_of(" \t"));
+      item.erase(item.find_last_not_of(" \t") + 1);
+      if (item.empty()) continue;
+      if (item != "*") {
+        boost::system::error_code ec;
+        const auto address = boost::asio::ip::make_address(item, ec);
+        if (ec) s.fail("'" + item + "' is not an IPv4 or IPv6 address (nor *)");
+        item = address.to_string();
+      }
+      out.push_back(std::move(item));
+    }
+    return out;
+  };
+  forwarded.check([&forwarded_list](const Setting& s) { (void)forwarded_list(s); });
   auto& web_dir = settings.add(serve, "--web-dir", "web-dir", "GATEHOUSE_WEB_DIR", "",
                                "Directory with the Swagger UI and ReDoc files");
   web_dir.check(require_directory);
   auto& user_cache =
       settings.add(serve, "--user-cache-kib", "user-cache-kib", "GATEHOUSE_USER_CACHE_KIB", "256",
-                   "SQLite: bytes of users each thread caches, KiB (0: none; up to 1048576)");
+                   "Bytes of users cached, KiB: per thread on SQLite, per process on PostgreSQL "
+                   "(0: none; up to 1048576)");
   user_cache.number(0, 1u << 20);
   // Brute-force throttling (see docs/SECURITY.md): per username and per client address,
   // a score that leaks FAILURES per WINDOW; at FAILURES, blocks that double from
@@ -545,7 +585,13 @@ int main(int argc, char** argv) {
       return limits;
     };
     const gatehouse::ThrottleOptions limits = throttle_limits();
-    std::shared_ptr<gatehouse::UserStore> store = open_store(*serve_dir, *serve_db, sqlite);
+    // PostgreSQL: a watcher LISTENs for changes, so users are cached per process, and
+    // notices when the database stops answering (calls then fail at once with 503).
+    gatehouse::PostgresOptions postgres_options;
+    postgres_options.watch = true;
+    postgres_options.user_cache_bytes = sqlite.user_cache_bytes;
+    std::shared_ptr<gatehouse::UserStore> store =
+        open_store(*serve_dir, *serve_db, sqlite, postgres_options);
     const bool postgres = is_postgres_url(serve_db->value);
     bool seed = demo.as_bool();
     if (demo_users_flag) seed = true;
@@ -630,6 +676,7 @@ int main(int argc, char** argv) {
     options.worker_threads = static_cast<unsigned>(workers.as_number());
     options.worker_queue = queue.as_number();
     options.max_connections_per_client = per_client.as_number();
+    options.forwarded_allow_ips = forwarded_list(forwarded);
     options.access_log = (access_log.as_bool() || access_log_flag) && !no_access_log;
     options.metrics = (parse_bool(metrics_setting) || metrics_flag) && !no_metrics;
     options.always_send_request_id = parse_bool(send_request_id) || send_request_id_flag;
@@ -696,9 +743,13 @@ int main(int argc, char** argv) {
               .include_in_schema = parse_bool(ops_in_openapi) || ops_in_openapi_flag});
     // /readyz: the store answers a query, the signing key is loaded.
     auto store_ready = app.readiness().add("store", [store] {
+      // PostgreSQL: what the watcher knows (no round trip on the I/O thread).
+      if (auto health = store->health()) return gatehouse::CheckResult{health->ok, health->detail};
       (void)store->setting("readyz-probe");
       return gatehouse::CheckResult{true, "reachable"};
     });
+    options.store_queue_timeout = std::chrono::seconds(
+        static_cast<long>(settings.find(serve_db->command, "database-timeout")->as_number()));
     auto key_ready = app.readiness().add("keys", [keys] {
       const auto set = keys->keys();
       const bool loaded = set && set->signing_key();

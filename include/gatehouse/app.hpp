@@ -5,6 +5,7 @@
 
 #include <boost/json/value.hpp>
 
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -228,8 +229,10 @@ class App {
   // redirect), in Starlette's order.
   [[nodiscard]] Dispatch dispatch(const Request& request) const;
   // Runs a dispatched route: parses a declared form body, resolves the dependency
-  // tree and the handler, and turns an HttpException into its response (and any
-  // other exception into a 500). A deferred answer (Response::later) is returned as is.
+  // tree and the handler, and turns an HttpException into its response, a
+  // StoreUnavailable into a 503 with Retry-After, and any other exception into a 500.
+  // A StoreWouldBlock (store.hpp) is let through to the caller. A deferred answer
+  // (Response::later) is returned as is.
   [[nodiscard]] Response run(const Route& route, const Request& request) const;
   // The route's precheck (RouteOptions::precheck), if it has one and it answers.
   [[nodiscard]] std::optional<Response> precheck(const Route& route, const Request& request) const;
@@ -261,6 +264,8 @@ class App {
  private:
   Route& add_route(Route route);
   Response run_unguarded(const Route& route, const Request& request) const;
+  Response store_unavailable(const Route& route, const Request& request,
+                             const std::exception& e) const;
   void add_docs_routes();
 
   AppInfo info_;

@@ -8,7 +8,6 @@
 // client costs one HMAC and a hash lookup, never a store round trip.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -16,12 +15,12 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "gatehouse/app.hpp"
 #include "gatehouse/lifecycle.hpp"
+#include "gatehouse/poller.hpp"
 #include "gatehouse/store.hpp"
 #include "gatehouse/verifier.hpp"
 
@@ -92,10 +91,7 @@ class ClientRegistry {
   std::shared_ptr<const Map> clients_;
   std::string raw_;  // the stored text last read (sync only)
   std::mutex sync_mutex_;
-  std::mutex stop_mutex_;
-  std::condition_variable stop_cv_;
-  bool stop_ = false;
-  std::thread thread_;
+  Poller poller_;  // last: stopped before the rest goes
 };
 
 // Client authentication of a request (RFC 6749 §2.3.1): HTTP Basic with the

@@ -14,6 +14,7 @@
 #include "gatehouse/model.hpp"
 #include "gatehouse/operations.hpp"
 #include "gatehouse/password.hpp"
+#include "gatehouse/poller.hpp"
 #include "gatehouse/result.hpp"
 #include "gatehouse/security.hpp"
 #include "gatehouse/server.hpp"

@@ -11,7 +11,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -21,11 +20,11 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "gatehouse/app.hpp"
+#include "gatehouse/poller.hpp"
 #include "gatehouse/verifier.hpp"
 
 namespace gatehouse {
@@ -152,10 +151,7 @@ class DenyList final : public RevocationList {
   std::int64_t seen_ = 0;
   std::int64_t last_prune_ = 0;
   std::mutex sync_mutex_;
-  std::mutex stop_mutex_;
-  std::condition_variable stop_cv_;
-  bool stop_ = false;
-  std::thread thread_;
+  Poller poller_;  // last: stopped before the rest goes
 };
 
 struct RefreshTokenOptions {

@@ -24,6 +24,13 @@ struct ServerOptions {
   unsigned io_threads = 0;         // 0: one per core
   unsigned worker_threads = 0;     // 0: one per core
   std::size_t worker_queue = 256;  // waiting offloaded requests before 503
+  // A request whose store would have to wait for its database on an I/O thread (the
+  // store throws StoreWouldBlock, store.hpp) runs again on a pool of store threads,
+  // started on first use: this many threads, at most store_queue requests waiting
+  // (then 503), none waiting longer than store_queue_timeout (503 instead of running).
+  unsigned store_threads = 16;
+  std::size_t store_queue = 1024;
+  std::chrono::milliseconds store_queue_timeout{5000};
   std::size_t header_limit = 16 * 1024;
   std::size_t max_connections = 10000;  // further connections get a 503 and are closed
   // Connections one client may hold at once (0: no such cap); further ones get a 503 and

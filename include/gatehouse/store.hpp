@@ -1,10 +1,12 @@
 // Where users live. One interface; SQLite is the embedded default.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +28,43 @@ struct User {
 using UserPtr = std::shared_ptr<const User>;
 
 enum class StoreStatus { ok, exists, not_found };
+
+// Thrown by a store that cannot answer now: its database does not answer, or not within
+// the store's time limit. App::run answers it with a JSON 503 and `Retry-After`, as for
+// an overloaded service, never a 500: the request may be tried again shortly.
+class StoreUnavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Thrown by a store asked, on a thread that must not block (one of the server's I/O
+// threads, see BlockingForbidden), for something that needs a round trip to its
+// database. The server catches it and runs the whole request again on its pool of
+// store threads, where blocking is allowed. Deliberately not a std::exception, so that
+// no `catch (const std::exception&)` on the way turns it into an error.
+struct StoreWouldBlock {};
+
+// While one exists on a thread, stores that would wait for a remote database throw
+// StoreWouldBlock there instead (an embedded SQLite store answers as always). The
+// server holds one on each I/O thread.
+class BlockingForbidden {
+ public:
+  BlockingForbidden();
+  ~BlockingForbidden();
+  BlockingForbidden(const BlockingForbidden&) = delete;
+  BlockingForbidden& operator=(const BlockingForbidden&) = delete;
+  // True on a thread where a BlockingForbidden exists.
+  [[nodiscard]] static bool active() noexcept;
+
+ private:
+  bool previous_;
+};
+
+// A store's state as it knows it without a round trip (for /readyz).
+struct StoreHealth {
+  bool ok = true;
+  std::string detail;
+};
 
 class UserStore {
  public:
@@ -66,6 +105,9 @@ class UserStore {
   [[nodiscard]] virtual std::optional<std::uint64_t> change_marker() { return std::nullopt; }
   // True when the store was created by this open (no schema existed before).
   [[nodiscard]] virtual bool created() const = 0;
+  // Whether the store can answer, from what it already knows (no round trip; safe on an
+  // I/O thread); nullopt when it cannot tell without asking its database.
+  [[nodiscard]] virtual std::optional<StoreHealth> health() const { return std::nullopt; }
 };
 
 struct SqliteOptions {
@@ -79,6 +121,21 @@ struct SqliteOptions {
 std::unique_ptr<UserStore> open_sqlite_store(const std::filesystem::path& file,
                                              const SqliteOptions& options = {});
 
+struct PostgresOptions {
+  // The time limit on every round trip: connecting (and logging in), each statement
+  // (sent as the server's statement_timeout too, unless the URL sets one) and waiting
+  // for a free pooled connection. A database that does not answer within it makes the
+  // call throw StoreUnavailable.
+  std::chrono::milliseconds timeout{5000};
+  // Keep a connection that LISTENs for changes (the NOTIFYs every writer sends) and
+  // watches the database: users are then cached in memory, at most this many bytes
+  // (0: no cache), and while the database does not answer every call fails at once
+  // with StoreUnavailable until the watcher reconnects. For long-running servers; a
+  // one-shot command leaves it off.
+  bool watch = false;
+  std::size_t user_cache_bytes = 256 * 1024;
+};
+
 // Connects to PostgreSQL (`url` goes to libpq unchanged: postgresql://user@host/db?sslmode=...)
 // and applies pending migrations under an advisory lock, so several instances may share
 // one database. User writes NOTIFY gatehouse_users with the username. Throws
@@ -86,7 +143,8 @@ std::unique_ptr<UserStore> open_sqlite_store(const std::filesystem::path& file,
 // (read from a password file) is used instead of one in the URL; without either, libpq
 // looks at PGPASSWORD and PGPASSFILE (default ~/.pgpass) as usual.
 std::unique_ptr<UserStore> open_postgres_store(const std::string& url,
-                                               const std::string& password = {});
+                                               const std::string& password = {},
+                                               const PostgresOptions& options = {});
 
 // The URL (or keyword=value string) without its password, fit for messages and logs.
 std::string redact_postgres_url(std::string_view url);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "gatehouse/store.hpp"
 #include "http/form.hpp"
 #include "http/text.hpp"
 #include "openapi/docs_pages.hpp"
@@ -213,9 +214,26 @@ Dispatch App::dispatch(const Request& request) const {
   return Dispatch{nullptr, HttpException(404, "Not Found").to_response()};
 }
 
+// The database does not answer (or not in time): a 503 the client may retry, as an
+// overloaded server's, and a log line with the reason. StoreWouldBlock is no
+// std::exception and passes through both run() and precheck() to the server.
+Response App::store_unavailable(const Route& route, const Request& request,
+                                const std::exception& e) const {
+  logger_->event(LogLevel::warning, "store_unavailable",
+                 {{"request_id", request.request_id()},
+                  {"method", route.method},
+                  {"route", route.path},
+                  {"error", e.what()}});
+  return HttpException(503, "Service Unavailable: the database is not answering, try again",
+                       {{"Retry-After", "1"}})
+      .to_response();
+}
+
 Response App::run(const Route& route, const Request& request) const {
   try {
     return run_unguarded(route, request);
+  } catch (const StoreUnavailable& e) {
+    return store_unavailable(route, request, e);
   } catch (const std::exception& e) {
     // A dependency that could not do its work (the database is down, ...): the client
     // gets a 500 with a JSON body, the log gets the reason, the server goes on.
@@ -268,6 +286,8 @@ std::optional<Response> App::precheck(const Route& route, const Request& request
       ctx.set_form(std::move(*form));
     }
     return route.options.precheck(ctx);
+  } catch (const StoreUnavailable& e) {
+    return store_unavailable(route, request, e);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gatehouse: error: %s %s: %s\n", route.method.c_str(), route.path.c_str(),
                  e.what());

@@ -40,6 +40,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "gatehouse/store.hpp"
 #include "http/connection_host.hpp"
 #include "http/form.hpp"
 #include "http/text.hpp"
@@ -268,6 +269,24 @@ struct ServerState {
   std::atomic<bool> trim_scheduled{false};
   std::atomic<bool> trim_enabled{false};
   std::optional<net::steady_timer> trim_timer;  // on the first I/O context
+
+  // Requests moved off an I/O thread because their store would block there (see
+  // ServerOptions::store_threads); made on first use, so a server whose store never
+  // blocks (SQLite) starts no such thread.
+  http::WorkerPool& store_pool() {
+    std::call_once(store_pool_once, [this] {
+      store_pool_ = std::make_unique<http::WorkerPool>(
+          options.store_threads != 0 ? options.store_threads : 1,
+          options.store_queue != 0 ? options.store_queue : 1, http::WorkerPool::WaitObserver{},
+          /*nice=*/0);
+    });
+    return *store_pool_;
+  }
+  void stop_store_pool() {
+    if (store_pool_) store_pool_->stop(/*run_pending=*/false);
+  }
+  std::once_flag store_pool_once;
+  std::unique_ptr<http::WorkerPool> store_pool_;
 
   // Gauges and readiness checks reading this state; declared last so they end first.
   std::vector<Registration> registrations;
@@ -561,24 +580,52 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     slot_ = dispatch.route->index;
     route_label_ = dispatch.route->path;
-    if (auto early = state_.app.precheck(*dispatch.route, request_)) {
-      return respond(std::move(*early));
-    }
-    if (!dispatch.route->options.offload) {
-      Response res = state_.app.run(*dispatch.route, request_);
-      if (!res.later) return respond(std::move(res));
-      // Answered later by another thread (Response::deferred): wait without a thread.
-      stream_.expires_never();
-      waiting_ = true;
-      running_ = true;  // under way: a half-close needs no probe
-      answer_when_done(*res.later);
-      return watch_peer();
-    }
-    // Blocking work goes to the worker pool; the answer comes back to this I/O thread.
-    stream_.expires_never();
     const Route* route = dispatch.route;
+    // The I/O thread tries first. A store that would have to wait for its database
+    // here throws StoreWouldBlock (this thread holds a BlockingForbidden), and the
+    // request moves to a pool where waiting is allowed.
+    bool precheck_there = false;
+    try {
+      if (auto early = state_.app.precheck(*route, request_)) return respond(std::move(*early));
+    } catch (const StoreWouldBlock&) {
+      precheck_there = true;
+    }
+    if (route->options.offload) {
+      // Blocking work (password hashing) goes to the worker pool.
+      return offload(state_.pool, route, precheck_there, std::nullopt,
+                     "Service Unavailable: too many requests in progress");
+    }
+    if (!precheck_there) {
+      std::optional<Response> answer;
+      try {
+        answer = state_.app.run(*route, request_);
+      } catch (const StoreWouldBlock&) {
+      }
+      if (answer && !answer->later) return respond(std::move(*answer));
+      if (answer) {
+        // Answered later by another thread (Response::deferred): wait without a thread.
+        stream_.expires_never();
+        waiting_ = true;
+        running_ = true;  // under way: a half-close needs no probe
+        answer_when_done(*answer->later);
+        return watch_peer();
+      }
+    }
+    offload(state_.store_pool(), route, precheck_there, state_.options.store_queue_timeout,
+            "Service Unavailable: too many requests waiting for the database");
+  }
+
+  // Runs the route (after its precheck, when `precheck_first`) on `pool`; the answer
+  // comes back to this I/O thread. A full queue, or a wait longer than `max_wait`,
+  // answers 503 with `busy` and Retry-After.
+  void offload(http::WorkerPool& pool, const Route* route, bool precheck_first,
+               std::optional<std::chrono::milliseconds> max_wait, std::string_view busy) {
+    const bool hashing = &pool == &state_.pool;
+    stream_.expires_never();
     waiting_ = true;
-    bool queued = state_.pool.try_submit([self = shared_from_this(), route] {
+    const auto queued_at = std::chrono::steady_clock::now();
+    bool queued = pool.try_submit([self = shared_from_this(), route, precheck_first, max_wait,
+                                   queued_at, busy = std::string(busy)] {
       self->running_ = true;
       if (self->peer_left()) {
         // The client left while the request waited (it timed out, or gave up): do not
@@ -586,17 +633,27 @@ class Session : public std::enable_shared_from_this<Session> {
         net::post(self->stream_.get_executor(), [self] { self->close(); });
         return;
       }
-      Response res = self->state_.app.run(*route, self->request_);
+      Response res;
+      if (max_wait && std::chrono::steady_clock::now() - queued_at > *max_wait) {
+        res = HttpException(503, busy, {{"Retry-After", "1"}}).to_response();
+      } else {
+        try {
+          std::optional<Response> early;
+          if (precheck_first) early = self->state_.app.precheck(*route, self->request_);
+          res = early ? std::move(*early) : self->state_.app.run(*route, self->request_);
+        } catch (const StoreWouldBlock&) {
+          // Only thrown where blocking is forbidden, which a worker thread never is.
+          res = HttpException(503, busy, {{"Retry-After", "1"}}).to_response();
+        }
+      }
       if (res.later) return self->answer_when_done(*res.later);
       net::post(self->stream_.get_executor(),
                 [self, res = std::move(res)]() mutable { self->answer(std::move(res)); });
     });
     if (!queued) {
       waiting_ = false;
-      if (state_.pool_rejected != nullptr) state_.pool_rejected->inc();
-      return respond(HttpException(503, "Service Unavailable: too many requests in progress",
-                                   {{"Retry-After", "1"}})
-                         .to_response());
+      if (hashing && state_.pool_rejected != nullptr) state_.pool_rejected->inc();
+      return respond(HttpException(503, std::string(busy), {{"Retry-After", "1"}}).to_response());
     }
     watch_peer();
   }
@@ -1158,7 +1215,12 @@ void Server::Impl::run() {
 
   listener.start();
   std::vector<std::thread> threads;
-  for (auto& c : contexts) threads.emplace_back([&ioc = *c] { ioc.run(); });
+  for (auto& c : contexts) {
+    threads.emplace_back([&ioc = *c] {
+      const BlockingForbidden no_waiting_for_databases;
+      ioc.run();
+    });
+  }
   if (options.on_listening) options.on_listening(port);
 
   {
@@ -1178,6 +1240,7 @@ void Server::Impl::run() {
   for (auto& t : threads) t.join();
   // Logins still queued after the grace period would be hashed for nobody: drop them.
   state.pool.stop(/*run_pending=*/false);
+  state.stop_store_pool();
   guards.clear();
   // Sessions still owned by handlers go with their io_context, after this timer.
   state.trim_enabled = false;
@@ -1197,7 +1260,10 @@ struct ConnectionHost::Impl {
       : state(app, options, options.worker_threads != 0 ? options.worker_threads : 1) {
     state.local_authority = options.host + ":" + std::to_string(options.port);
   }
-  ~Impl() { state.pool.stop(/*run_pending=*/false); }
+  ~Impl() {
+    state.pool.stop(/*run_pending=*/false);
+    state.stop_store_pool();
+  }
 };
 
 ConnectionHost::ConnectionHost(const App& app, const ServerOptions& options)
@@ -1223,6 +1289,7 @@ void ConnectionHost::run() {
   ioc.restart();
   // The guard keeps run_one_for waiting while a session's work is on the worker pool.
   auto guard = net::make_work_guard(ioc);
+  const BlockingForbidden no_waiting_for_databases;
   while (impl_->state.session_count() > 0) ioc.run_one_for(std::chrono::milliseconds(100));
   guard.reset();
   ioc.poll();

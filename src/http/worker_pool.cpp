@@ -6,8 +6,11 @@
 
 namespace gatehouse::http {
 
-WorkerPool::WorkerPool(unsigned threads, std::size_t capacity, WaitObserver on_wait)
-    : capacity_(capacity), thread_count_(threads == 0 ? 1 : threads), on_wait_(std::move(on_wait)) {
+WorkerPool::WorkerPool(unsigned threads, std::size_t capacity, WaitObserver on_wait, int nice)
+    : capacity_(capacity),
+      thread_count_(threads == 0 ? 1 : threads),
+      on_wait_(std::move(on_wait)),
+      nice_(nice) {
   if (threads == 0) threads = 1;
   for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
 }
@@ -46,7 +49,7 @@ std::size_t WorkerPool::queued() {
 
 void WorkerPool::work() {
   // Linux applies nice values per thread: hashing yields to the I/O threads.
-  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10);
+  if (nice_ != 0) setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), nice_);
   for (;;) {
     Job job;
     {

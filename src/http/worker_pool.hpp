@@ -21,7 +21,9 @@ class WorkerPool {
   // `on_wait`, when set, is told how long each job waited in the queue (on the worker
   // thread that took it).
   using WaitObserver = std::function<void(std::chrono::nanoseconds)>;
-  WorkerPool(unsigned threads, std::size_t capacity, WaitObserver on_wait = {});
+  // `nice`: the threads' scheduling priority (10 for hashing, so I/O threads win the
+  // CPU; 0 for threads that mostly wait on a database).
+  WorkerPool(unsigned threads, std::size_t capacity, WaitObserver on_wait = {}, int nice = 10);
   ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -49,6 +51,7 @@ class WorkerPool {
   std::size_t capacity_;
   std::size_t thread_count_;
   WaitObserver on_wait_;
+  int nice_;
   std::atomic<std::size_t> busy_{0};
   std::mutex mutex_;
   std::condition_variable ready_;

@@ -197,6 +197,26 @@ void Logger::commit(ThreadBuffer& b, std::size_t line_start) {
   }
 }
 
+namespace {
+
+// Opens a line: {"time":"...","level":"...","event":"..." — the fields every line has.
+void open_line(std::string& out, LogLevel level, std::string_view event) {
+  out += "{\"time\":\"";
+  append_time(out);
+  out += "\",\"level\":\"";
+  out += to_string(level);
+  out += "\",\"event\":";
+  append_json_string(out, event);
+}
+
+// One string field; `prefix` is its literal `,"key":`.
+void append_field(std::string& out, std::string_view prefix, std::string_view value) {
+  out += prefix;
+  append_json_string(out, value);
+}
+
+}  // namespace
+
 void Logger::event(LogLevel level, std::string_view name, const boost::json::object& fields,
                    bool always) {
   if (!always && !enabled(level)) return;
@@ -204,12 +224,7 @@ void Logger::event(LogLevel level, std::string_view name, const boost::json::obj
   std::lock_guard lock(b.mutex);
   const std::size_t start = b.lines.size();
   auto& out = b.lines;
-  out += "{\"time\":\"";
-  append_time(out);
-  out += "\",\"level\":\"";
-  out += to_string(level);
-  out += "\",\"event\":";
-  append_json_string(out, name);
+  open_line(out, level, name);
   for (const auto& kv : fields) {
     out += ',';
     append_json_string(out, kv.key());
@@ -226,27 +241,18 @@ void Logger::access(const AccessRecord& r) {
   std::lock_guard lock(b.mutex);
   const std::size_t start = b.lines.size();
   auto& out = b.lines;
-  out += "{\"time\":\"";
-  append_time(out);
-  out += "\",\"level\":\"info\",\"event\":\"access\",\"request_id\":";
-  append_json_string(out, r.request_id);
-  out += ",\"remote\":";
-  append_json_string(out, r.remote);
-  out += ",\"method\":";
-  append_json_string(out, r.method);
-  out += ",\"path\":";
-  append_json_string(out, r.path);
-  out += ",\"route\":";
-  append_json_string(out, r.route);
+  open_line(out, LogLevel::info, "access");
+  append_field(out, ",\"request_id\":", r.request_id);
+  append_field(out, ",\"remote\":", r.remote);
+  append_field(out, ",\"method\":", r.method);
+  append_field(out, ",\"path\":", r.path);
+  append_field(out, ",\"route\":", r.route);
   out += ",\"status\":";
   append_uint(out, r.status);
   out += ",\"duration_us\":";
   append_uint(out, static_cast<std::uint64_t>(
                        std::chrono::duration_cast<std::chrono::microseconds>(r.duration).count()));
-  if (!r.user.empty()) {
-    out += ",\"user\":";
-    append_json_string(out, r.user);
-  }
+  if (!r.user.empty()) append_field(out, ",\"user\":", r.user);
   out += '}';
   commit(b, start);
 }

@@ -159,6 +159,7 @@ class InstrumentedStore final : public UserStore {
   std::optional<std::uint64_t> change_marker() override { return inner_->change_marker(); }
   bool created() const override { return inner_->created(); }
   bool has_users() override { return inner_->has_users(); }
+  std::optional<StoreHealth> health() const override { return inner_->health(); }
 
  private:
   template <class F>
@@ -168,6 +169,8 @@ class InstrumentedStore final : public UserStore {
       auto result = f();
       metrics_->store_op(op, std::chrono::steady_clock::now() - start, false);
       return result;
+    } catch (const StoreWouldBlock&) {
+      throw;  // not a failure: the call is made again on a store thread
     } catch (...) {
       metrics_->store_op(op, std::chrono::steady_clock::now() - start, true);
       throw;

@@ -217,14 +217,7 @@ bool ClientRegistry::matches(std::string_view secret, std::string_view stored_ha
   return CRYPTO_memcmp(computed, stored_hash.data(), sizeof computed) == 0;
 }
 
-ClientRegistry::~ClientRegistry() {
-  {
-    std::lock_guard lock(stop_mutex_);
-    stop_ = true;
-  }
-  stop_cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+ClientRegistry::~ClientRegistry() { poller_.stop(); }
 
 std::shared_ptr<const Client> ClientRegistry::authenticate(std::string_view id,
                                                            std::string_view secret) const {
@@ -272,19 +265,8 @@ void ClientRegistry::sync() {
 }
 
 void ClientRegistry::start(std::chrono::milliseconds interval) {
-  if (thread_.joinable()) return;
-  thread_ = std::thread([this, interval] {
-    std::unique_lock lock(stop_mutex_);
-    while (!stop_cv_.wait_for(lock, interval, [this] { return stop_; })) {
-      lock.unlock();
-      try {
-        sync();
-      } catch (const std::exception&) {
-        // The store is unreachable for now: keep serving the clients last read.
-      }
-      lock.lock();
-    }
-  });
+  // A round that fails (the store is unreachable) keeps serving the clients last read.
+  poller_.start(interval, [this] { sync(); });
 }
 
 ClientAuthentication authenticate_client(RequestContext& ctx, const ClientRegistry& registry) {

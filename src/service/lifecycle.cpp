@@ -98,14 +98,7 @@ DenyList::DenyList(std::shared_ptr<TokenStore> store, std::function<std::int64_t
   if (!store_) throw std::invalid_argument("DenyList needs a token store");
 }
 
-DenyList::~DenyList() {
-  {
-    std::lock_guard lock(stop_mutex_);
-    stop_ = true;
-  }
-  stop_cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+DenyList::~DenyList() { poller_.stop(); }
 
 std::string DenyList::key(const VerifiedToken& token) {
   return hex(sha256_raw(token.signing_input));
@@ -160,18 +153,8 @@ void DenyList::sync() {
 
 void DenyList::start(std::chrono::milliseconds interval) {
   sync();
-  thread_ = std::thread([this, interval] {
-    std::unique_lock lock(stop_mutex_);
-    while (!stop_cv_.wait_for(lock, interval, [this] { return stop_; })) {
-      lock.unlock();
-      try {
-        sync();
-      } catch (const std::exception&) {
-        // The store is unreachable for now: the next round tries again.
-      }
-      lock.lock();
-    }
-  });
+  // A round that fails (the store is unreachable) is tried again at the next one.
+  poller_.start(interval, [this] { sync(); });
 }
 
 // ---- TokenStore -----------------------------------------------------------------------

@@ -11,18 +11,24 @@
 //  - the URL handed to PQconnectdb unchanged (sslmode, sslrootcert, options,
 //    connect_timeout... all apply); it is never echoed with its password.
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -30,6 +36,7 @@
 #include "gatehouse/lifecycle.hpp"
 #include "gatehouse/store.hpp"
 #include "gatehouse/throttle.hpp"
+#include "store/lru.hpp"
 
 namespace gatehouse {
 namespace {
@@ -40,24 +47,29 @@ namespace {
 // libpq's own names and signatures (from libpq-fe.h).
 struct LibPq {
   decltype(&::PQclear) PQclear = nullptr;
-  decltype(&::PQconnectdb) PQconnectdb = nullptr;
-  decltype(&::PQconnectdbParams) PQconnectdbParams = nullptr;
+  decltype(&::PQconnectStartParams) PQconnectStartParams = nullptr;
+  decltype(&::PQconnectPoll) PQconnectPoll = nullptr;
   decltype(&::PQconninfoFree) PQconninfoFree = nullptr;
   decltype(&::PQconninfoParse) PQconninfoParse = nullptr;
+  decltype(&::PQconsumeInput) PQconsumeInput = nullptr;
   decltype(&::PQfreemem) PQfreemem = nullptr;
   decltype(&::PQerrorMessage) PQerrorMessage = nullptr;
-  decltype(&::PQexec) PQexec = nullptr;
-  decltype(&::PQexecPrepared) PQexecPrepared = nullptr;
   decltype(&::PQfinish) PQfinish = nullptr;
+  decltype(&::PQflush) PQflush = nullptr;
   decltype(&::PQgetisnull) PQgetisnull = nullptr;
   decltype(&::PQgetlength) PQgetlength = nullptr;
+  decltype(&::PQgetResult) PQgetResult = nullptr;
   decltype(&::PQgetvalue) PQgetvalue = nullptr;
+  decltype(&::PQisBusy) PQisBusy = nullptr;
+  decltype(&::PQnotifies) PQnotifies = nullptr;
   decltype(&::PQntuples) PQntuples = nullptr;
-  decltype(&::PQprepare) PQprepare = nullptr;
   decltype(&::PQresultErrorField) PQresultErrorField = nullptr;
   decltype(&::PQresultErrorMessage) PQresultErrorMessage = nullptr;
   decltype(&::PQresultStatus) PQresultStatus = nullptr;
-  decltype(&::PQsetClientEncoding) PQsetClientEncoding = nullptr;
+  decltype(&::PQsendPrepare) PQsendPrepare = nullptr;
+  decltype(&::PQsendQuery) PQsendQuery = nullptr;
+  decltype(&::PQsendQueryPrepared) PQsendQueryPrepared = nullptr;
+  decltype(&::PQsetnonblocking) PQsetnonblocking = nullptr;
   decltype(&::PQsetNoticeProcessor) PQsetNoticeProcessor = nullptr;
   decltype(&::PQsocket) PQsocket = nullptr;
   decltype(&::PQstatus) PQstatus = nullptr;
@@ -65,11 +77,6 @@ struct LibPq {
 
   static const LibPq& get() {
     static const LibPq lib = [] {
-      // Defaults for what the URL leaves out, so that an unreachable or stuck database
-      // fails a request instead of holding a thread forever: 10 s to connect, 30 s per
-      // statement. libpq reads them from the environment; the URL still wins.
-      ::setenv("PGCONNECT_TIMEOUT", "10", 0);
-      ::setenv("PGOPTIONS", "-c statement_timeout=30000", 0);
       LibPq l;
       void* h = ::dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
       if (h == nullptr) {
@@ -81,24 +88,29 @@ struct LibPq {
         if (fn == nullptr) throw std::runtime_error(std::string("libpq has no ") + name);
       };
       load(l.PQclear, "PQclear");
-      load(l.PQconnectdb, "PQconnectdb");
-      load(l.PQconnectdbParams, "PQconnectdbParams");
+      load(l.PQconnectStartParams, "PQconnectStartParams");
+      load(l.PQconnectPoll, "PQconnectPoll");
       load(l.PQconninfoFree, "PQconninfoFree");
       load(l.PQconninfoParse, "PQconninfoParse");
+      load(l.PQconsumeInput, "PQconsumeInput");
       load(l.PQfreemem, "PQfreemem");
       load(l.PQerrorMessage, "PQerrorMessage");
-      load(l.PQexec, "PQexec");
-      load(l.PQexecPrepared, "PQexecPrepared");
       load(l.PQfinish, "PQfinish");
+      load(l.PQflush, "PQflush");
       load(l.PQgetisnull, "PQgetisnull");
       load(l.PQgetlength, "PQgetlength");
+      load(l.PQgetResult, "PQgetResult");
       load(l.PQgetvalue, "PQgetvalue");
+      load(l.PQisBusy, "PQisBusy");
+      load(l.PQnotifies, "PQnotifies");
       load(l.PQntuples, "PQntuples");
-      load(l.PQprepare, "PQprepare");
       load(l.PQresultErrorField, "PQresultErrorField");
       load(l.PQresultErrorMessage, "PQresultErrorMessage");
       load(l.PQresultStatus, "PQresultStatus");
-      load(l.PQsetClientEncoding, "PQsetClientEncoding");
+      load(l.PQsendPrepare, "PQsendPrepare");
+      load(l.PQsendQuery, "PQsendQuery");
+      load(l.PQsendQueryPrepared, "PQsendQueryPrepared");
+      load(l.PQsetnonblocking, "PQsetnonblocking");
       load(l.PQsetNoticeProcessor, "PQsetNoticeProcessor");
       load(l.PQsocket, "PQsocket");
       load(l.PQstatus, "PQstatus");
@@ -111,7 +123,16 @@ struct LibPq {
 
 const LibPq& pq() { return LibPq::get(); }
 
+thread_local bool blocking_forbidden = false;
+
 }  // namespace
+
+BlockingForbidden::BlockingForbidden() : previous_(blocking_forbidden) {
+  blocking_forbidden = true;
+}
+BlockingForbidden::~BlockingForbidden() { blocking_forbidden = previous_; }
+bool BlockingForbidden::active() noexcept { return blocking_forbidden; }
+
 }  // namespace gatehouse
 
 namespace gatehouse {
@@ -559,35 +580,96 @@ User read_user(const Result& r, int row) {
   return u;
 }
 
+// How long a connection may wait for the database. `limit` bounds each round trip on
+// the client side (connecting, a statement); the server is told `statement_timeout`
+// (it answers a cancelled statement with SQLSTATE 57014 a little before the client
+// would give up, so a slow statement keeps its connection).
+struct Limits {
+  std::chrono::milliseconds connect{5000};
+  std::chrono::milliseconds statement{5000};
+  std::chrono::milliseconds client() const { return statement + std::chrono::milliseconds(500); }
+};
+
+using Clock = std::chrono::steady_clock;
+
+// Waits until `fd` is ready for `events` or `deadline` passes; false on timeout.
+bool wait_fd(int fd, short events, Clock::time_point deadline) {
+  while (true) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd, events, 0};
+    const int n = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 60000)));
+    if (n > 0) return true;
+    if (n < 0 && errno != EINTR) return true;  // let libpq find out what is wrong
+  }
+}
+
+std::string seconds_text(std::chrono::milliseconds d) {
+  const auto ms = d.count();
+  std::string out = std::to_string(ms / 1000);
+  if (ms % 1000 != 0) {
+    std::string frac = std::to_string(ms % 1000 + 1000).substr(1);
+    while (!frac.empty() && frac.back() == '0') frac.pop_back();
+    out += "." + frac;
+  }
+  return out + " s";
+}
+
+// One libpq connection, used in non-blocking mode so that every wait for the server
+// has a deadline: a server that stops answering (stopped, partitioned, a full disk)
+// costs a request at most Limits::client(), never an I/O thread or a hang.
 class Connection {
  public:
-  Connection(const std::string& url, const std::string& password, const Redactor& redactor)
-      : redactor_(redactor) {
-    if (password.empty()) {
-      conn_ = pq().PQconnectdb(url.c_str());
-    } else {
-      // The URL is expanded as the dbname; the password given after it wins over one
-      // the URL might hold.
-      const char* const keys[] = {"dbname", "password", nullptr};
-      const char* const values[] = {url.c_str(), password.c_str(), nullptr};
-      conn_ = pq().PQconnectdbParams(keys, values, 1);
+  Connection(const std::string& url, const std::string& password, const Redactor& redactor,
+             const Limits& limits, const char* application_name)
+      : redactor_(redactor), limits_(limits) {
+    // Keywords before "dbname" are defaults the URL may override; those after it win.
+    const std::string connect_timeout =
+        std::to_string(std::max<long long>(2, (limits.connect.count() + 999) / 1000));
+    std::string options = "-c statement_timeout=" + std::to_string(limits.statement.count());
+    if (const char* env = std::getenv("PGOPTIONS"); env != nullptr && *env != '\0') {
+      options += ' ';
+      options += env;  // the environment's options come later, so they win
     }
+    std::vector<const char*> keys{"connect_timeout", "options", "fallback_application_name",
+                                  "dbname", "client_encoding"};
+    std::vector<const char*> values{connect_timeout.c_str(), options.c_str(), application_name,
+                                    url.c_str(), "UTF8"};
+    if (!password.empty()) {
+      // The password given after the URL wins over one the URL might hold.
+      keys.push_back("password");
+      values.push_back(password.c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+    conn_ = pq().PQconnectStartParams(keys.data(), values.data(), 1);
     if (conn_ == nullptr) throw std::runtime_error("postgres: out of memory");
+    const auto deadline = Clock::now() + limits.connect;
+    PostgresPollingStatusType state = PGRES_POLLING_WRITING;
+    while (pq().PQstatus(conn_) != CONNECTION_BAD && state != PGRES_POLLING_OK &&
+           state != PGRES_POLLING_FAILED) {
+      const short events = state == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+      if (!wait_fd(pq().PQsocket(conn_), events, deadline)) {
+        pq().PQfinish(conn_);
+        throw StoreUnavailable("postgres: cannot connect to " + redactor_.safe_url() +
+                               ": no answer within " + seconds_text(limits.connect));
+      }
+      state = pq().PQconnectPoll(conn_);
+    }
     if (pq().PQstatus(conn_) != CONNECTION_OK) {
       std::string msg = redactor_.scrub(trimmed(pq().PQerrorMessage(conn_)));
       pq().PQfinish(conn_);
-      throw std::runtime_error("postgres: cannot connect to " + redactor_.safe_url() + ": " + msg);
+      throw StoreUnavailable("postgres: cannot connect to " + redactor_.safe_url() + ": " + msg);
     }
     // Errors come back as exceptions; nothing is printed on the process's stderr (which
     // may carry the access log as JSON lines).
     pq().PQsetNoticeProcessor(
         conn_, [](void*, const char*) {}, nullptr);
-    // Strings in and out are UTF-8, whatever PGCLIENTENCODING or the server default say.
-    if (pq().PQsetClientEncoding(conn_, "UTF8") != 0) {
+    if (pq().PQsetnonblocking(conn_, 1) != 0) {
       std::string msg = redactor_.scrub(trimmed(pq().PQerrorMessage(conn_)));
       pq().PQfinish(conn_);
-      throw std::runtime_error("postgres: cannot use UTF8 with " + redactor_.safe_url() + ": " +
-                               msg);
+      throw StoreUnavailable("postgres: " + msg);
     }
   }
   ~Connection() { pq().PQfinish(conn_); }
@@ -595,22 +677,25 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   // A simple statement (no parameters; several statements allowed).
-  Result exec(const char* what, const char* sql) { return check(what, pq().PQexec(conn_, sql)); }
+  Result exec(const char* what, const char* sql) { return run(what, pq().PQsendQuery(conn_, sql)); }
 
   Result exec(Stmt stmt, const std::vector<const char*>& params) {
     const StmtDef& def = kStatements[stmt];
     if (!prepared_[stmt]) {
-      check(def.name, pq().PQprepare(conn_, def.name, def.sql, def.params, nullptr));
+      run(def.name, pq().PQsendPrepare(conn_, def.name, def.sql, def.params, nullptr));
       prepared_[stmt] = true;
     }
-    return check(def.name, pq().PQexecPrepared(conn_, def.name, static_cast<int>(params.size()),
-                                               params.data(), nullptr, nullptr, 0));
+    return run(def.name, pq().PQsendQueryPrepared(conn_, def.name, static_cast<int>(params.size()),
+                                                  params.data(), nullptr, nullptr, 0));
   }
+
+  // The client-side limit for the statements that follow (migrations may wait longer).
+  void set_client_limit(std::chrono::milliseconds limit) { client_limit_ = limit; }
 
   // False when this idle connection can no longer be used. No round trip: an idle
   // connection has nothing to read unless the server closed it (or sent a notice).
   bool usable() {
-    if (pq().PQstatus(conn_) != CONNECTION_OK) return false;
+    if (broken_ || pq().PQstatus(conn_) != CONNECTION_OK) return false;
     pollfd p{pq().PQsocket(conn_), POLLIN, 0};
     if (p.fd < 0) return false;
     // Readable while idle: almost always the server's FATAL message before it closed
@@ -621,15 +706,78 @@ class Connection {
   }
 
   bool idle() const {
-    return pq().PQstatus(conn_) == CONNECTION_OK && pq().PQtransactionStatus(conn_) == PQTRANS_IDLE;
+    return !broken_ && pq().PQstatus(conn_) == CONNECTION_OK &&
+           pq().PQtransactionStatus(conn_) == PQTRANS_IDLE;
+  }
+
+  // For the watcher (LISTEN): the socket to wait on, and what arrived.
+  int socket() const { return pq().PQsocket(conn_); }
+  // Reads what the server sent; false when the connection is gone.
+  bool consume() {
+    return pq().PQconsumeInput(conn_) != 0 && pq().PQstatus(conn_) == CONNECTION_OK;
+  }
+  // The next notification's payload, if one arrived.
+  std::optional<std::string> notification() {
+    PGnotify* n = pq().PQnotifies(conn_);
+    if (n == nullptr) return std::nullopt;
+    std::string payload = n->extra != nullptr ? n->extra : "";
+    pq().PQfreemem(n);
+    return payload;
   }
 
  private:
-  Result check(const char* what, PGresult* raw) {
+  // Waits for the answer to what was just sent, at most the client-side limit. libpq
+  // in non-blocking mode may keep part of the query in its buffer: it is flushed here.
+  Result run(const char* what, int sent) {
+    if (sent == 0) return fail(what, nullptr);
+    const auto deadline =
+        Clock::now() + (client_limit_.count() > 0 ? client_limit_ : limits_.client());
+    auto timed_out = [&] {
+      broken_ = true;  // an answer may still come: the connection cannot be reused
+      return StoreUnavailable(
+          "postgres: " + std::string(what) + ": no answer from " + redactor_.safe_url() +
+          " within " + seconds_text(client_limit_.count() > 0 ? client_limit_ : limits_.client()));
+    };
+    for (int flushed = pq().PQflush(conn_); flushed != 0; flushed = pq().PQflush(conn_)) {
+      if (flushed < 0) return fail(what, nullptr);
+      if (!wait_fd(pq().PQsocket(conn_), POLLOUT | POLLIN, deadline)) throw timed_out();
+      if (pq().PQconsumeInput(conn_) == 0) return fail(what, nullptr);
+    }
+    // Several results for several statements: the first error, else the last one.
+    PGresult* kept = nullptr;
+    while (true) {
+      while (pq().PQisBusy(conn_) != 0) {
+        if (!wait_fd(pq().PQsocket(conn_), POLLIN, deadline)) {
+          pq().PQclear(kept);
+          throw timed_out();
+        }
+        if (pq().PQconsumeInput(conn_) == 0) {
+          pq().PQclear(kept);
+          return fail(what, nullptr);
+        }
+      }
+      PGresult* r = pq().PQgetResult(conn_);
+      if (r == nullptr) break;
+      const bool kept_error = kept != nullptr && pq().PQresultStatus(kept) != PGRES_COMMAND_OK &&
+                              pq().PQresultStatus(kept) != PGRES_TUPLES_OK;
+      if (kept_error) {
+        pq().PQclear(r);
+        continue;
+      }
+      pq().PQclear(kept);
+      kept = r;
+    }
+    if (kept == nullptr) return fail(what, nullptr);
+    return fail(what, kept);
+  }
+
+  // The result if it succeeded; otherwise throws PgError with the server's message.
+  Result fail(const char* what, PGresult* raw) {
     Result r(raw);
     const ExecStatusType status = raw != nullptr ? pq().PQresultStatus(raw) : PGRES_FATAL_ERROR;
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return r;
     const bool lost = pq().PQstatus(conn_) != CONNECTION_OK;
+    if (lost) broken_ = true;
     const char* state = raw != nullptr ? pq().PQresultErrorField(raw, PG_DIAG_SQLSTATE) : nullptr;
     const char* msg = raw != nullptr ? pq().PQresultErrorMessage(raw) : pq().PQerrorMessage(conn_);
     if (msg == nullptr || *msg == '\0') msg = pq().PQerrorMessage(conn_);
@@ -639,6 +787,9 @@ class Connection {
 
   PGconn* conn_ = nullptr;
   const Redactor& redactor_;
+  Limits limits_;
+  std::chrono::milliseconds client_limit_{0};  // 0: limits_.client()
+  bool broken_ = false;
   std::array<bool, kStmtCount> prepared_{};
 };
 
@@ -689,28 +840,130 @@ void require_text(std::string_view what, std::string_view value) {
 
 // ---- the store ----------------------------------------------------------------------
 
+// Users found, shared by every thread of the process (I/O threads read it without a
+// round trip), bounded in bytes, kept current by the watcher's LISTEN gatehouse_users
+// and by this process's own writes. Only enabled while the watcher listens: a
+// notification missed while it was not connected could leave a stale user, so every
+// (re)connection starts from an empty cache. A lookup that read the database puts its
+// user only if no change was announced since it started (the generation), so a
+// notification that overtakes the read cannot leave the old row behind.
+class SharedUserCache {
+ public:
+  explicit SharedUserCache(std::size_t budget_bytes) : lru_(budget_bytes) {}
+
+  // The cached user, or nullptr; `generation` is what a later put() must present.
+  UserPtr get(std::string_view name, std::uint64_t& generation) {
+    std::lock_guard lock(mutex_);
+    generation = generation_;
+    if (!enabled_) return nullptr;
+    if (auto* user = lru_.get(name)) return *user;
+    return nullptr;
+  }
+  void put(const UserPtr& user, std::uint64_t generation) {
+    std::lock_guard lock(mutex_);
+    if (!enabled_ || generation != generation_) return;
+    lru_.put(user->username, user, cost_of(*user));
+  }
+  void forget(std::string_view name) {
+    std::lock_guard lock(mutex_);
+    ++generation_;
+    lru_.erase(name);
+  }
+  // Empties the cache; `enabled`: whether it may fill again.
+  void reset(bool enabled) {
+    std::lock_guard lock(mutex_);
+    ++generation_;
+    lru_.clear();
+    enabled_ = enabled;
+  }
+
+ private:
+  // What a cached user costs: its strings plus the list node, map node and control
+  // block around them (an estimate on the high side), as in the SQLite store.
+  static std::size_t cost_of(const User& u) {
+    std::size_t bytes = 2 * u.username.size() + u.hashed_password.size() + 256;
+    if (u.email) bytes += u.email->size();
+    if (u.full_name) bytes += u.full_name->size();
+    for (const auto& sc : u.scopes) bytes += sc.size() + 32;
+    return bytes;
+  }
+
+  std::mutex mutex_;
+  ByteBudgetLru<UserPtr> lru_;
+  std::uint64_t generation_ = 0;
+  bool enabled_ = false;
+};
+
+// SQLSTATEs that say "not now" rather than "wrong": the connection or the server went
+// away (08, 57P0x), a statement ran out of time (57014: statement_timeout) or out of
+// resources (53), or lost a lock conflict (40, 55P03). The caller may try again: 503.
+bool transient(const PgError& e) {
+  const std::string& s = e.sqlstate;
+  return e.connection_lost || s.empty() || s.rfind("08", 0) == 0 || s.rfind("57", 0) == 0 ||
+         s.rfind("53", 0) == 0 || s.rfind("40", 0) == 0 || s == "55P03";
+}
+
 class PostgresStore final : public UserStore, public ThrottleCounters, public TokenStore {
  public:
-  PostgresStore(const std::string& url, const std::string& password)
-      : url_(url), password_(password), redactor_(redactor_for(url, password)) {
-    auto conn = std::make_unique<Connection>(url_, password_, redactor_);
+  PostgresStore(const std::string& url, const std::string& password, const PostgresOptions& options)
+      : url_(url),
+        password_(password),
+        redactor_(redactor_for(url, password)),
+        options_(options),
+        limits_{options.timeout, options.timeout} {
+    auto conn = std::make_unique<Connection>(url_, password_, redactor_, limits_, "gatehouse");
     migrate(*conn);
     open_ = 1;
     idle_.push_back(std::move(conn));
+    if (options_.watch) {
+      if (options_.user_cache_bytes > 0) {
+        cache_ = std::make_unique<SharedUserCache>(options_.user_cache_bytes);
+      }
+      auto listener = listen();  // the first one here, so the cache works from the start
+      if (::pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) {
+        throw std::runtime_error("postgres: cannot make a pipe for the watcher");
+      }
+      watcher_ = std::thread([this, c = std::move(listener)]() mutable { watch(std::move(c)); });
+    }
   }
 
-  ~PostgresStore() override = default;
+  ~PostgresStore() override {
+    if (watcher_.joinable()) {
+      stopping_ = true;
+      wake();
+      watcher_.join();
+    }
+    for (int fd : wake_) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
   PostgresStore(const PostgresStore&) = delete;
   PostgresStore& operator=(const PostgresStore&) = delete;
 
   UserPtr find(std::string_view username) override {
     if (!valid_utf8(username)) return nullptr;
+    std::uint64_t generation = 0;
+    if (cache_) {
+      if (auto user = cache_->get(username, generation)) return user;
+    }
     const std::string name(username);
-    return read([&](Connection& c) -> UserPtr {
+    UserPtr user = read([&](Connection& c) -> UserPtr {
       Result r = c.exec(kFind, {name.c_str()});
       if (r.rows() == 0) return nullptr;
       return std::make_shared<const User>(read_user(r, 0));
     });
+    if (user && cache_) cache_->put(user, generation);
+    return user;
+  }
+
+  std::optional<StoreHealth> health() const override {
+    if (!options_.watch) return std::nullopt;
+    if (down_.load()) {
+      std::lock_guard lock(reason_mutex_);
+      return StoreHealth{false, down_reason_};
+    }
+    if (!listening_.load()) return StoreHealth{false, "reconnecting to the database"};
+    return StoreHealth{true, "reachable, listening for changes"};
   }
 
   StoreStatus add(const User& user) override {
@@ -724,6 +977,7 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
       if (!scopes.empty()) scopes += ' ';
       scopes += sc;
     }
+    const Forget forget(*this, user.username);
     try {
       return write([&](Connection& c) {
         Result r =
@@ -756,6 +1010,7 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
     const std::string name(username);
     const std::string old_h(old_hash);
     const std::string new_h(new_hash);
+    const Forget forget(*this, username);
     return write([&](Connection& c) {
       return c.exec(kReplacePasswordHash, {name.c_str(), old_h.c_str(), new_h.c_str()}).rows() == 1
                  ? StoreStatus::ok
@@ -766,6 +1021,7 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
   StoreStatus remove(std::string_view username) override {
     if (!valid_utf8(username)) return StoreStatus::not_found;
     const std::string name(username);
+    const Forget forget(*this, username);
     return write([&](Connection& c) {
       return c.exec(kRemove, {name.c_str()}).rows() == 1 ? StoreStatus::ok : StoreStatus::not_found;
     });
@@ -1103,19 +1359,63 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
     std::unique_ptr<Connection> conn_;
   };
 
+  // This process's cached copy of a user it changes goes when the change is made
+  // (whether or not it committed: a lost connection leaves that unknown); other
+  // processes drop theirs when the NOTIFY the change sent reaches their watcher.
+  class Forget {
+   public:
+    Forget(PostgresStore& store, std::string_view name) : store_(store), name_(name) {}
+    ~Forget() {
+      if (store_.cache_) store_.cache_->forget(name_);
+    }
+    Forget(const Forget&) = delete;
+    Forget& operator=(const Forget&) = delete;
+
+   private:
+    PostgresStore& store_;
+    std::string name_;
+  };
+
+  // Before any round trip: never on a thread that must not block (the server runs the
+  // request again on a store thread), and not while the watcher knows the database is
+  // not answering (every call would wait out the time limit for nothing).
+  void before_round_trip() {
+    if (BlockingForbidden::active()) throw StoreWouldBlock{};
+    if (down_.load()) {
+      std::lock_guard lock(reason_mutex_);
+      throw StoreUnavailable(down_reason_);
+    }
+  }
+
+  // The database did not answer in time, or refused to connect: with a watcher, calls
+  // fail at once from now on until the watcher reaches it again.
+  void note_unreachable(const std::string& why) {
+    if (!options_.watch) return;
+    set_down(why);
+    wake();  // the watcher checks at once
+  }
+
   // When a connection turns out dead (server restart or failover, a proxy or
   // pg_terminate_backend closing it), the other idle ones probably are too: all are
-  // dropped, and a read is retried once, on a new connection.
+  // dropped, and a read is retried once, on a new connection. Errors that mean "not
+  // now" (transient()) become StoreUnavailable.
   template <class F>
   std::invoke_result_t<F&, Connection&> read(F&& f) {
     for (int attempt = 0;; ++attempt) {
+      before_round_trip();
       Lease lease(*this, acquire());
       try {
         return f(*lease);
       } catch (const PgError& e) {
-        if (!e.connection_lost) throw;
+        if (!e.connection_lost) {
+          if (transient(e)) throw StoreUnavailable(e.what());
+          throw;
+        }
         drop_idle();
-        if (attempt > 0) throw;
+        if (attempt > 0) throw StoreUnavailable(e.what());
+      } catch (const StoreUnavailable& e) {
+        note_unreachable(e.what());
+        throw;
       }
     }
   }
@@ -1124,13 +1424,120 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
   // running it again could answer `exists` or `not_found` for a change that happened.
   template <class F>
   StoreStatus write(F&& f) {
+    before_round_trip();
     Lease lease(*this, acquire());
     try {
       return f(*lease);
     } catch (const PgError& e) {
       if (e.connection_lost) drop_idle();
+      if (transient(e)) throw StoreUnavailable(e.what());
+      throw;
+    } catch (const StoreUnavailable& e) {
+      note_unreachable(e.what());
       throw;
     }
+  }
+
+  // ---- the watcher: LISTEN for changes, notice when the database stops answering ----
+
+  std::unique_ptr<Connection> listen() {
+    auto c = std::make_unique<Connection>(url_, password_, redactor_, limits_, "gatehouse-watch");
+    c->exec("listen", "LISTEN gatehouse_users");
+    if (cache_) cache_->reset(true);  // nothing cached before this point can be trusted
+    listening_ = true;
+    set_up();
+    return c;
+  }
+
+  // Runs until the store is destroyed. While connected it waits for notifications and,
+  // after a second without traffic (or at once when a call found the database
+  // unreachable), checks that the server still answers. When the connection is lost
+  // or the server stops answering, the cache is emptied and disabled, and a new
+  // connection is tried every 250 ms; the first that works (and LISTENs) re-enables
+  // the cache and lets calls through again.
+  void watch(std::unique_ptr<Connection> conn) {
+    constexpr auto kPing = std::chrono::seconds(1);
+    constexpr auto kRetry = std::chrono::milliseconds(250);
+    auto last_heard = Clock::now();
+    while (!stopping_) {
+      if (!conn) {
+        try {
+          conn = listen();
+          last_heard = Clock::now();
+        } catch (const std::exception& e) {
+          set_down(e.what());
+          pause(kRetry);
+          continue;
+        }
+      }
+      const bool check_now = down_.load();
+      const auto wait =
+          std::chrono::duration_cast<std::chrono::milliseconds>(last_heard + kPing - Clock::now());
+      pollfd fds[2] = {{conn->socket(), POLLIN, 0}, {wake_[0], POLLIN, 0}};
+      const int timeout = check_now ? 0 : static_cast<int>(std::max<long long>(0, wait.count()));
+      if (::poll(fds, 2, timeout) < 0 && errno != EINTR) fds[0].revents = POLLERR;
+      drain_wake();
+      if (stopping_) break;
+      bool ok = true;
+      if (fds[0].revents != 0) {
+        ok = conn->consume();
+        if (ok) last_heard = Clock::now();
+      }
+      if (ok && (down_.load() || Clock::now() - last_heard >= kPing)) {
+        try {
+          conn->exec("ping", "SELECT 1");
+          last_heard = Clock::now();
+          set_up();
+        } catch (const std::exception&) {
+          ok = false;
+        }
+      }
+      if (ok) {
+        while (auto name = conn->notification()) {
+          if (!cache_) continue;
+          if (name->empty()) {
+            cache_->reset(true);  // a name too long for a payload: drop them all
+          } else {
+            cache_->forget(*name);
+          }
+        }
+        continue;
+      }
+      // Lost: what was cached may have changed unannounced meanwhile.
+      listening_ = false;
+      if (cache_) cache_->reset(false);
+      conn.reset();
+    }
+    listening_ = false;
+  }
+
+  void set_down(const std::string& why) {
+    {
+      std::lock_guard lock(reason_mutex_);
+      down_reason_ = why;
+    }
+    // The cache stays as it is while the LISTEN connection is up (no change can be
+    // missed); losing that connection is what empties it.
+    down_ = true;
+  }
+  void set_up() { down_ = false; }
+
+  void wake() {
+    const char c = 1;
+    if (wake_[1] >= 0 && ::write(wake_[1], &c, 1) < 0) {
+      // Full already: the watcher is about to wake anyway.
+    }
+  }
+  void drain_wake() {
+    char buf[64];
+    while (wake_[0] >= 0 && ::read(wake_[0], buf, sizeof buf) > 0) {
+    }
+  }
+  // Sleeps `d`, or less when woken to stop.
+  void pause(std::chrono::milliseconds d) {
+    pollfd p{wake_[0], POLLIN, 0};
+    (void)::poll(&p, 1, static_cast<int>(d.count()));
+    drain_wake();
   }
 
   void drop_idle() {
@@ -1145,6 +1552,7 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
 
   StoreStatus update(Stmt stmt, std::string_view username, std::string_view value) {
     const std::string name(username), val(value);
+    const Forget forget(*this, username);
     return write([&](Connection& c) {
       return c.exec(stmt, {name.c_str(), val.c_str()}).rows() == 1 ? StoreStatus::ok
                                                                    : StoreStatus::not_found;
@@ -1152,7 +1560,11 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
   }
 
   void migrate(Connection& c) {
+    // Another instance may hold the migration lock while it migrates, and a migration
+    // may take long on a big table: the short limits do not apply here.
+    c.set_client_limit(std::chrono::minutes(10));
     c.exec("migrate", "BEGIN");
+    c.exec("migrate", "SET LOCAL statement_timeout = 0");
     try {
       c.exec("migrate",
              ("SELECT pg_advisory_xact_lock(" + std::to_string(kMigrationLockKey) + ")").c_str());
@@ -1171,6 +1583,7 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
             ("INSERT INTO schema_migrations (version) VALUES (" + std::to_string(v) + ")").c_str());
       }
       c.exec("migrate", "COMMIT");
+      c.set_client_limit(std::chrono::milliseconds(0));
       created_ = current == 0;
     } catch (...) {
       if (c.idle()) throw;
@@ -1183,6 +1596,7 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
   }
 
   std::unique_ptr<Connection> acquire() {
+    const auto deadline = Clock::now() + limits_.client();
     std::unique_lock lock(mutex_);
     while (true) {
       while (!idle_.empty()) {
@@ -1195,12 +1609,17 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
         --open_;
       }
       if (open_ < kMaxConnections) break;
-      available_.wait(lock);
+      if (available_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
+          open_ >= kMaxConnections) {
+        throw StoreUnavailable("postgres: all " + std::to_string(kMaxConnections) +
+                               " connections to " + redactor_.safe_url() + " stayed busy for " +
+                               seconds_text(limits_.client()));
+      }
     }
     ++open_;
     lock.unlock();
     try {
-      return std::make_unique<Connection>(url_, password_, redactor_);
+      return std::make_unique<Connection>(url_, password_, redactor_, limits_, "gatehouse");
     } catch (...) {
       lock.lock();
       --open_;
@@ -1231,7 +1650,19 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
   const std::string url_;
   const std::string password_;  // from a password file; empty: the URL's, or libpq's own
   const Redactor redactor_;
+  const PostgresOptions options_;
+  const Limits limits_;
   bool created_ = false;
+  std::unique_ptr<SharedUserCache> cache_;  // with a watcher and a budget only
+  // The watcher's state: down_ while the database does not answer (calls fail at once
+  // with down_reason_), listening_ while the LISTEN connection is up.
+  std::atomic<bool> down_{false};
+  std::atomic<bool> listening_{false};
+  mutable std::mutex reason_mutex_;
+  std::string down_reason_;
+  std::atomic<bool> stopping_{false};
+  int wake_[2] = {-1, -1};
+  std::thread watcher_;
   std::mutex mutex_;
   std::condition_variable available_;
   std::vector<std::unique_ptr<Connection>> idle_;
@@ -1240,9 +1671,9 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
 
 }  // namespace
 
-std::unique_ptr<UserStore> open_postgres_store(const std::string& url,
-                                               const std::string& password) {
-  return std::make_unique<PostgresStore>(url, password);
+std::unique_ptr<UserStore> open_postgres_store(const std::string& url, const std::string& password,
+                                               const PostgresOptions& options) {
+  return std::make_unique<PostgresStore>(url, password, options);
 }
 
 std::string redact_postgres_url(std::string_view url) { return Redactor(url).safe_url(); }

@@ -115,7 +115,8 @@ TEST(Metrics, EveryLoginOutcomeIsShownFromZero) {
   EXPECT_TRUE(has_line(text, "gatehouse_logins_total{outcome=\"unknown_user\"} 0"));
   EXPECT_TRUE(has_line(text, "gatehouse_logins_total{outcome=\"throttled\"} 1"));
   EXPECT_TRUE(has_line(text, "gatehouse_logins_total{outcome=\"inactive\"} 0"));
-  EXPECT_TRUE(has_line(text, "gatehouse_tokens_issued_total{grant=\"password\",client=\"(none)\"} 0"));
+  EXPECT_TRUE(
+      has_line(text, "gatehouse_tokens_issued_total{grant=\"password\",client=\"(none)\"} 0"));
   EXPECT_NE(text.find("gatehouse_build_info{version=\""), std::string::npos);
 }
 

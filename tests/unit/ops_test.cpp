@@ -1,12 +1,21 @@
-// Issue 12's operations pieces: the login throttle's options replaced at SIGHUP, and
-// the token counters' bounded client labels.
+// Issue 12's operations pieces: the login throttle's options replaced at SIGHUP, the
+// token counters' bounded client labels, and the background poll of the client
+// registry and the deny-list.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <regex>
+#include <stdexcept>
 #include <string>
+#include <thread>
 
+#include "gatehouse/log.hpp"
 #include "gatehouse/metrics.hpp"
+#include "gatehouse/poller.hpp"
 #include "gatehouse/throttle.hpp"
 
 namespace {
@@ -76,6 +85,105 @@ TEST(TokenMetrics, ClientLabelsAreBoundedThenShareOther) {
   EXPECT_EQ(text.find("late-"), std::string::npos);
   EXPECT_NE(text.find("gatehouse_tokens_issued_total{grant=\"password\",client=\"(none)\"} 0"),
             std::string::npos);
+}
+
+// Counts the rounds of a poll and lets a test wait for a number of them.
+struct Rounds {
+  std::mutex mutex;
+  std::condition_variable cv;
+  int count = 0;
+  void add() {
+    {
+      std::lock_guard lock(mutex);
+      ++count;
+    }
+    cv.notify_all();
+  }
+  bool reach(int n) {
+    std::unique_lock lock(mutex);
+    return cv.wait_for(lock, std::chrono::seconds(10), [&] { return count >= n; });
+  }
+  int now() {
+    std::lock_guard lock(mutex);
+    return count;
+  }
+};
+
+TEST(Poller, PollsUntilStoppedAndAFailingRoundDoesNotEndIt) {
+  Rounds rounds;
+  gatehouse::Poller poller;
+  EXPECT_FALSE(poller.running());
+  EXPECT_TRUE(poller.start(std::chrono::milliseconds(1), [&] {
+    rounds.add();
+    if (rounds.now() == 2) throw std::runtime_error("the store is down");
+  }));
+  EXPECT_TRUE(poller.running());
+  ASSERT_TRUE(rounds.reach(5));  // past the round that threw
+  poller.stop();
+  EXPECT_FALSE(poller.running());
+  const int stopped_at = rounds.now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(rounds.now(), stopped_at);  // no round after stop()
+  poller.stop();                        // twice is fine
+}
+
+TEST(Poller, StartsOnceAndAgainAfterAStop) {
+  Rounds first;
+  Rounds second;
+  gatehouse::Poller poller;
+  ASSERT_TRUE(poller.start(std::chrono::milliseconds(1), [&] { first.add(); }));
+  EXPECT_FALSE(poller.start(std::chrono::milliseconds(1), [&] { second.add(); }));
+  ASSERT_TRUE(first.reach(2));
+  poller.stop();
+  ASSERT_TRUE(poller.start(std::chrono::milliseconds(1), [&] { second.add(); }));
+  EXPECT_TRUE(second.reach(2));
+}
+
+TEST(Poller, DestroyingItWakesAWaitingThread) {
+  // An hour between rounds: the destructor must not wait for the next one (a broken
+  // stop would hang here until ctest's timeout).
+  std::atomic<int> calls{0};
+  {
+    gatehouse::Poller poller;
+    poller.start(std::chrono::hours(1), [&] { ++calls; });
+  }
+  EXPECT_EQ(calls.load(), 0);
+}
+
+// The access line's exact layout (field order, separators), which log shippers that
+// parse by position rely on; the line-opening code is shared with events.
+TEST(LogLayout, AccessAndEventLinesKeepTheirExactLayout) {
+  struct Sink : gatehouse::LogSink {
+    std::mutex mutex;
+    std::string text;
+    void write(std::string_view lines) override {
+      std::lock_guard lock(mutex);
+      text.append(lines);
+    }
+  };
+  auto sink = std::make_shared<Sink>();
+  {
+    gatehouse::Logger log(sink);
+    log.access({.request_id = "r1",
+                .remote = "127.0.0.1",
+                .method = "GET",
+                .path = "/users/me/",
+                .route = "/users/me/",
+                .status = 200,
+                .duration = std::chrono::microseconds(430),
+                .user = "johndoe"});
+    log.access({.request_id = "r2", .method = "GET", .path = "/x", .status = 404});
+    log.event(gatehouse::LogLevel::warning, "reload", {{"ok", false}});
+  }
+  const std::string t = R"(\{"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z",)";
+  const std::regex expected(
+      t + R"("level":"info","event":"access","request_id":"r1","remote":"127.0.0.1",)" +
+      R"("method":"GET","path":"/users/me/","route":"/users/me/","status":200,)" +
+      R"("duration_us":430,"user":"johndoe"\}\n)" + t +
+      R"("level":"info","event":"access","request_id":"r2","remote":"","method":"GET",)" +
+      R"("path":"/x","route":"","status":404,"duration_us":0\}\n)" + t +
+      R"("level":"warning","event":"reload","ok":false\}\n)");
+  EXPECT_TRUE(std::regex_match(sink->text, expected)) << sink->text;
 }
 
 }  // namespace
