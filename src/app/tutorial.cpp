@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gatehouse/auth.hpp"
+#include "gatehouse/models.hpp"
 #include "gatehouse/security.hpp"
 
 namespace tutorial {
@@ -24,6 +25,16 @@ using gatehouse::Security;
 using gatehouse::SecurityScopes;
 using gatehouse::UserPtr;
 namespace json = boost::json;
+
+// FastAPI's User model, declared once: /users/me/'s answer (its JSON encoding) and its
+// schema in /openapi.json both come from this.
+struct User {
+  std::string username;
+  std::optional<std::string> email;
+  std::optional<std::string> full_name;
+  std::optional<bool> disabled;
+};
+GATEHOUSE_MODEL(User, username, email, full_name, disabled)
 
 const std::vector<std::pair<std::string, std::string>>& scopes() {
   static const std::vector<std::pair<std::string, std::string>> kScopes{
@@ -300,12 +311,6 @@ void install(gatehouse::App& app, const Config& config) {
   // ---- models (their names show up in /openapi.json) ----
   const gatehouse::Model Token{"Token",
                                {{"access_token", "string", true}, {"token_type", "string", true}}};
-  const gatehouse::Model User{"User",
-                              {{"username", "string", true},
-                               {"email", "string"},
-                               {"full_name", "string"},
-                               {"disabled", "boolean"}}};
-
   // ---- helpers ----
   // A name longer than this is never looked up (no store has one; a 60 KiB name must
   // not cost a query or a cache entry): it fails like any unknown name.
@@ -353,15 +358,6 @@ void install(gatehouse::App& app, const Config& config) {
   auto create_access_token = [tokens](json::object data,
                                       const std::optional<std::string>& client_id) {
     return tokens->issue(std::move(data), client_id);
-  };
-
-  auto user_json = [](const gatehouse::User& u) {
-    json::object o;
-    o["username"] = u.username;
-    o["email"] = u.email ? json::value(*u.email) : json::value(nullptr);
-    o["full_name"] = u.full_name ? json::value(*u.full_name) : json::value(nullptr);
-    o["disabled"] = u.disabled;
-    return json::value(std::move(o));
   };
 
   // ---- security dependencies ----
@@ -457,8 +453,11 @@ void install(gatehouse::App& app, const Config& config) {
         Depends(gatehouse::ClientAddress::dependency()));
 
   app.get(
-      "/users/me/", {.name = "read_users_me", .response_model = User},
-      [user_json](const UserPtr& current_user) { return user_json(*current_user); },
+      "/users/me/", {.name = "read_users_me", .response_model = gatehouse::model_of<User>()},
+      [](const UserPtr& current_user) {
+        const gatehouse::User& u = *current_user;
+        return User{u.username, u.email, u.full_name, u.disabled};
+      },
       Depends(get_current_active_user));
 
   app.get(
