@@ -20,6 +20,8 @@
 #include "gatehouse/log.hpp"
 #include "gatehouse/metrics.hpp"
 #include "gatehouse/model.hpp"
+#include "gatehouse/models.hpp"
+#include "gatehouse/params.hpp"
 #include "gatehouse/security.hpp"
 
 namespace gatehouse {
@@ -37,21 +39,45 @@ struct RouteOptions {
   // throttled login. Sees the parsed form body; returns the answer, or nullopt to go
   // on. It must not block for long (no password hashing, one short store read at most).
   std::function<std::optional<Response>(RequestContext&)> precheck;
+  // With offload: when set, asked per request (on the I/O thread, the form body parsed)
+  // whether this one needs the pool; false runs it on the I/O thread after all. For a
+  // route whose requests differ, e.g. /token: a password grant hashes, a
+  // client_credentials grant only signs.
+  std::function<bool(RequestContext&)> offload_if;
   bool include_in_schema = true;
   std::string summary;  // overrides the one derived from `name`
 };
 
 namespace detail {
 
-inline Response as_response(Response r) { return r; }
-inline Response as_response(const boost::json::value& v) { return Response::json(200, v); }
+using ResponseFilter = std::function<std::optional<boost::json::value>(const boost::json::value&)>;
 
-// Adapts a route handler (returning a Response, a JSON value, or an Outcome of either)
-// to a dependency producing a Response. Only the argument lists the handler accepts
-// are callable, so the dependency machinery passes the context arguments it asks for.
+// A JSON answer through the route's response_model filter (Model::filter), if any. An
+// answer the model does not validate is the server's error: a 500, as in FastAPI.
+Response filtered_json(const boost::json::value& v, const ResponseFilter& filter);
+
+// A handler's value as the response: a Response as is; a JSON value, or a value with
+// ValueTraits (a described struct, a vector of them...), as a 200 JSON answer.
+template <class R>
+Response as_response(R&& r, const ResponseFilter& filter) {
+  using V = std::remove_cvref_t<R>;
+  if constexpr (std::is_same_v<V, Response>) {
+    return std::forward<R>(r);
+  } else if constexpr (std::is_convertible_v<V, boost::json::value> && !detail::is_described_v<V>) {
+    return filtered_json(boost::json::value(std::forward<R>(r)), filter);
+  } else {
+    return filtered_json(ValueTraits<V>::to_json(r), filter);
+  }
+}
+
+// Adapts a route handler (returning a Response, a JSON value, a model, or an Outcome
+// of one) to a dependency producing a Response. Only the argument lists the handler
+// accepts are callable, so the dependency machinery passes the context arguments it
+// asks for.
 template <class H>
 struct RespondWith {
   H handler;
+  ResponseFilter filter;
   template <class... A>
   requires std::is_invocable_v<const H&, A&&...> Outcome<Response>
   operator()(A&&... args) const {
@@ -59,14 +85,43 @@ struct RespondWith {
     if constexpr (is_outcome<R>::value) {
       auto r = handler(std::forward<A>(args)...);
       if (!r) return Err{std::move(r).error()};
-      return as_response(std::move(*r));
+      return as_response(std::move(*r), filter);
     } else {
-      return as_response(handler(std::forward<A>(args)...));
+      return as_response(handler(std::forward<A>(args)...), filter);
     }
   }
 };
 
+// A route argument: a Requirement (Depends/Security), or a dependency itself, which
+// is Depends(it) (Path<int>("id") reads better than Depends(Path<int>("id"))).
+template <class T>
+Requirement<T> as_requirement(Requirement<T> r) {
+  return r;
+}
+template <class T>
+Requirement<T> as_requirement(const Dependency<T>& d) {
+  return Requirement<T>{d, {}};
+}
+template <class A>
+using requirement_value_t = typename decltype(as_requirement(std::declval<const A&>()))::value_type;
+
+// The misuse the compiler can name: a handler that cannot take the values of the
+// route's dependencies, in order.
+template <class F, class... Ts>
+constexpr bool handler_accepts_v =
+    std::is_invocable_v<const F&, const Ts&...> ||
+    std::is_invocable_v<const F&, RequestContext&, const Ts&...> ||
+    std::is_invocable_v<const F&, const SecurityScopes&, const Ts&...> ||
+    std::is_invocable_v<const F&, const SecurityScopes&, RequestContext&, const Ts&...>;
+
 }  // namespace detail
+
+// One path template piece: literal text, or a parameter with Starlette's convertor.
+struct PathPiece {
+  enum class Kind { literal, str, path, integer, number };
+  Kind kind = Kind::literal;
+  std::string text;  // the literal, or the parameter's name
+};
 
 struct AppInfo {
   std::string title = "FastAPI";
@@ -83,7 +138,12 @@ struct Route {
   std::string method;
   // Also answered for this method (the docs pages answer HEAD, as Starlette's do).
   bool allow_head = false;
+  // As declared, e.g. "/notes/{note_id}" or "/files/{rest:path}".
   std::string path;
+  // The path without convertors ("/files/{rest}"), as OpenAPI shows it.
+  std::string path_format;
+  // The compiled template; empty when the path has no parameter (matched as a string).
+  std::vector<PathPiece> pieces;
   RouteOptions options;
   Binding binding;
   // The route's position in App::routes(), set when it is declared (metrics slots).
@@ -92,7 +152,16 @@ struct Route {
 
   // FastAPI's generate_unique_id: name + path with non-word characters as '_', + method.
   [[nodiscard]] std::string operation_id() const;
+  // Whether `path` (percent-decoded) matches this route's path, as Starlette's
+  // compiled regex does; the parameters it binds go to `params` when given.
+  [[nodiscard]] bool matches(std::string_view path, Params* params = nullptr) const;
 };
+
+// Compiles a path template as Starlette's compile_path: "{name}" matches [^/]+,
+// "{name:path}" anything, "{name:int}" [0-9]+, "{name:float}" [0-9]+(.[0-9]+)?; sets
+// route.path_format and route.pieces. Throws std::logic_error for an unknown convertor
+// or a parameter named twice.
+void compile_path(Route& route);
 
 // What routing decided for a request, before any handler runs.
 struct Dispatch {
@@ -106,26 +175,58 @@ class App {
   App(const App&) = delete;
   App& operator=(const App&) = delete;
 
-  template <class F, class... Ts>
-  Route& get(std::string path, RouteOptions options, F handler, Requirement<Ts>... reqs) {
-    return add("GET", std::move(path), std::move(options), std::move(handler), std::move(reqs)...);
+  template <class F, class... Args>
+  Route& get(std::string path, RouteOptions options, F handler, Args... args) {
+    return add("GET", std::move(path), std::move(options), std::move(handler), std::move(args)...);
   }
-  template <class F, class... Ts>
-  Route& post(std::string path, RouteOptions options, F handler, Requirement<Ts>... reqs) {
-    return add("POST", std::move(path), std::move(options), std::move(handler), std::move(reqs)...);
+  template <class F, class... Args>
+  Route& post(std::string path, RouteOptions options, F handler, Args... args) {
+    return add("POST", std::move(path), std::move(options), std::move(handler), std::move(args)...);
+  }
+  template <class F, class... Args>
+  Route& put(std::string path, RouteOptions options, F handler, Args... args) {
+    return add("PUT", std::move(path), std::move(options), std::move(handler), std::move(args)...);
+  }
+  template <class F, class... Args>
+  Route& patch(std::string path, RouteOptions options, F handler, Args... args) {
+    return add("PATCH", std::move(path), std::move(options), std::move(handler),
+               std::move(args)...);
+  }
+  template <class F, class... Args>
+  Route& del(std::string path, RouteOptions options, F handler, Args... args) {
+    return add("DELETE", std::move(path), std::move(options), std::move(handler),
+               std::move(args)...);
   }
 
-  // Declares a route. `handler` takes the values of `reqs` (and optionally a leading
-  // RequestContext&) and returns a Response, a JSON value, or an Outcome of either.
-  template <class F, class... Ts>
-  Route& add(std::string method, std::string path, RouteOptions options, F handler,
-             Requirement<Ts>... reqs) {
-    auto dep = dependency<Response>(detail::RespondWith<F>{std::move(handler)}, std::move(reqs)...);
+  // Declares a route. Each of `args` is a Requirement (Depends/Security) or a
+  // dependency (Path, Query, Header, Cookie, JsonBody, any Dependency<T>); `handler`
+  // takes their values in order (and optionally a leading RequestContext&) and returns
+  // a Response, a JSON value, a model (models.hpp), or an Outcome of one. A route
+  // whose dependencies declared blocking work runs on the worker pool. Declaration
+  // errors (a Path naming no template parameter, two bodies) throw std::logic_error.
+  template <class F, class... Args>
+  Route& add(std::string method, std::string path, RouteOptions options, F handler, Args... args) {
+    static_assert(detail::handler_accepts_v<F, detail::requirement_value_t<Args>...>,
+                  "gatehouse: the route handler cannot be called with the values of the route's "
+                  "dependencies: it takes ([RequestContext&,] const T&...) with one T per "
+                  "dependency, in the order they are listed (Path<int> gives int, "
+                  "Depends(Dependency<T>) gives T)");
     Route route;
     route.method = std::move(method);
     route.path = std::move(path);
     route.options = std::move(options);
+    compile_path(route);
+    detail::ResponseFilter filter;
+    if (route.options.response_model) filter = route.options.response_model->filter;
+    auto dep = dependency<Response>(detail::RespondWith<F>{std::move(handler), std::move(filter)},
+                                    detail::as_requirement(std::move(args))...);
+    std::vector<std::string> names;
+    for (const auto& p : route.pieces) {
+      if (p.kind != PathPiece::Kind::literal) names.push_back(p.text);
+    }
+    route.binding.set_route(route.path, std::move(names));
     route.resolve = dep.bind(SecurityScopes{}, route.binding);
+    if (route.binding.blocking()) route.options.offload = true;
     return add_route(std::move(route));
   }
 
@@ -140,6 +241,9 @@ class App {
   [[nodiscard]] Response run(const Route& route, const Request& request) const;
   // The route's precheck (RouteOptions::precheck), if it has one and it answers.
   [[nodiscard]] std::optional<Response> precheck(const Route& route, const Request& request) const;
+  // Whether this request of the route runs on the worker pool (RouteOptions::offload,
+  // narrowed by offload_if; when offload_if cannot decide, it does).
+  [[nodiscard]] bool offloads(const Route& route, const Request& request) const;
   // dispatch(), precheck() then run(), on the calling thread (waiting for a deferred
   // answer). For tests and embedding.
   [[nodiscard]] Response handle(const Request& request) const;

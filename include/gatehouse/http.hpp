@@ -20,8 +20,8 @@
 
 namespace gatehouse {
 
-using Header = std::pair<std::string, std::string>;
-using Headers = std::vector<Header>;
+// Name-value pairs (the name Header is the header parameter of params.hpp).
+using Headers = std::vector<std::pair<std::string, std::string>>;
 
 // A request as a handler sees it. Views into it are valid while the handler runs.
 class Request {
@@ -130,6 +130,20 @@ class Later {
   std::function<void(Response)> deliver_;
   bool completed_ = false;
 };
+
+// Name-value pairs in arrival order (a query string, cookies, path parameters).
+using Params = std::vector<std::pair<std::string, std::string>>;
+
+// A query string as Starlette's QueryParams reads it (urllib's parse_qsl with
+// keep_blank_values): split on '&', '+' is a space, %XX decoded as UTF-8 with U+FFFD
+// for bad bytes, a field without '=' has an empty value.
+Params parse_query_string(std::string_view query);
+// A Cookie header as Starlette's cookie_parser reads it: split on ';', name and value
+// trimmed, the value unquoted as http.cookies does.
+Params parse_cookies(std::string_view header);
+// The value a lookup in `params` finds for `name` (the last one, as a Python dict built
+// from the pairs), or nullptr.
+const std::string* find_param(const Params& params, std::string_view name);
 
 // What a dependency or handler answers instead of a value: FastAPI's HTTPException.
 // A validation error (422) is one whose `detail` is a list of error objects; FastAPI

@@ -5,6 +5,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,11 +18,17 @@ struct Field {
   bool required = false;
   std::optional<std::string> pattern;
   std::optional<boost::json::value> default_value;
+  // For type "array": the items' schema, e.g. {"type": "string"}.
+  std::optional<boost::json::value> items;
 };
 
 struct Model {
   std::string name;
   std::vector<Field> fields;
+  // Set by model_of<T>() (models.hpp): the answer is validated into T and written
+  // back from it, keeping T's fields only, as FastAPI filters through response_model;
+  // nullopt when it does not validate. A Model written by hand only documents.
+  std::function<std::optional<boost::json::value>(const boost::json::value&)> filter;
 
   // The JSON schema pydantic would publish for this model.
   [[nodiscard]] boost::json::object schema() const;

@@ -15,6 +15,7 @@
 #include <boost/json/value.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -76,6 +77,19 @@ class RequestContext {
   // The parsed form body; empty unless the route declared a form body.
   [[nodiscard]] const FormData& form() const noexcept { return form_; }
   void set_form(FormData form) { form_ = std::move(form); }
+  // The path parameters the route's template matched, percent-decoded, in order.
+  [[nodiscard]] const Params& path_params() const noexcept { return path_params_; }
+  void set_path_params(Params params) { path_params_ = std::move(params); }
+  // The query string's fields (parse_query_string), parsed on first use.
+  [[nodiscard]] const Params& query_params() {
+    if (!query_params_) query_params_ = parse_query_string(request_.query());
+    return *query_params_;
+  }
+  // The first Cookie header's cookies (parse_cookies), parsed on first use.
+  [[nodiscard]] const Params& cookies() {
+    if (!cookies_) cookies_ = parse_cookies(request_.header("Cookie").value_or(""));
+    return *cookies_;
+  }
   // Holds this request's answer (whatever it is) until `when`, without keeping the
   // thread that computed it: e.g. so that every failed login takes equally long.
   void respond_not_before(std::chrono::steady_clock::time_point when) {
@@ -97,6 +111,9 @@ class RequestContext {
  private:
   const Request& request_;
   FormData form_;
+  Params path_params_;
+  std::optional<Params> query_params_;
+  std::optional<Params> cookies_;
   std::chrono::steady_clock::time_point not_before_{};
   std::vector<std::shared_ptr<const void>> cache_;
 };
@@ -143,6 +160,38 @@ class Binding {
   void add_form_fields(const std::vector<Field>& fields) {
     form_fields_.insert(form_fields_.end(), fields.begin(), fields.end());
   }
+  // A path, query, header or cookie parameter, as OpenAPI lists it (in declaration
+  // order; FastAPI 0.92 lists a parameter declared twice twice).
+  struct Parameter {
+    std::string name;
+    std::string in;  // "path", "query", "header", "cookie"
+    bool required = false;
+    boost::json::object schema;
+    std::string description;
+  };
+  void add_parameter(Parameter parameter) { parameters_.push_back(std::move(parameter)); }
+  // Declares the route's JSON request body. A route has one: a second, or a JSON body
+  // beside a form body, is a declaration error (std::logic_error when the route is added).
+  void set_json_body(Model model, bool required);
+  // The route's path and its template's parameter names, set before the tree is bound
+  // (a Path<T> naming no parameter of the template is a declaration error).
+  void set_route(std::string path, std::vector<std::string> path_names) {
+    route_path_ = std::move(path);
+    path_names_ = std::move(path_names);
+  }
+  [[nodiscard]] const std::string& route_path() const noexcept { return route_path_; }
+  [[nodiscard]] const std::vector<std::string>& path_names() const noexcept { return path_names_; }
+  // Declares that resolving this tree may block (password hashing): the route then
+  // runs on the worker pool whatever its RouteOptions say.
+  void set_blocking() noexcept { blocking_ = true; }
+  [[nodiscard]] bool blocking() const noexcept { return blocking_; }
+  [[nodiscard]] const std::vector<Parameter>& parameters() const noexcept { return parameters_; }
+  [[nodiscard]] const std::optional<Model>& json_body() const noexcept { return json_body_; }
+  [[nodiscard]] bool json_body_required() const noexcept { return json_body_required_; }
+  // True when a request can fail validation (422): FastAPI then documents the 422.
+  [[nodiscard]] bool validates() const noexcept {
+    return has_form_body() || !parameters_.empty() || json_body_.has_value();
+  }
   [[nodiscard]] const std::vector<SecurityUse>& security() const noexcept { return security_; }
   [[nodiscard]] const std::vector<Field>& form_fields() const noexcept { return form_fields_; }
   [[nodiscard]] bool has_form_body() const noexcept { return !form_fields_.empty(); }
@@ -167,6 +216,12 @@ class Binding {
       slots_;
   std::vector<SecurityUse> security_;
   std::vector<Field> form_fields_;
+  std::vector<Parameter> parameters_;
+  std::optional<Model> json_body_;
+  bool json_body_required_ = false;
+  std::string route_path_;
+  std::vector<std::string> path_names_;
+  bool blocking_ = false;
 };
 
 template <class T>
@@ -176,20 +231,27 @@ class Dependency {
   using Resolver = std::function<Outcome<T>(RequestContext&)>;
   using Binder = std::function<Resolver(const SecurityScopes&, Binding&)>;
 
-  explicit Dependency(Binder binder) : binder_(std::make_shared<const Binder>(std::move(binder))) {}
+  // `rank` orders validation errors as FastAPI's solve_dependencies does: those of
+  // sub-dependencies (0) first, then path (1), query (2), header (3), cookie (4) and
+  // body (5) parameters.
+  explicit Dependency(Binder binder, int rank = 0)
+      : binder_(std::make_shared<const Binder>(std::move(binder))), rank_(rank) {}
 
   // Binds this dependency at a place in a route's tree where `scopes` are required.
   [[nodiscard]] Resolver bind(const SecurityScopes& scopes, Binding& binding) const {
     return (*binder_)(scopes, binding);
   }
+  [[nodiscard]] int rank() const noexcept { return rank_; }
 
  private:
   std::shared_ptr<const Binder> binder_;
+  int rank_ = 0;
 };
 
 // An edge of the dependency tree: a dependency and the scopes this edge adds.
 template <class T>
 struct Requirement {
+  using value_type = T;
   Dependency<T> dependency;
   std::vector<std::string> scopes;
 };
@@ -236,11 +298,12 @@ template <class T, class F, class... Ts>
 class Composite {
  public:
   Composite(F fn, SecurityScopes scopes, std::tuple<typename Dependency<Ts>::Resolver...> subs,
-            std::shared_ptr<CacheSlot> slot)
+            std::shared_ptr<CacheSlot> slot, std::array<int, sizeof...(Ts)> ranks)
       : fn_(std::move(fn)),
         scopes_(std::move(scopes)),
         subs_(std::move(subs)),
-        slot_(std::move(slot)) {}
+        slot_(std::move(slot)),
+        ranks_(ranks) {}
 
   Outcome<T> operator()(RequestContext& ctx) const {
     if (slot_->uses < 2) return resolve(ctx);
@@ -253,10 +316,16 @@ class Composite {
  private:
   Outcome<T> resolve(RequestContext& ctx) const {
     std::tuple<std::optional<Ts>...> values;
-    std::optional<HttpException> validation;
+    std::array<std::optional<HttpException>, sizeof...(Ts) + 1> invalid;
     std::optional<HttpException> stop;
-    resolve_all(ctx, values, validation, stop, std::index_sequence_for<Ts...>{});
+    resolve_all(ctx, values, invalid, stop, std::index_sequence_for<Ts...>{});
     if (stop) return Err{std::move(*stop)};
+    std::optional<HttpException> validation;
+    for (int rank = 0; rank <= 5; ++rank) {
+      for (std::size_t i = 0; i < sizeof...(Ts); ++i) {
+        if (ranks_[i] == rank && invalid[i]) merge_validation(validation, std::move(*invalid[i]));
+      }
+    }
     if (validation) return Err{std::move(*validation)};
     return std::apply(
         [&](auto&... v) -> Outcome<T> {
@@ -270,22 +339,21 @@ class Composite {
         values);
   }
 
+  using Invalid = std::array<std::optional<HttpException>, sizeof...(Ts) + 1>;
   template <std::size_t... I>
-  void resolve_all(RequestContext& ctx, std::tuple<std::optional<Ts>...>& values,
-                   std::optional<HttpException>& validation, std::optional<HttpException>& stop,
-                   std::index_sequence<I...>) const {
-    (resolve_one<I>(ctx, values, validation, stop), ...);
+  void resolve_all(RequestContext& ctx, std::tuple<std::optional<Ts>...>& values, Invalid& invalid,
+                   std::optional<HttpException>& stop, std::index_sequence<I...>) const {
+    (resolve_one<I>(ctx, values, invalid, stop), ...);
   }
   template <std::size_t I>
-  void resolve_one(RequestContext& ctx, std::tuple<std::optional<Ts>...>& values,
-                   std::optional<HttpException>& validation,
+  void resolve_one(RequestContext& ctx, std::tuple<std::optional<Ts>...>& values, Invalid& invalid,
                    std::optional<HttpException>& stop) const {
     if (stop) return;
     auto r = std::get<I>(subs_)(ctx);
     if (r) {
       std::get<I>(values).emplace(std::move(*r));
     } else if (r.error().validation) {
-      merge_validation(validation, std::move(r).error());
+      invalid[I].emplace(std::move(r).error());
     } else {
       stop.emplace(std::move(r).error());
     }
@@ -295,6 +363,7 @@ class Composite {
   SecurityScopes scopes_;
   std::tuple<typename Dependency<Ts>::Resolver...> subs_;
   std::shared_ptr<CacheSlot> slot_;
+  std::array<int, sizeof...(Ts)> ranks_;
 };
 
 }  // namespace detail
@@ -311,8 +380,8 @@ Dependency<T> dependency(F fn, Requirement<Ts>... requirements) {
         auto slot = binding.cache_slot(id.get(), scopes.scopes());
         std::tuple<typename Dependency<Ts>::Resolver...> subs{
             requirements.dependency.bind(scopes.plus(requirements.scopes), binding)...};
-        return typename Dependency<T>::Resolver(
-            detail::Composite<T, F, Ts...>(fn, scopes, std::move(subs), std::move(slot)));
+        return typename Dependency<T>::Resolver(detail::Composite<T, F, Ts...>(
+            fn, scopes, std::move(subs), std::move(slot), {requirements.dependency.rank()...}));
       });
 }
 

@@ -59,9 +59,32 @@ struct ServerOptions {
   std::function<void(std::uint16_t)> on_listening;
 };
 
-// Serves `app` until SIGINT or SIGTERM, then stops accepting, lets requests in flight
-// finish (up to shutdown_grace), writes out the buffered logs and returns. Throws
-// when it cannot listen.
+// A server the embedding program controls: run() listens and serves on the calling
+// thread (and its own I/O and worker threads) until stop(), then stops accepting, lets
+// requests in flight finish (up to shutdown_grace), writes out the buffered logs and
+// returns. It installs no signal handler unless asked (stop_on_signals(); SIGHUP only
+// with ServerOptions::reload). Throws when it cannot listen.
+class Server {
+ public:
+  Server(const App& app, ServerOptions options);
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+  ~Server();
+
+  void run();
+  // Starts the graceful shutdown; run() then returns. Safe from any thread, at most
+  // once useful; before run() it makes run() return as soon as it has started.
+  void stop();
+  // SIGINT and SIGTERM (caught with Asio's signal_set while run() serves) call stop().
+  void stop_on_signals();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The one-line convenience: ignores SIGPIPE for the process (a log reader that goes
+// away must not kill the server) and runs a Server until SIGINT or SIGTERM.
 void serve(const App& app, const ServerOptions& options);
 
 }  // namespace gatehouse

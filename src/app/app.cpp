@@ -4,6 +4,9 @@
 
 #include <boost/json/serialize.hpp>
 
+#include <algorithm>
+#include <stdexcept>
+
 #include "gatehouse/store.hpp"
 #include "http/form.hpp"
 #include "http/text.hpp"
@@ -32,11 +35,137 @@ std::string quote_location(std::string_view url) {
   return out;
 }
 
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Whether `value` is what the parameter's convertor regex matches in full.
+bool piece_accepts(PathPiece::Kind kind, std::string_view value) {
+  switch (kind) {
+    case PathPiece::Kind::str:
+      return !value.empty() && value.find('/') == std::string_view::npos;
+    case PathPiece::Kind::path:
+      return true;
+    case PathPiece::Kind::integer:
+      return all_digits(value);
+    case PathPiece::Kind::number: {
+      const auto dot = value.find('.');
+      if (dot == std::string_view::npos) return all_digits(value);
+      return all_digits(value.substr(0, dot)) && all_digits(value.substr(dot + 1));
+    }
+    case PathPiece::Kind::literal:
+      break;
+  }
+  return false;
+}
+
+// The anchored regex match, greedy with backtracking as Python's re: each parameter
+// tries its longest candidate first.
+bool match_pieces(const std::vector<PathPiece>& pieces, std::size_t i, std::string_view rest,
+                  Params* params) {
+  if (i == pieces.size()) return rest.empty();
+  const auto& piece = pieces[i];
+  if (piece.kind == PathPiece::Kind::literal) {
+    if (rest.substr(0, piece.text.size()) != piece.text) return false;
+    return match_pieces(pieces, i + 1, rest.substr(piece.text.size()), params);
+  }
+  for (std::size_t len = rest.size() + 1; len-- > 0;) {
+    const auto value = rest.substr(0, len);
+    if (!piece_accepts(piece.kind, value)) continue;
+    if (match_pieces(pieces, i + 1, rest.substr(len), params)) {
+      if (params != nullptr) params->emplace(params->begin(), piece.text, std::string(value));
+      return true;
+    }
+  }
+  return false;
+}
+
+bool is_name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+bool is_name_char(char c) { return is_name_start(c) || (c >= '0' && c <= '9'); }
+
+// A "{name}" or "{name:convertor}" at `at` (PARAM_REGEX of Starlette); its length, or 0.
+std::size_t param_at(std::string_view path, std::size_t at, std::string& name,
+                     std::string& convertor) {
+  std::size_t i = at + 1;
+  if (i >= path.size() || !is_name_start(path[i])) return 0;
+  while (i < path.size() && is_name_char(path[i])) ++i;
+  name = std::string(path.substr(at + 1, i - at - 1));
+  convertor = "str";
+  if (i < path.size() && path[i] == ':') {
+    const auto start = ++i;
+    if (i >= path.size() || !is_name_start(path[i])) return 0;
+    while (i < path.size() && is_name_char(path[i])) ++i;
+    convertor = std::string(path.substr(start, i - start));
+  }
+  if (i >= path.size() || path[i] != '}') return 0;
+  return i + 1 - at;
+}
+
 }  // namespace
+
+void compile_path(Route& route) {
+  const std::string_view path = route.path;
+  route.pieces.clear();
+  route.path_format.clear();
+  std::string literal;
+  std::vector<std::string> seen;
+  for (std::size_t i = 0; i < path.size();) {
+    std::string name;
+    std::string convertor;
+    const std::size_t len = path[i] == '{' ? param_at(path, i, name, convertor) : 0;
+    if (len == 0) {
+      literal += path[i];
+      route.path_format += path[i];
+      ++i;
+      continue;
+    }
+    PathPiece piece;
+    piece.text = name;
+    if (convertor == "str") {
+      piece.kind = PathPiece::Kind::str;
+    } else if (convertor == "path") {
+      piece.kind = PathPiece::Kind::path;
+    } else if (convertor == "int") {
+      piece.kind = PathPiece::Kind::integer;
+    } else if (convertor == "float") {
+      piece.kind = PathPiece::Kind::number;
+    } else {
+      throw std::logic_error("gatehouse: route " + route.path + ": unknown path convertor '" +
+                             convertor + "' (str, path, int, float)");
+    }
+    if (std::find(seen.begin(), seen.end(), name) != seen.end()) {
+      throw std::logic_error("gatehouse: route " + route.path + ": duplicated path parameter '" +
+                             name + "'");
+    }
+    seen.push_back(name);
+    if (!literal.empty()) route.pieces.push_back({PathPiece::Kind::literal, std::move(literal)});
+    literal.clear();
+    route.pieces.push_back(std::move(piece));
+    route.path_format += "{" + name + "}";
+    i += len;
+  }
+  if (route.pieces.empty()) return;  // no parameter: matched as a string
+  if (!literal.empty()) route.pieces.push_back({PathPiece::Kind::literal, std::move(literal)});
+}
+
+bool Route::matches(std::string_view request_path, Params* params) const {
+  if (pieces.empty()) return request_path == path;
+  return match_pieces(pieces, 0, request_path, params);
+}
+
+namespace detail {
+Response filtered_json(const boost::json::value& v, const ResponseFilter& filter) {
+  if (!filter) return Response::json(200, v);
+  auto out = filter(v);
+  if (!out) throw std::runtime_error("the answer does not validate against the response_model");
+  return Response::json(200, *out);
+}
+}  // namespace detail
 
 App::App(AppInfo info) : info_(std::move(info)) { add_docs_routes(); }
 
 Route& App::add_route(Route route) {
+  if (route.path_format.empty()) compile_path(route);
   route.index = routes_.size();
   routes_.push_back(std::make_unique<Route>(std::move(route)));
   return *routes_.back();
@@ -47,7 +176,7 @@ Dispatch App::dispatch(const Request& request) const {
   const auto method = request.method();
   const Route* partial = nullptr;
   for (const auto& r : routes_) {
-    if (r->path != path) continue;
+    if (!r->matches(path)) continue;
     if (r->method == method || (r->allow_head && method == "HEAD")) return Dispatch{r.get(), {}};
     if (partial == nullptr) partial = r.get();
   }
@@ -62,7 +191,7 @@ Dispatch App::dispatch(const Request& request) const {
   if (path != "/" && !path.empty()) {
     std::string other = path.back() == '/' ? path.substr(0, path.size() - 1) : path + "/";
     for (const auto& r : routes_) {
-      if (r->path != other) continue;
+      if (!r->matches(other)) continue;
       // Starlette's redirect_slashes: 307 to the same URL with the slash toggled.
       std::string url = http::latin1_to_utf8(request.scheme()) + "://";
       // An empty Host (RFC 9110 §7.2: the target has no authority) names no host
@@ -119,6 +248,22 @@ Response App::run(const Route& route, const Request& request) const {
 
 Response App::run_unguarded(const Route& route, const Request& request) const {
   RequestContext ctx(request);
+  if (!route.pieces.empty()) {
+    Params params;
+    if (route.matches(request.path(), &params)) ctx.set_path_params(std::move(params));
+  }
+  if (route.binding.json_body()) {
+    // FastAPI reads the body before solving any dependency: JSON it cannot decode is
+    // answered before authentication (missing fields come later, in their order).
+    boost::json::array errors;
+    bool absent = false;
+    std::optional<HttpException> stop;
+    auto body = detail::read_json_body(request, false, errors, absent, stop);
+    if (stop) return stop->to_response();
+    if (!body && !errors.empty() && errors[0].as_object().at("type") == "value_error.jsondecode") {
+      return HttpException::validation_error(std::move(errors)).to_response();
+    }
+  }
   if (route.binding.has_form_body()) {
     // FastAPI reads a form body before solving any dependency.
     auto form = http::parse_form(request.header("Content-Type").value_or(""), request.body());
@@ -147,6 +292,22 @@ std::optional<Response> App::precheck(const Route& route, const Request& request
     std::fprintf(stderr, "gatehouse: error: %s %s: %s\n", route.method.c_str(), route.path.c_str(),
                  e.what());
     return HttpException(500, "Internal Server Error").to_response();
+  }
+}
+
+bool App::offloads(const Route& route, const Request& request) const {
+  if (!route.options.offload) return false;
+  if (!route.options.offload_if) return true;
+  try {
+    RequestContext ctx(request);
+    if (route.binding.has_form_body()) {
+      auto form = http::parse_form(request.header("Content-Type").value_or(""), request.body());
+      if (!form) return true;  // run() answers the 400
+      ctx.set_form(std::move(*form));
+    }
+    return route.options.offload_if(ctx);
+  } catch (...) {
+    return true;  // undecided (a store that would block, a parse error): the pool
   }
 }
 

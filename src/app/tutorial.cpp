@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gatehouse/auth.hpp"
+#include "gatehouse/models.hpp"
 #include "gatehouse/security.hpp"
 
 namespace tutorial {
@@ -24,6 +25,16 @@ using gatehouse::Security;
 using gatehouse::SecurityScopes;
 using gatehouse::UserPtr;
 namespace json = boost::json;
+
+// FastAPI's User model, declared once: /users/me/'s answer (its JSON encoding) and its
+// schema in /openapi.json both come from this.
+struct User {
+  std::string username;
+  std::optional<std::string> email;
+  std::optional<std::string> full_name;
+  std::optional<bool> disabled;
+};
+GATEHOUSE_MODEL(User, username, email, full_name, disabled)
 
 const std::vector<std::pair<std::string, std::string>>& scopes() {
   static const std::vector<std::pair<std::string, std::string>> kScopes{
@@ -71,23 +82,43 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
     return out;
   };
   const gatehouse::App* owner = &app;  // outlives every request; its logger may change
+  // Only what needs a worker thread goes to the pool: the password grant (a hash) and a
+  // refresh whose store round trips block (PostgreSQL). client_credentials (one HMAC,
+  // one signature) and a refresh on a store that commits in batches (one short SQLite
+  // read here, the commit on the committer's thread) are answered from the I/O thread,
+  // so they never queue behind logins. RS256 signs slowly (~1 ms): those stay pooled.
+  auto offload_if = [refresh, tokens](gatehouse::RequestContext& ctx) {
+    const auto* grant = ctx.form().get("grant_type");
+    if (grant == nullptr || grant->is_file) return true;
+    const bool light =
+        grant->value == "client_credentials" ||
+        (grant->value == "refresh_token" && refresh && refresh->commits_in_batches());
+    if (!light) return true;
+    const auto alg = tokens->signing_alg();
+    return !alg || *alg == gatehouse::Alg::RS256;
+  };
   app.post(
       "/token",
       {.name = "login_for_access_token",
        .response_model = Token,
        .offload = true,
-       .precheck = throttled},
+       .precheck = throttled,
+       .offload_if = offload_if},
       [=](gatehouse::RequestContext& ctx, const gatehouse::TokenRequest& req,
           const gatehouse::ClientAddress& client) -> gatehouse::Response {
-        // By value: a rotation's answer is built on the committing thread.
-        auto answer = [tokens, join](const std::string& username,
-                                     const std::vector<std::string>& scopes,
-                                     const std::optional<std::string>& refresh_token) {
+        auto sign_access = [tokens](const std::string& username,
+                                    const std::vector<std::string>& scopes) {
           json::array granted;
           for (const auto& s : scopes) granted.emplace_back(s);
           // No client authenticated on these grants, so the token names none: a client_id
           // sent in the form is the caller's word only.
-          auto access_token = tokens->issue({{"sub", username}, {"scopes", std::move(granted)}});
+          return tokens->issue({{"sub", username}, {"scopes", std::move(granted)}});
+        };
+        // By value: a rotation's answer is completed on the committing thread (with an
+        // access token signed before, so no signature runs there).
+        auto answer_with = [tokens, join](const std::string& access_token,
+                                          const std::vector<std::string>& scopes,
+                                          const std::optional<std::string>& refresh_token) {
           json::object body{{"access_token", access_token},
                             {"token_type", "bearer"},
                             {"expires_in", tokens->options().lifetime_seconds}};
@@ -95,6 +126,10 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
           if (!scopes.empty()) body["scope"] = join(scopes);
           return gatehouse::Response::json(200, body,
                                            {{"Cache-Control", "no-store"}, {"Pragma", "no-cache"}});
+        };
+        auto answer = [&](const std::string& username, const std::vector<std::string>& scopes,
+                          const std::optional<std::string>& refresh_token) {
+          return answer_with(sign_access(username, scopes), scopes, refresh_token);
         };
         if (!req.grant_type) return oauth_error("invalid_request", "grant_type is required");
         if (*req.grant_type == "client_credentials" && clients) {
@@ -203,8 +238,9 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
           auto later = std::make_shared<gatehouse::Later>();
           refresh->rotate_later(
               *req.refresh_token, join(scopes),
-              [later, answer, owner, scopes, rotated, replayed, reused, refresh_tokens,
-               username = user->username, request_id = std::string(ctx.request().request_id())](
+              [later, answer_with, access_token = sign_access(user->username, scopes), owner,
+               scopes, rotated, replayed, reused, refresh_tokens, username = user->username,
+               request_id = std::string(ctx.request().request_id())](
                   gatehouse::RefreshTokens::Rotation rotation, std::exception_ptr error) {
                 auto fail = [&](std::string_view what) {
                   owner->logger()->event(gatehouse::LogLevel::error, "handler_error",
@@ -222,7 +258,7 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
                       (rotation.status == gatehouse::RotateStatus::rotated ? rotated : replayed)
                           ->inc();
                       refresh_tokens->inc();
-                      return later->complete(answer(username, scopes, rotation.token));
+                      return later->complete(answer_with(access_token, scopes, rotation.token));
                     case gatehouse::RotateStatus::reused:
                       reused->inc();
                       return later->complete(
@@ -275,12 +311,6 @@ void install(gatehouse::App& app, const Config& config) {
   // ---- models (their names show up in /openapi.json) ----
   const gatehouse::Model Token{"Token",
                                {{"access_token", "string", true}, {"token_type", "string", true}}};
-  const gatehouse::Model User{"User",
-                              {{"username", "string", true},
-                               {"email", "string"},
-                               {"full_name", "string"},
-                               {"disabled", "boolean"}}};
-
   // ---- helpers ----
   // A name longer than this is never looked up (no store has one; a 60 KiB name must
   // not cost a query or a cache entry): it fails like any unknown name.
@@ -328,15 +358,6 @@ void install(gatehouse::App& app, const Config& config) {
   auto create_access_token = [tokens](json::object data,
                                       const std::optional<std::string>& client_id) {
     return tokens->issue(std::move(data), client_id);
-  };
-
-  auto user_json = [](const gatehouse::User& u) {
-    json::object o;
-    o["username"] = u.username;
-    o["email"] = u.email ? json::value(*u.email) : json::value(nullptr);
-    o["full_name"] = u.full_name ? json::value(*u.full_name) : json::value(nullptr);
-    o["disabled"] = u.disabled;
-    return json::value(std::move(o));
   };
 
   // ---- security dependencies ----
@@ -432,8 +453,11 @@ void install(gatehouse::App& app, const Config& config) {
         Depends(gatehouse::ClientAddress::dependency()));
 
   app.get(
-      "/users/me/", {.name = "read_users_me", .response_model = User},
-      [user_json](const UserPtr& current_user) { return user_json(*current_user); },
+      "/users/me/", {.name = "read_users_me", .response_model = gatehouse::model_of<User>()},
+      [](const UserPtr& current_user) {
+        const gatehouse::User& u = *current_user;
+        return User{u.username, u.email, u.full_name, u.disabled};
+      },
       Depends(get_current_active_user));
 
   app.get(

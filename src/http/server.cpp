@@ -590,7 +590,7 @@ class Session : public std::enable_shared_from_this<Session> {
     } catch (const StoreWouldBlock&) {
       precheck_there = true;
     }
-    if (route->options.offload) {
+    if (state_.app.offloads(*route, request_)) {
       // Blocking work (password hashing) goes to the worker pool.
       return offload(state_.pool, route, precheck_there, std::nullopt,
                      "Service Unavailable: too many requests in progress");
@@ -1063,9 +1063,41 @@ class Listener {
 
 }  // namespace
 
+struct Server::Impl {
+  const App& app;
+  ServerOptions options;
+  bool handle_signals = false;
+  std::mutex mutex;
+  // Set while run() serves: starts the graceful shutdown on the I/O thread.
+  std::function<void()> begin_shutdown;
+  bool stop_called = false;
+  Impl(const App& a, ServerOptions o) : app(a), options(std::move(o)) {}
+  void run();
+};
+
+Server::Server(const App& app, ServerOptions options)
+    : impl_(std::make_unique<Impl>(app, std::move(options))) {}
+Server::~Server() = default;
+
+void Server::run() { impl_->run(); }
+
+void Server::stop() {
+  std::lock_guard lock(impl_->mutex);
+  impl_->stop_called = true;
+  if (impl_->begin_shutdown) impl_->begin_shutdown();
+}
+
+void Server::stop_on_signals() { impl_->handle_signals = true; }
+
 void serve(const App& app, const ServerOptions& options) {
   // A reader of stderr (the log sink) that goes away must not kill the server.
   std::signal(SIGPIPE, SIG_IGN);
+  Server server(app, options);
+  server.stop_on_signals();
+  server.run();
+}
+
+void Server::Impl::run() {
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const unsigned io_threads = options.io_threads != 0 ? options.io_threads : cores;
   const unsigned workers = options.worker_threads != 0 ? options.worker_threads : cores;
@@ -1142,11 +1174,14 @@ void serve(const App& app, const ServerOptions& options) {
     wait_hangup();
   }
 
-  net::signal_set signals(*contexts[0], SIGINT, SIGTERM);
-  signals.async_wait([&](beast::error_code ec, int signal_number) {
-    if (ec) return;
+  // The graceful shutdown, on the first I/O thread: from SIGINT/SIGTERM (serve()) or
+  // from Server::stop().
+  bool shutting_down = false;
+  auto shutdown = [&](const char* cause) {
+    if (shutting_down) return;
+    shutting_down = true;
     state.logger.event(LogLevel::info, "shutdown",
-                       {{"signal", signal_number == SIGINT ? "SIGINT" : "SIGTERM"},
+                       {{cause[0] == 'S' ? "signal" : "requested_by", cause},
                         {"grace_seconds", options.shutdown_grace.count()}});
     listener.stop();
     state.draining = true;
@@ -1161,7 +1196,22 @@ void serve(const App& app, const ServerOptions& options) {
     std::lock_guard lock(stop_mutex);
     stop_requested = true;
     stop_cv.notify_all();
-  });
+  };
+  net::signal_set signals(*contexts[0]);
+  if (handle_signals) {
+    signals.add(SIGINT);
+    signals.add(SIGTERM);
+    signals.async_wait([&](beast::error_code ec, int signal_number) {
+      if (!ec) shutdown(signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+    });
+  }
+  {
+    std::lock_guard lock(mutex);
+    begin_shutdown = [&shutdown, &ioc = *contexts[0]] {
+      net::post(ioc, [&shutdown] { shutdown("Server::stop()"); });
+    };
+    if (stop_called) begin_shutdown();
+  }
 
   listener.start();
   std::vector<std::thread> threads;
@@ -1176,6 +1226,10 @@ void serve(const App& app, const ServerOptions& options) {
   {
     std::unique_lock lock(stop_mutex);
     stop_cv.wait(lock, [&] { return stop_requested; });
+  }
+  {
+    std::lock_guard lock(mutex);
+    begin_shutdown = nullptr;  // what it refers to goes with this frame
   }
   // Let requests in flight finish, up to the grace period.
   const auto deadline = std::chrono::steady_clock::now() + options.shutdown_grace;

@@ -4,6 +4,7 @@
 // is no second list of routes to keep in step.
 #include <boost/json/parse.hpp>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -69,6 +70,7 @@ boost::json::object Model::schema() const {
     p["title"] = python_title(f.name);
     if (f.pattern) p["pattern"] = *f.pattern;
     p["type"] = f.type;
+    if (f.items) p["items"] = *f.items;
     if (f.default_value) p["default"] = *f.default_value;
     properties[f.name] = std::move(p);
     if (f.required) required.emplace_back(f.name);
@@ -80,7 +82,7 @@ boost::json::object Model::schema() const {
 }
 
 std::string Route::operation_id() const {
-  std::string id = options.name + path;
+  std::string id = options.name + (path_format.empty() ? path : path_format);
   for (auto& c : id) {
     bool word =
         (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
@@ -105,6 +107,33 @@ boost::json::value App::openapi() const {
     op["summary"] = opts.summary.empty() ? python_title(opts.name) : opts.summary;
     const auto op_id = route->operation_id();
     op["operationId"] = op_id;
+    if (!binding.parameters().empty()) {
+      boost::json::array parameters;
+      // FastAPI lists path, then query, header and cookie parameters.
+      auto ordered = binding.parameters();
+      auto rank = [](const Binding::Parameter& p) {
+        return p.in == "path" ? 0 : p.in == "query" ? 1 : p.in == "header" ? 2 : 3;
+      };
+      std::stable_sort(ordered.begin(), ordered.end(),
+                       [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
+      for (const auto& p : ordered) {
+        boost::json::object param;
+        if (!p.description.empty()) param["description"] = p.description;
+        param["required"] = p.required;
+        param["schema"] = p.schema;
+        param["name"] = p.name;
+        param["in"] = p.in;
+        parameters.push_back(std::move(param));
+      }
+      op["parameters"] = std::move(parameters);
+    }
+    if (const auto& body = binding.json_body()) {
+      boost::json::object request_body;
+      request_body["content"] = json_content(schema_ref(body->name));
+      if (binding.json_body_required()) request_body["required"] = true;
+      op["requestBody"] = std::move(request_body);
+      schemas[body->name] = body->schema();
+    }
     if (binding.has_form_body()) {
       Model body{"Body_" + op_id, binding.form_fields()};
       bool required = false;
@@ -129,7 +158,7 @@ boost::json::value App::openapi() const {
       ok["content"] = json_content(boost::json::object{});
     }
     responses["200"] = std::move(ok);
-    if (binding.has_form_body()) {
+    if (binding.validates()) {
       needs_validation = true;
       boost::json::object invalid;
       invalid["description"] = "Validation Error";
@@ -149,7 +178,7 @@ boost::json::value App::openapi() const {
       }
       op["security"] = std::move(security);
     }
-    auto& item = paths[route->path];
+    auto& item = paths[route->path_format.empty() ? route->path : route->path_format];
     if (!item.is_object()) item = boost::json::object{};
     item.as_object()[lower_ascii(route->method)] = std::move(op);
   }

@@ -6,6 +6,7 @@
 #include <boost/json/array.hpp>
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace gatehouse {
 
@@ -37,6 +38,15 @@ const FormField* FormData::get(std::string_view name) const {
     if (it->name == name) return &*it;
   }
   return nullptr;
+}
+
+void Binding::set_json_body(Model model, bool required) {
+  if (json_body_ || has_form_body()) {
+    throw std::logic_error("gatehouse: route " + route_path_ +
+                           " declares a second request body (one JsonBody or one form per route)");
+  }
+  json_body_ = std::move(model);
+  json_body_required_ = required;
 }
 
 namespace detail {

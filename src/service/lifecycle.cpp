@@ -409,6 +409,7 @@ Dependency<TokenRequest> TokenRequest::dependency() {
                                            Field{"client_id"},
                                            Field{"client_secret"}};
     binding.add_form_fields(fields);
+    binding.set_blocking();  // a password grant hashes: the route runs on the worker pool
     return Dependency<TokenRequest>::Resolver([](RequestContext& ctx) -> Outcome<TokenRequest> {
       TokenRequest r;
       r.grant_type = form_text(ctx, "grant_type");
