@@ -39,6 +39,11 @@ struct RouteOptions {
   // throttled login. Sees the parsed form body; returns the answer, or nullopt to go
   // on. It must not block for long (no password hashing, one short store read at most).
   std::function<std::optional<Response>(RequestContext&)> precheck;
+  // With offload: when set, asked per request (on the I/O thread, the form body parsed)
+  // whether this one needs the pool; false runs it on the I/O thread after all. For a
+  // route whose requests differ, e.g. /token: a password grant hashes, a
+  // client_credentials grant only signs.
+  std::function<bool(RequestContext&)> offload_if;
   bool include_in_schema = true;
   std::string summary;  // overrides the one derived from `name`
 };
@@ -236,6 +241,9 @@ class App {
   [[nodiscard]] Response run(const Route& route, const Request& request) const;
   // The route's precheck (RouteOptions::precheck), if it has one and it answers.
   [[nodiscard]] std::optional<Response> precheck(const Route& route, const Request& request) const;
+  // Whether this request of the route runs on the worker pool (RouteOptions::offload,
+  // narrowed by offload_if; when offload_if cannot decide, it does).
+  [[nodiscard]] bool offloads(const Route& route, const Request& request) const;
   // dispatch(), precheck() then run(), on the calling thread (waiting for a deferred
   // answer). For tests and embedding.
   [[nodiscard]] Response handle(const Request& request) const;

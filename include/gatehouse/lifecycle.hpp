@@ -186,6 +186,9 @@ class RefreshTokens {
   // rotates here and calls `done` before returning.
   using RotationDone = std::function<void(Rotation, std::exception_ptr)>;
   void rotate_later(std::string_view token, const std::string& scope, RotationDone done) const;
+  // True when rotate_later hands rotations to the committer (the store batches them):
+  // then a refresh needs no worker thread of its own.
+  [[nodiscard]] bool commits_in_batches() const noexcept { return committer_ != nullptr; }
   [[nodiscard]] std::optional<RefreshTokenRecord> find(std::string_view token) const;
   // Revokes the family of `token`; false when it names none.
   bool revoke(std::string_view token) const;

@@ -183,6 +183,8 @@ class TokenIssuer {
 
   [[nodiscard]] bool rfc9068() const noexcept { return options_.issuer || options_.audience; }
   [[nodiscard]] const TokenIssuerOptions& options() const noexcept { return options_; }
+  // The algorithm issue() signs with now (nullopt: no signing key).
+  [[nodiscard]] std::optional<Alg> signing_alg() const;
 
  private:
   TokenIssuerOptions options_;

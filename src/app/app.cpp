@@ -295,6 +295,22 @@ std::optional<Response> App::precheck(const Route& route, const Request& request
   }
 }
 
+bool App::offloads(const Route& route, const Request& request) const {
+  if (!route.options.offload) return false;
+  if (!route.options.offload_if) return true;
+  try {
+    RequestContext ctx(request);
+    if (route.binding.has_form_body()) {
+      auto form = http::parse_form(request.header("Content-Type").value_or(""), request.body());
+      if (!form) return true;  // run() answers the 400
+      ctx.set_form(std::move(*form));
+    }
+    return route.options.offload_if(ctx);
+  } catch (...) {
+    return true;  // undecided (a store that would block, a parse error): the pool
+  }
+}
+
 Response App::handle(const Request& request) const {
   auto d = dispatch(request);
   if (d.route == nullptr) return std::move(*d.response);

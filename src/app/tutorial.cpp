@@ -82,23 +82,43 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
     return out;
   };
   const gatehouse::App* owner = &app;  // outlives every request; its logger may change
+  // Only what needs a worker thread goes to the pool: the password grant (a hash) and a
+  // refresh whose store round trips block (PostgreSQL). client_credentials (one HMAC,
+  // one signature) and a refresh on a store that commits in batches (one short SQLite
+  // read here, the commit on the committer's thread) are answered from the I/O thread,
+  // so they never queue behind logins. RS256 signs slowly (~1 ms): those stay pooled.
+  auto offload_if = [refresh, tokens](gatehouse::RequestContext& ctx) {
+    const auto* grant = ctx.form().get("grant_type");
+    if (grant == nullptr || grant->is_file) return true;
+    const bool light =
+        grant->value == "client_credentials" ||
+        (grant->value == "refresh_token" && refresh && refresh->commits_in_batches());
+    if (!light) return true;
+    const auto alg = tokens->signing_alg();
+    return !alg || *alg == gatehouse::Alg::RS256;
+  };
   app.post(
       "/token",
       {.name = "login_for_access_token",
        .response_model = Token,
        .offload = true,
-       .precheck = throttled},
+       .precheck = throttled,
+       .offload_if = offload_if},
       [=](gatehouse::RequestContext& ctx, const gatehouse::TokenRequest& req,
           const gatehouse::ClientAddress& client) -> gatehouse::Response {
-        // By value: a rotation's answer is built on the committing thread.
-        auto answer = [tokens, join](const std::string& username,
-                                     const std::vector<std::string>& scopes,
-                                     const std::optional<std::string>& refresh_token) {
+        auto sign_access = [tokens](const std::string& username,
+                                    const std::vector<std::string>& scopes) {
           json::array granted;
           for (const auto& s : scopes) granted.emplace_back(s);
           // No client authenticated on these grants, so the token names none: a client_id
           // sent in the form is the caller's word only.
-          auto access_token = tokens->issue({{"sub", username}, {"scopes", std::move(granted)}});
+          return tokens->issue({{"sub", username}, {"scopes", std::move(granted)}});
+        };
+        // By value: a rotation's answer is completed on the committing thread (with an
+        // access token signed before, so no signature runs there).
+        auto answer_with = [tokens, join](const std::string& access_token,
+                                          const std::vector<std::string>& scopes,
+                                          const std::optional<std::string>& refresh_token) {
           json::object body{{"access_token", access_token},
                             {"token_type", "bearer"},
                             {"expires_in", tokens->options().lifetime_seconds}};
@@ -106,6 +126,10 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
           if (!scopes.empty()) body["scope"] = join(scopes);
           return gatehouse::Response::json(200, body,
                                            {{"Cache-Control", "no-store"}, {"Pragma", "no-cache"}});
+        };
+        auto answer = [&](const std::string& username, const std::vector<std::string>& scopes,
+                          const std::optional<std::string>& refresh_token) {
+          return answer_with(sign_access(username, scopes), scopes, refresh_token);
         };
         if (!req.grant_type) return oauth_error("invalid_request", "grant_type is required");
         if (*req.grant_type == "client_credentials" && clients) {
@@ -214,8 +238,9 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
           auto later = std::make_shared<gatehouse::Later>();
           refresh->rotate_later(
               *req.refresh_token, join(scopes),
-              [later, answer, owner, scopes, rotated, replayed, reused, refresh_tokens,
-               username = user->username, request_id = std::string(ctx.request().request_id())](
+              [later, answer_with, access_token = sign_access(user->username, scopes), owner,
+               scopes, rotated, replayed, reused, refresh_tokens, username = user->username,
+               request_id = std::string(ctx.request().request_id())](
                   gatehouse::RefreshTokens::Rotation rotation, std::exception_ptr error) {
                 auto fail = [&](std::string_view what) {
                   owner->logger()->event(gatehouse::LogLevel::error, "handler_error",
@@ -233,7 +258,7 @@ void install_refresh_token_endpoint(gatehouse::App& app, const Config& config,
                       (rotation.status == gatehouse::RotateStatus::rotated ? rotated : replayed)
                           ->inc();
                       refresh_tokens->inc();
-                      return later->complete(answer(username, scopes, rotation.token));
+                      return later->complete(answer_with(access_token, scopes, rotation.token));
                     case gatehouse::RotateStatus::reused:
                       reused->inc();
                       return later->complete(

@@ -590,7 +590,7 @@ class Session : public std::enable_shared_from_this<Session> {
     } catch (const StoreWouldBlock&) {
       precheck_there = true;
     }
-    if (route->options.offload) {
+    if (state_.app.offloads(*route, request_)) {
       // Blocking work (password hashing) goes to the worker pool.
       return offload(state_.pool, route, precheck_there, std::nullopt,
                      "Service Unavailable: too many requests in progress");

@@ -288,6 +288,13 @@ TokenIssuer::TokenIssuer(TokenIssuerOptions options, std::shared_ptr<KeySource> 
   if (!keys_) throw std::invalid_argument("a TokenIssuer needs a key source");
 }
 
+std::optional<Alg> TokenIssuer::signing_alg() const {
+  const auto keys = keys_->keys();
+  const auto& key = keys->signing_key();
+  if (!key || !key->can_sign()) return std::nullopt;
+  return key->alg();
+}
+
 std::string TokenIssuer::issue(boost::json::object claims,
                                const std::optional<std::string>& client_id) const {
   const auto keys = keys_->keys();
