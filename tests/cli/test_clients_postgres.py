@@ -8,20 +8,10 @@ Needs GATEHOUSE_TEST_DATABASE_URL: run under `scripts/with-postgres`.
 from __future__ import annotations
 
 import subprocess
-import time
 
 import httpx
 
-from test_postgres import Instance, cli, database  # noqa: F401  (the fixture)
-
-
-def within(seconds: float, check) -> bool:
-    end = time.time() + seconds
-    while time.time() < end:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
+from test_postgres import Instance, cli, database, within  # noqa: F401  (the fixture)
 
 
 def add_client(database, client_id, *args):

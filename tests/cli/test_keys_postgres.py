@@ -10,25 +10,15 @@ Needs GATEHOUSE_TEST_DATABASE_URL: run under `scripts/with-postgres`.
 """
 from __future__ import annotations
 
-import time
 
 import httpx
 import jwt  # PyJWT
 
-from test_postgres import Instance, cli, database  # noqa: F401  (the fixture)
+from test_postgres import Instance, cli, database, within  # noqa: F401  (the fixture)
 
 
 def kid_of(token: str) -> str:
     return jwt.get_unverified_header(token)["kid"]
-
-
-def within(seconds: float, check) -> bool:
-    end = time.time() + seconds
-    while time.time() < end:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 def test_instances_share_keys_rotation_and_retirement(database):  # noqa: F811

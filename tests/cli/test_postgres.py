@@ -69,6 +69,16 @@ def cli(database, *args, stdin=None):
     return run(*args, "--database", database, stdin=stdin)
 
 
+def within(seconds: float, check, interval: float = 0.05) -> bool:
+    """True as soon as check() is; False if it is still not after `seconds`."""
+    end = time.time() + seconds
+    while time.time() < end:
+        if check():
+            return True
+        time.sleep(interval)
+    return check()
+
+
 def test_two_instances_share_users_and_tokens(database):
     a = Instance(database, "--demo-users")
     b = Instance(database)

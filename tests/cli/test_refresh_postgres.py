@@ -17,16 +17,7 @@ import time
 
 import httpx
 
-from test_postgres import Instance, database  # noqa: F401  (the fixture)
-
-
-def within(seconds: float, check) -> bool:
-    end = time.time() + seconds
-    while time.time() < end:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
+from test_postgres import Instance, database, within  # noqa: F401  (the fixture)
 
 
 def password_login(inst, scope="me"):

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import httpx
 
-from test_clients_postgres import add_client, within
-from test_postgres import Instance, cli, database  # noqa: F401  (the fixture)
+from test_clients_postgres import add_client
+from test_postgres import Instance, cli, database, within  # noqa: F401  (the fixture)
 
 PASSWORD = "pat-pw-2b81d4"
 
