@@ -30,6 +30,18 @@ DEPLOY = REPO / "examples" / "deploy"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
 
+
+def answers_healthz(url: str, seconds: float) -> bool:
+    """True once `url`/healthz answers at all (whatever the status), within `seconds`."""
+    end = time.time() + seconds
+    while time.time() < end:
+        try:
+            httpx.get(url + "/healthz", timeout=1)
+            return True
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    return False
+
 class Gatehouse:
     def __init__(self, tmp, name, database, port):
         conf = (DEPLOY / f"gatehouse-{name}.conf").read_text()
@@ -45,15 +57,9 @@ class Gatehouse:
                                       "--throttle-base-delay", "60"],
                                      stdout=subprocess.DEVNULL, stderr=open(self.log, "w"), env=env)
         self.url = f"http://127.0.0.1:{port}"
-        end = time.time() + 20
-        while time.time() < end:
-            try:
-                httpx.get(self.url + "/healthz", timeout=1)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        self.proc.kill()
-        raise RuntimeError(self.log.read_text())
+        if not answers_healthz(self.url, 20):
+            self.proc.kill()
+            raise RuntimeError(self.log.read_text())
 
     def served(self, path):
         """Requests for `path` in this instance's access log."""
@@ -102,15 +108,9 @@ http {{
         self.proc = subprocess.Popen([NGINX, "-p", str(d), "-c", str(d / "nginx.conf"), *user],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.url = f"http://127.0.0.1:{port}"
-        end = time.time() + 10
-        while time.time() < end:
-            try:
-                httpx.get(self.url + "/healthz", timeout=1)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        self.proc.kill()
-        raise RuntimeError(self.proc.stderr.read().decode() + (d / "error.log").read_text())
+        if not answers_healthz(self.url, 10):
+            self.proc.kill()
+            raise RuntimeError(self.proc.stderr.read().decode() + (d / "error.log").read_text())
 
     def stop(self):
         self.proc.terminate()
