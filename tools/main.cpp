@@ -562,6 +562,7 @@ int main(int argc, char** argv) {
     // JSON lines on stderr, written by a background thread; SIGHUP re-reads the level.
     auto logger =
         std::make_shared<gatehouse::Logger>(std::make_shared<gatehouse::FdSink>(2), parse_level());
+    gatehouse::set_default_logger(logger);  // the key ring's warnings too, at this level
     auto reload = std::make_shared<gatehouse::ReloadRegistry>();
     auto level_hook = reload->add("log-level", [&, logger] {
       const auto before = logger->level();

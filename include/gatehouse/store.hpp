@@ -82,6 +82,17 @@ class UserStore {
                                             std::string_view new_hash) = 0;
   virtual StoreStatus remove(std::string_view username) = 0;
   [[nodiscard]] virtual std::vector<User> list() = 0;
+  // Up to `limit` users whose names sort after `after` ("" = from the first), in name
+  // order: a large store read a page at a time, in bounded memory. The default filters
+  // list(); the stores answer it with one indexed query.
+  [[nodiscard]] virtual std::vector<User> list_page(std::string_view after, std::size_t limit) {
+    std::vector<User> page;
+    for (auto& u : list()) {
+      if (page.size() >= limit) break;
+      if (after.empty() || u.username > after) page.push_back(std::move(u));
+    }
+    return page;
+  }
   // True when the store holds at least one user (without reading them all).
   [[nodiscard]] virtual bool has_users() { return !list().empty(); }
   // A value kept in the store (key material, settings); nullopt when unset.

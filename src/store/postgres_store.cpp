@@ -229,6 +229,7 @@ constexpr std::size_t kMaxConnections = 16;
 enum Stmt : std::size_t {
   kFind,
   kList,
+  kListPage,
   kAdd,
   kSetDisabled,
   kSetPasswordHash,
@@ -271,6 +272,10 @@ struct StmtDef {
 constexpr std::array<StmtDef, kStmtCount> kStatements{{
     {"gh_find", "SELECT " GATEHOUSE_USER_COLUMNS " FROM users WHERE username = $1", 1},
     {"gh_list", "SELECT " GATEHOUSE_USER_COLUMNS " FROM users ORDER BY username", 0},
+    {"gh_list_page",
+     "SELECT " GATEHOUSE_USER_COLUMNS
+     " FROM users WHERE username > $1 ORDER BY username LIMIT $2::bigint",
+     2},
     {"gh_add",
      "WITH changed AS (INSERT INTO users (" GATEHOUSE_USER_COLUMNS ") "
      "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (username) DO NOTHING RETURNING "
@@ -1037,6 +1042,19 @@ class PostgresStore final : public UserStore,
     const Forget forget(*this, username);
     return write([&](Connection& c) {
       return c.exec(kRemove, {name.c_str()}).rows() == 1 ? StoreStatus::ok : StoreStatus::not_found;
+    });
+  }
+
+  std::vector<User> list_page(std::string_view after, std::size_t limit) override {
+    require_text("username", after);
+    const std::string from(after);
+    const std::string count = std::to_string(std::min<std::size_t>(limit, 1u << 30));
+    return read([&](Connection& c) {
+      Result r = c.exec(kListPage, {from.c_str(), count.c_str()});
+      std::vector<User> users;
+      users.reserve(static_cast<std::size_t>(r.rows()));
+      for (int i = 0; i < r.rows(); ++i) users.push_back(read_user(r, i));
+      return users;
     });
   }
 
