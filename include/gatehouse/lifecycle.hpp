@@ -142,7 +142,7 @@ class DenyList final : public RevocationList {
   // Subscribes to the store's ChangeFeed if it has one, reads the whole list, then
   // works on a thread of its own until destroyed: every `interval` it calls sync() (no
   // feed), or (a feed) reads the whole list again after a reconnection of the feed, and
-  // calls sync() every kSafetyPoll only.
+  // calls sync() only every kSafetyPollSeconds (a safety net).
   void start(std::chrono::milliseconds interval);
   // Whether denials arrive through a ChangeFeed (else they are polled).
   [[nodiscard]] bool pushed() const noexcept { return feed_ != nullptr; }
