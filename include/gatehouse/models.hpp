@@ -67,8 +67,7 @@ constexpr bool reads_back_unchanged() {
     return true;
   } else if constexpr (is_vector<M>::value) {
     return reads_back_unchanged<typename M::value_type>();
-  } else if constexpr (requires { typename M::value_type; } &&
-                       std::is_same_v<M, std::optional<typename M::value_type>>) {
+  } else if constexpr (is_optional<M>::value) {
     return reads_back_unchanged<typename M::value_type>();
   } else {
     return false;
