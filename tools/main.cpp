@@ -81,6 +81,11 @@ std::shared_ptr<gatehouse::LoginThrottle> make_throttle(
     const gatehouse::ThrottleOptions& limits, const std::shared_ptr<gatehouse::UserStore>& store) {
   std::shared_ptr<gatehouse::ThrottleCounters> counters =
       std::dynamic_pointer_cast<gatehouse::ThrottleCounters>(store);
+  // PostgreSQL with its watcher: in memory, shared by a ThrottleRelay (share_throttle)
+  // instead of one round trip per login.
+  if (auto* feed = dynamic_cast<gatehouse::ChangeFeed*>(store.get()); feed && feed->available()) {
+    counters = nullptr;
+  }
   if (!counters) counters = gatehouse::memory_throttle_counters();
   return std::make_shared<gatehouse::LoginThrottle>(limits, std::move(counters));
 }
@@ -557,6 +562,7 @@ int main(int argc, char** argv) {
     // JSON lines on stderr, written by a background thread; SIGHUP re-reads the level.
     auto logger =
         std::make_shared<gatehouse::Logger>(std::make_shared<gatehouse::FdSink>(2), parse_level());
+    gatehouse::set_default_logger(logger);  // the key ring's warnings too, at this level
     auto reload = std::make_shared<gatehouse::ReloadRegistry>();
     auto level_hook = reload->add("log-level", [&, logger] {
       const auto before = logger->level();
@@ -729,6 +735,25 @@ int main(int argc, char** argv) {
     // The throttle exists even when it is off, so that SIGHUP can turn it on; off, it
     // answers at once and touches no counter.
     auto login_throttle = make_throttle(limits, raw_store);
+    // Shared with the other instances through LISTEN/NOTIFY: failures and successes are
+    // published in batches off the request path, keyed by an HMAC whose key lives in
+    // the database; the check before each login stays in memory.
+    std::shared_ptr<gatehouse::ThrottleRelay> throttle_relay;
+    std::shared_ptr<void> throttle_subscription;  // unsubscribes when it goes (first)
+    if (auto* feed = dynamic_cast<gatehouse::ChangeFeed*>(raw_store.get());
+        feed != nullptr && feed->available()) {
+      throttle_relay = std::make_shared<gatehouse::ThrottleRelay>(
+          login_throttle,
+          raw_store->setting_or_init("throttle_key", gatehouse::generate_refresh_key()),
+          [feed](const std::string& payload) {
+            feed->publish(gatehouse::ChangeFeed::kThrottle, payload);
+          });
+      const auto id = feed->subscribe(
+          gatehouse::ChangeFeed::kThrottle,
+          [relay = throttle_relay](std::string_view payload) { relay->receive(payload); }, {});
+      throttle_subscription =
+          std::shared_ptr<void>(nullptr, [feed, id](void*) { feed->unsubscribe(id); });
+    }
     auto throttle_hook = reload->add("throttle", [&, login_throttle] {
       const auto before = login_throttle->options();
       settings.resolve(config_file);
@@ -1099,10 +1124,6 @@ cadd->callback([&] {
     throw ExitError(kExitUsage, "a client id is 1 to 128 letters, digits, '.', '_', '~' or '-'");
   }
   auto store = open_store(*cadd_dir, *cadd_db);
-  auto all = gatehouse::load_clients(*store);
-  for (const auto& c : all) {
-    if (c.id == client_id) throw ExitError(kExitExists, "client already exists: " + client_id);
-  }
   gatehouse::Client c;
   c.id = client_id;
   c.grants = client_grants.empty() ? std::vector<std::string>{"client_credentials"} : client_grants;
@@ -1119,8 +1140,14 @@ cadd->callback([&] {
   c.created_at = gatehouse::jwt::now_seconds();
   const std::string secret = gatehouse::generate_client_secret();
   c.secret_hash = gatehouse::hash_client_secret(gatehouse::client_secret_key(*store), secret);
-  all.push_back(std::move(c));
-  gatehouse::save_clients(*store, all);
+  // Compare-and-set: a client added or deleted meanwhile by another process is kept.
+  gatehouse::modify_clients(*store, [&](std::vector<gatehouse::Client>& all) {
+    for (const auto& other : all) {
+      if (other.id == client_id)
+        throw ExitError(kExitExists, "client already exists: " + client_id);
+    }
+    all.push_back(c);
+  });
   std::cout << "added client " << client_id << "\n"
             << "client_secret: " << secret << "\n"
             << "(shown once: gatehouse keeps only a keyed hash of it)\n";
@@ -1169,11 +1196,10 @@ cdel->add_option("client_id", client_id, "Client id")->required();
 cdel->callback([&] {
   settings.resolve(config_file);
   auto store = open_store(*cdel_dir, *cdel_db);
-  auto all = gatehouse::load_clients(*store);
-  const auto before = all.size();
-  std::erase_if(all, [&](const gatehouse::Client& c) { return c.id == client_id; });
-  if (all.size() == before) throw ExitError(kExitNoUser, "no such client: " + client_id);
-  gatehouse::save_clients(*store, all);
+  gatehouse::modify_clients(*store, [&](std::vector<gatehouse::Client>& all) {
+    if (std::erase_if(all, [&](const gatehouse::Client& c) { return c.id == client_id; }) == 0)
+      throw ExitError(kExitNoUser, "no such client: " + client_id);
+  });
   std::cout << "deleted client " << client_id << "\n";
 });
 

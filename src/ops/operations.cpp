@@ -144,6 +144,11 @@ class InstrumentedStore final : public UserStore {
   std::string setting_or_init(std::string_view name, std::string_view value) override {
     return timed(StoreOp::setting_or_init, [&] { return inner_->setting_or_init(name, value); });
   }
+  bool replace_setting(std::string_view name, std::optional<std::string_view> expected,
+                       std::string_view value) override {
+    return timed(StoreOp::replace_setting,
+                 [&] { return inner_->replace_setting(name, expected, value); });
+  }
   std::vector<StoredKey> signing_keys() override {
     return timed(StoreOp::signing_keys, [&] { return inner_->signing_keys(); });
   }
@@ -159,6 +164,9 @@ class InstrumentedStore final : public UserStore {
   std::optional<std::uint64_t> change_marker() override { return inner_->change_marker(); }
   bool created() const override { return inner_->created(); }
   bool has_users() override { return inner_->has_users(); }
+  std::vector<User> list_page(std::string_view after, std::size_t limit) override {
+    return timed(StoreOp::list, [&] { return inner_->list_page(after, limit); });
+  }
   std::optional<StoreHealth> health() const override { return inner_->health(); }
 
  private:

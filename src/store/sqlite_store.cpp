@@ -381,6 +381,20 @@ class SqliteStore final : public UserStore, public ThrottleCounters, public Toke
     });
   }
 
+  std::vector<User> list_page(std::string_view after, std::size_t limit) override {
+    auto conn = acquire();
+    std::vector<User> users;
+    {
+      Statement s(conn->db(), (std::string("SELECT ") + kUserColumns +
+                               " FROM users WHERE username > ?1 ORDER BY username LIMIT ?2")
+                                  .c_str());
+      s.bind(1, after).bind(2, static_cast<std::int64_t>(std::min<std::size_t>(limit, 1u << 30)));
+      while (s.step() == SQLITE_ROW) users.push_back(read_user(s));
+    }
+    release(std::move(conn));
+    return users;
+  }
+
   std::vector<User> list() override {
     auto conn = acquire();
     std::vector<User> users;
@@ -438,6 +452,24 @@ class SqliteStore final : public UserStore, public ThrottleCounters, public Toke
       return StoreStatus::ok;
     });
     return setting(name).value_or(std::string(value));
+  }
+
+  bool replace_setting(std::string_view name, std::optional<std::string_view> expected,
+                       std::string_view value) override {
+    return write([&](Connection& c) {
+             if (!expected) {
+               Statement s(c.db(),
+                           "INSERT INTO settings (name, value) VALUES (?1, ?2) "
+                           "ON CONFLICT(name) DO NOTHING");
+               s.bind(1, name).bind(2, value);
+               check(c, s.step());
+             } else {
+               Statement s(c.db(), "UPDATE settings SET value = ?3 WHERE name = ?1 AND value = ?2");
+               s.bind(1, name).bind(2, *expected).bind(3, value);
+               check(c, s.step());
+             }
+             return sqlite3_changes(c.db()) == 1 ? StoreStatus::ok : StoreStatus::not_found;
+           }) == StoreStatus::ok;
   }
 
   std::vector<StoredKey> signing_keys() override {

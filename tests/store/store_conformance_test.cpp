@@ -25,6 +25,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "gatehouse/clients.hpp"
 #include "gatehouse/store.hpp"
 
 namespace {
@@ -285,6 +286,32 @@ TYPED_TEST(StoreConformance, ListIsOrderedByTheBytesOfTheNames) {
   for (const auto& u : users) EXPECT_EQ(u.hashed_password, "h-" + u.username);
 }
 
+// Paging by name visits every user once, in list()'s order, whatever the bytes.
+TYPED_TEST(StoreConformance, ListPagesWalkTheWholeListInOrder) {
+  auto store = this->open();
+  EXPECT_TRUE(store->list_page("", 3).empty());
+  std::vector<std::string> input = {
+      "bob",    "Zed", "\xc3\xa9mile", "alice", "\xe6\x97\xa5\xe6\x9c\xac",
+      "alice2", "_x",  "Alice",        "10",    "9"};
+  for (const auto& n : input)
+    ASSERT_EQ(store->add(make_user(n, std::string("h-").append(n))), StoreStatus::ok);
+  std::vector<std::string> walked;
+  std::string after;
+  for (int pages = 0; pages < 10; ++pages) {
+    const auto page = store->list_page(after, 3);
+    ASSERT_LE(page.size(), 3u);
+    if (page.empty()) break;
+    for (const auto& u : page) {
+      walked.push_back(u.username);
+      EXPECT_EQ(u.hashed_password, std::string("h-").append(u.username));
+    }
+    after = page.back().username;
+  }
+  EXPECT_EQ(walked, names(store->list()));
+  EXPECT_EQ(names(store->list_page("alice", 1)), std::vector<std::string>{"alice2"});
+  EXPECT_TRUE(store->list_page("\xf4\x8f\xbf\xbf", 5).empty());
+}
+
 TYPED_TEST(StoreConformance, SetDisabled) {
   auto store = this->open();
   ASSERT_EQ(store->add(make_user("johndoe")), StoreStatus::ok);
@@ -380,6 +407,63 @@ TYPED_TEST(StoreConformance, SettingOrInitKeepsTheFirstValue) {
   for (const auto& g : got) EXPECT_EQ(g, *stored);
 }
 
+TYPED_TEST(StoreConformance, ReplaceSettingIsCompareAndSet) {
+  using namespace std::string_view_literals;
+  auto store = this->open();
+  EXPECT_FALSE(store->replace_setting("cas", "anything"sv, "v1"));
+  EXPECT_EQ(store->setting("cas"), std::nullopt);
+  EXPECT_TRUE(store->replace_setting("cas", std::nullopt, "v1"));
+  EXPECT_FALSE(store->replace_setting("cas", std::nullopt, "v2"));  // set already
+  EXPECT_FALSE(store->replace_setting("cas", "v0"sv, "v2"));        // not what it holds
+  EXPECT_EQ(store->setting("cas"), "v1");
+  EXPECT_TRUE(store->replace_setting("cas", "v1"sv, "v2"));
+  EXPECT_EQ(store->setting("cas"), "v2");
+}
+
+// Clients added at the same time through two handles on one store (two processes, as
+// far as the database is concerned) all land: none overwrites another's.
+TYPED_TEST(StoreConformance, ConcurrentClientAddsAllLand) {
+  auto store = this->open();
+  auto other = this->open();
+  constexpr std::size_t kClients = 12;
+  std::latch start(kClients);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < kClients; ++i) {
+    threads.emplace_back([&, i] {
+      UserStore& s = i % 2 == 0 ? *store : *other;
+      start.arrive_and_wait();
+      gatehouse::modify_clients(s, [&](std::vector<gatehouse::Client>& all) {
+        gatehouse::Client c;
+        c.id = "client-" + std::to_string(i);
+        c.secret_hash = std::string(64, '0');
+        c.grants = {"client_credentials"};
+        all.push_back(std::move(c));
+      });
+    });
+  }
+  for (auto& t : threads) t.join();
+  const auto clients = gatehouse::load_clients(*store);
+  ASSERT_EQ(clients.size(), kClients);
+  // And a delete made while adds run keeps them too.
+  std::thread adder([&] {
+    gatehouse::modify_clients(*other, [](std::vector<gatehouse::Client>& all) {
+      gatehouse::Client c;
+      c.id = "late";
+      c.secret_hash = std::string(64, '0');
+      all.push_back(std::move(c));
+    });
+  });
+  gatehouse::modify_clients(*store, [](std::vector<gatehouse::Client>& all) {
+    std::erase_if(all, [](const gatehouse::Client& c) { return c.id == "client-0"; });
+  });
+  adder.join();
+  std::vector<std::string> ids;
+  for (const auto& c : gatehouse::load_clients(*store)) ids.push_back(c.id);
+  EXPECT_EQ(ids.size(), kClients);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), "client-0"), 0);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), "late"), 1);
+}
+
 // ---- signing keys ------------------------------------------------------------------
 
 using namespace std::string_view_literals;
@@ -431,7 +515,7 @@ TYPED_TEST(StoreConformance, ConcurrentFirstSigningKeysExactlyOneWins) {
     threads.emplace_back([&, i] {
       start.arrive_and_wait();
       if (stores[static_cast<std::size_t>(i)]->rotate_signing_key(
-              stored_key("k" + std::to_string(i), 100), ""sv)) {
+              stored_key(std::string("k").append(std::to_string(i)), 100), ""sv)) {
         ++won;
       }
     });
@@ -453,7 +537,7 @@ TYPED_TEST(StoreConformance, ConcurrentRotationsAllLandWithExactlyOneCurrentKey)
     threads.emplace_back([&, i] {
       start.arrive_and_wait();
       if (stores[static_cast<std::size_t>(i)]->rotate_signing_key(
-              stored_key("r" + std::to_string(i), 100 + i), std::nullopt)) {
+              stored_key(std::string("r").append(std::to_string(i)), 100 + i), std::nullopt)) {
         ++done;
       }
     });
