@@ -6,6 +6,8 @@ int main() {
   gatehouse::App app;
   app.get(
       "/items/{id}", {.name = "get"},
-      [](int id, const std::string& q) { return boost::json::value{{"id", id}, {"q", q}}; },
+      [](int id, const std::string& q) {
+        return boost::json::value{{"id", id}, {"q", q}};
+      },
       gatehouse::Path<int>("id"));
 }

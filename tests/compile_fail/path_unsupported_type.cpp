@@ -1,5 +1,5 @@
-// expect: a Path/Query/Header/Cookie parameter is std::string, bool, an integer or floating-point type
-// Path<T> with a T that no parameter converts to.
+// expect: a Path/Query/Header/Cookie parameter is std::string, bool, an integer or floating-point
+// type Path<T> with a T that no parameter converts to.
 #include <gatehouse/gatehouse.hpp>
 
 #include <map>
