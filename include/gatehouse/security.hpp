@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "gatehouse/form.hpp"
 #include "gatehouse/http.hpp"
 #include "gatehouse/model.hpp"
 
@@ -49,24 +50,6 @@ class SecurityScopes {
  private:
   std::vector<std::string> scopes_;
   std::string scope_str_;
-};
-
-// A form body as the server parsed it (urlencoded or multipart), in arrival order.
-struct FormField {
-  std::string name;
-  std::string value;
-  bool is_file = false;  // a multipart part sent with a filename
-};
-class FormData {
- public:
-  FormData() = default;
-  explicit FormData(std::vector<FormField> fields) : fields_(std::move(fields)) {}
-  // The last value sent under `name` (as Starlette's FormData.get), or nullptr.
-  [[nodiscard]] const FormField* get(std::string_view name) const;
-  [[nodiscard]] const std::vector<FormField>& fields() const noexcept { return fields_; }
-
- private:
-  std::vector<FormField> fields_;
 };
 
 // Per-request state handed to resolvers.

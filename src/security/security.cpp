@@ -1,4 +1,4 @@
-// SecurityScopes, form lookup, and FastAPI's OAuth2PasswordBearer.
+// SecurityScopes and FastAPI's OAuth2PasswordBearer.
 #include "gatehouse/security.hpp"
 
 #include "http/text.hpp"
@@ -31,13 +31,6 @@ SecurityScopes SecurityScopes::plus(const std::vector<std::string>& more) const 
   auto all = scopes_;
   all.insert(all.end(), more.begin(), more.end());
   return SecurityScopes(std::move(all));
-}
-
-const FormField* FormData::get(std::string_view name) const {
-  for (auto it = fields_.rbegin(); it != fields_.rend(); ++it) {
-    if (it->name == name) return &*it;
-  }
-  return nullptr;
 }
 
 void Binding::set_json_body(Model model, bool required) {

@@ -123,15 +123,7 @@ struct LibPq {
 
 const LibPq& pq() { return LibPq::get(); }
 
-thread_local bool blocking_forbidden = false;
-
 }  // namespace
-
-BlockingForbidden::BlockingForbidden() : previous_(blocking_forbidden) {
-  blocking_forbidden = true;
-}
-BlockingForbidden::~BlockingForbidden() { blocking_forbidden = previous_; }
-bool BlockingForbidden::active() noexcept { return blocking_forbidden; }
 
 }  // namespace gatehouse
 
