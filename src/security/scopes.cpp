@@ -1,12 +1,7 @@
-// SecurityScopes and FastAPI's OAuth2PasswordBearer.
-#include "gatehouse/security.hpp"
+// SecurityScopes, and scope strings split as Python's str.split() does.
+#include "gatehouse/scopes.hpp"
 
-#include "http/text.hpp"
-
-#include <boost/json/array.hpp>
-
-#include <algorithm>
-#include <stdexcept>
+#include <cstdint>
 
 namespace gatehouse {
 
@@ -32,66 +27,6 @@ SecurityScopes SecurityScopes::plus(const std::vector<std::string>& more) const 
   all.insert(all.end(), more.begin(), more.end());
   return SecurityScopes(std::move(all));
 }
-
-void Binding::set_json_body(Model model, bool required) {
-  if (json_body_ || has_form_body()) {
-    throw std::logic_error("gatehouse: route " + route_path_ +
-                           " declares a second request body (one JsonBody or one form per route)");
-  }
-  json_body_ = std::move(model);
-  json_body_required_ = required;
-}
-
-namespace detail {
-void merge_validation(std::optional<HttpException>& into, HttpException more) {
-  if (!into) {
-    into.emplace(std::move(more));
-    return;
-  }
-  auto& dst = into->detail.as_array();
-  for (auto& e : more.detail.as_array()) dst.push_back(std::move(e));
-}
-}  // namespace detail
-
-// FastAPI quirk: get_authorization_scheme_param splits at the first space only, so
-// "Bearer" alone yields an empty token and "Bearer  x" the token " x".
-std::optional<std::string_view> OAuth2PasswordBearer::extract(
-    std::optional<std::string_view> authorization) {
-  if (!authorization || authorization->empty()) return std::nullopt;
-  auto value = *authorization;
-  auto space = value.find(' ');
-  auto scheme = value.substr(0, space);
-  if (!http::ascii_iequals(scheme, "bearer")) return std::nullopt;
-  if (space == std::string_view::npos) return std::string_view{};
-  return value.substr(space + 1);
-}
-
-OAuth2PasswordBearer::OAuth2PasswordBearer(Options options)
-    : Dependency<std::string>([o = std::make_shared<const Options>(std::move(options))](
-                                  const SecurityScopes& scopes, Binding& binding) {
-        auto info = std::make_shared<SecuritySchemeInfo>();
-        info->name = o->scheme_name;
-        boost::json::object scope_map;
-        for (const auto& [name, text] : o->scopes) scope_map[name] = text;
-        boost::json::object password;
-        password["scopes"] = std::move(scope_map);
-        password["tokenUrl"] = o->token_url;
-        boost::json::object flows;
-        flows["password"] = std::move(password);
-        info->openapi["type"] = "oauth2";
-        if (!o->description.empty()) info->openapi["description"] = o->description;
-        info->openapi["flows"] = std::move(flows);
-        binding.add_security(std::move(info), scopes.scopes());
-        return Resolver([auto_error = o->auto_error](RequestContext& ctx) -> Outcome<std::string> {
-          auto token = extract(ctx.request().header("Authorization"));
-          if (!token) {
-            if (!auto_error) return std::string{};
-            return Err{HttpException(401, "Not authenticated", {{"WWW-Authenticate", "Bearer"}})};
-          }
-          // Starlette decodes header values as latin-1; keep the same text (as UTF-8).
-          return http::latin1_to_utf8(*token);
-        });
-      }) {}
 
 // Python's str.split() with no separator: runs of whitespace separate, and empty
 // parts are dropped. Whitespace is Python's str.isspace() set, decoded from UTF-8.
@@ -143,14 +78,6 @@ std::vector<std::string> split_scopes(std::string_view s) {
   }
   flush();
   return out;
-}
-
-Dependency<ClientAddress> ClientAddress::dependency() {
-  return Dependency<ClientAddress>([](const SecurityScopes&, Binding&) {
-    return Dependency<ClientAddress>::Resolver([](RequestContext& ctx) -> Outcome<ClientAddress> {
-      return ClientAddress{std::string(ctx.request().client_host())};
-    });
-  });
 }
 
 }  // namespace gatehouse
