@@ -86,9 +86,10 @@ with its data in /var/lib/gatehouse and its configuration in
 /etc/gatehouse/gatehouse.toml.")
 # Library dependencies come from dpkg-shlibdeps. libpq is not linked but loaded when a
 # PostgreSQL store is opened (src/store/postgres_store.cpp): the SQLite default works
-# without it, so it is recommended, not required. adduser makes the system user.
+# without it, so it is recommended, not required. adduser makes the system user;
+# procps has /bin/kill, which the unit's ExecReload runs.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, procps")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libpq5")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${CMAKE_CURRENT_SOURCE_DIR}/packaging/debian/postinst

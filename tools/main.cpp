@@ -1099,10 +1099,6 @@ cadd->callback([&] {
     throw ExitError(kExitUsage, "a client id is 1 to 128 letters, digits, '.', '_', '~' or '-'");
   }
   auto store = open_store(*cadd_dir, *cadd_db);
-  auto all = gatehouse::load_clients(*store);
-  for (const auto& c : all) {
-    if (c.id == client_id) throw ExitError(kExitExists, "client already exists: " + client_id);
-  }
   gatehouse::Client c;
   c.id = client_id;
   c.grants = client_grants.empty() ? std::vector<std::string>{"client_credentials"} : client_grants;
@@ -1119,8 +1115,14 @@ cadd->callback([&] {
   c.created_at = gatehouse::jwt::now_seconds();
   const std::string secret = gatehouse::generate_client_secret();
   c.secret_hash = gatehouse::hash_client_secret(gatehouse::client_secret_key(*store), secret);
-  all.push_back(std::move(c));
-  gatehouse::save_clients(*store, all);
+  // Compare-and-set: a client added or deleted meanwhile by another process is kept.
+  gatehouse::modify_clients(*store, [&](std::vector<gatehouse::Client>& all) {
+    for (const auto& other : all) {
+      if (other.id == client_id)
+        throw ExitError(kExitExists, "client already exists: " + client_id);
+    }
+    all.push_back(c);
+  });
   std::cout << "added client " << client_id << "\n"
             << "client_secret: " << secret << "\n"
             << "(shown once: gatehouse keeps only a keyed hash of it)\n";
@@ -1169,11 +1171,10 @@ cdel->add_option("client_id", client_id, "Client id")->required();
 cdel->callback([&] {
   settings.resolve(config_file);
   auto store = open_store(*cdel_dir, *cdel_db);
-  auto all = gatehouse::load_clients(*store);
-  const auto before = all.size();
-  std::erase_if(all, [&](const gatehouse::Client& c) { return c.id == client_id; });
-  if (all.size() == before) throw ExitError(kExitNoUser, "no such client: " + client_id);
-  gatehouse::save_clients(*store, all);
+  gatehouse::modify_clients(*store, [&](std::vector<gatehouse::Client>& all) {
+    if (std::erase_if(all, [&](const gatehouse::Client& c) { return c.id == client_id; }) == 0)
+      throw ExitError(kExitNoUser, "no such client: " + client_id);
+  });
   std::cout << "deleted client " << client_id << "\n";
 });
 

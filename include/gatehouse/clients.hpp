@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -58,9 +59,16 @@ bool client_secret_matches(std::string_view key, std::string_view secret,
 // A client id: 1 to 128 characters of [A-Za-z0-9._~-].
 bool valid_client_id(std::string_view id);
 
-// The clients kept in `store` (ordered by id); write replaces them all.
+// The clients kept in `store` (ordered by id).
 std::vector<Client> load_clients(UserStore& store);
+// Replaces all the clients with `clients` (last writer wins: use modify_clients to change
+// one client while others may be changing them too).
 void save_clients(UserStore& store, const std::vector<Client>& clients);
+// Reads the clients, lets `change` edit the list, and stores it only if nobody stored
+// another list meanwhile (compare-and-set on the store); otherwise reads again and
+// calls `change` again, so concurrent adds and deletes, from any process, all land.
+// Exceptions from `change` propagate and store nothing.
+void modify_clients(UserStore& store, const std::function<void(std::vector<Client>&)>& change);
 
 // The clients of a store, in memory, kept current by a background thread.
 class ClientRegistry {

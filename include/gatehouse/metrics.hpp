@@ -74,11 +74,12 @@ enum class StoreOp {
   setting,
   set_setting,
   setting_or_init,
+  replace_setting,
   signing_keys,
   rotate_signing_key,
   retire_signing_key
 };
-inline constexpr std::size_t kStoreOps = 13;
+inline constexpr std::size_t kStoreOps = 14;
 
 // A registration that ends (the gauge disappears from /metrics) when destroyed.
 class Registration {

@@ -72,6 +72,11 @@ class UserStore {
   // The setting's value, storing `value` first if it has none; when several processes
   // race, they all get the one value that was stored first.
   virtual std::string setting_or_init(std::string_view name, std::string_view value) = 0;
+  // Compare-and-set: stores `value` only if the setting still holds `expected` (nullopt:
+  // only if it is unset), atomically across processes; false when another writer got
+  // there first (read it again and retry).
+  virtual bool replace_setting(std::string_view name, std::optional<std::string_view> expected,
+                               std::string_view value) = 0;
   // Signing keys (see keys.hpp), oldest first (by creation, then supersession).
   [[nodiscard]] virtual std::vector<StoredKey> signing_keys() = 0;
   // Stores `key` as the signing key and marks the current one superseded at

@@ -193,6 +193,7 @@ constexpr std::array<std::string_view, kStoreOps> kStoreOpNames = {"find",
                                                                    "setting",
                                                                    "set_setting",
                                                                    "setting_or_init",
+                                                                   "replace_setting",
                                                                    "signing_keys",
                                                                    "rotate_signing_key",
                                                                    "retire_signing_key"};

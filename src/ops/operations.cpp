@@ -144,6 +144,11 @@ class InstrumentedStore final : public UserStore {
   std::string setting_or_init(std::string_view name, std::string_view value) override {
     return timed(StoreOp::setting_or_init, [&] { return inner_->setting_or_init(name, value); });
   }
+  bool replace_setting(std::string_view name, std::optional<std::string_view> expected,
+                       std::string_view value) override {
+    return timed(StoreOp::replace_setting,
+                 [&] { return inner_->replace_setting(name, expected, value); });
+  }
   std::vector<StoredKey> signing_keys() override {
     return timed(StoreOp::signing_keys, [&] { return inner_->signing_keys(); });
   }

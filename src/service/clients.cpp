@@ -171,16 +171,9 @@ bool valid_client_id(std::string_view id) {
   });
 }
 
-std::vector<Client> load_clients(UserStore& store) {
-  auto text = store.setting(kClientsSetting);
-  if (!text) return {};
-  auto clients = parse_clients(*text);
-  std::sort(clients.begin(), clients.end(),
-            [](const Client& a, const Client& b) { return a.id < b.id; });
-  return clients;
-}
+namespace {
 
-void save_clients(UserStore& store, const std::vector<Client>& clients) {
+std::string serialize_clients(const std::vector<Client>& clients) {
   boost::json::array a;
   for (const auto& c : clients) {
     a.emplace_back(boost::json::object{{"id", c.id},
@@ -190,7 +183,42 @@ void save_clients(UserStore& store, const std::vector<Client>& clients) {
                                        {"permissions", to_array(c.permissions)},
                                        {"created_at", c.created_at}});
   }
-  store.set_setting(kClientsSetting, boost::json::serialize(a));
+  return boost::json::serialize(a);
+}
+
+std::vector<Client> sorted_clients(const std::optional<std::string>& text) {
+  if (!text) return {};
+  auto clients = parse_clients(*text);
+  std::sort(clients.begin(), clients.end(),
+            [](const Client& a, const Client& b) { return a.id < b.id; });
+  return clients;
+}
+
+}  // namespace
+
+std::vector<Client> load_clients(UserStore& store) {
+  return sorted_clients(store.setting(kClientsSetting));
+}
+
+void save_clients(UserStore& store, const std::vector<Client>& clients) {
+  store.set_setting(kClientsSetting, serialize_clients(clients));
+}
+
+void modify_clients(UserStore& store, const std::function<void(std::vector<Client>&)>& change) {
+  // Each retry means another writer committed in between; a few hundred in a row would
+  // mean something is rewriting the list in a loop.
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const auto before = store.setting(kClientsSetting);
+    auto clients = sorted_clients(before);
+    change(clients);
+    const auto after = serialize_clients(clients);
+    if (store.replace_setting(kClientsSetting,
+                              before ? std::optional<std::string_view>(*before) : std::nullopt,
+                              after)) {
+      return;
+    }
+  }
+  throw std::runtime_error("the clients kept changing while this change was being stored");
 }
 
 ClientRegistry::ClientRegistry(std::shared_ptr<UserStore> store)

@@ -229,6 +229,7 @@ enum Stmt : std::size_t {
   kGetSetting,
   kSetSetting,
   kInitSetting,
+  kCasSetting,
   kBlockedUntil,
   kAddFailure,
   kBlock,
@@ -291,6 +292,8 @@ constexpr std::array<StmtDef, kStmtCount> kStatements{{
      "INSERT INTO settings (name, value) VALUES ($1, $2) "
      "ON CONFLICT (name) DO NOTHING RETURNING value",
      2},
+    {"gh_cas_setting", "UPDATE settings SET value = $3 WHERE name = $1 AND value = $2 RETURNING 1",
+     3},
     {"gh_blocked_until",
      "SELECT COALESCE(MAX(blocked_until_ms), 0) FROM login_failures WHERE key = $1 OR key = $2", 2},
     {"gh_add_failure",
@@ -1068,6 +1071,27 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
       if (r.rows() == 0) throw std::runtime_error("postgres: setting '" + key + "' vanished");
       return r.text(0, 0).value_or("");
     });
+  }
+
+  bool replace_setting(std::string_view name, std::optional<std::string_view> expected,
+                       std::string_view value) override {
+    require_text("setting name", name);
+    require_text("setting value", value);
+    const std::string key(name), val(value);
+    if (!expected) {
+      return write([&](Connection& c) {
+               return c.exec(kInitSetting, {key.c_str(), val.c_str()}).rows() == 1
+                          ? StoreStatus::ok
+                          : StoreStatus::exists;
+             }) == StoreStatus::ok;
+    }
+    require_text("setting value", *expected);
+    const std::string old(*expected);
+    return write([&](Connection& c) {
+             return c.exec(kCasSetting, {key.c_str(), old.c_str(), val.c_str()}).rows() == 1
+                        ? StoreStatus::ok
+                        : StoreStatus::not_found;
+           }) == StoreStatus::ok;
   }
 
   std::vector<StoredKey> signing_keys() override {

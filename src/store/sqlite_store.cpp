@@ -440,6 +440,24 @@ class SqliteStore final : public UserStore, public ThrottleCounters, public Toke
     return setting(name).value_or(std::string(value));
   }
 
+  bool replace_setting(std::string_view name, std::optional<std::string_view> expected,
+                       std::string_view value) override {
+    return write([&](Connection& c) {
+             if (!expected) {
+               Statement s(c.db(),
+                           "INSERT INTO settings (name, value) VALUES (?1, ?2) "
+                           "ON CONFLICT(name) DO NOTHING");
+               s.bind(1, name).bind(2, value);
+               check(c, s.step());
+             } else {
+               Statement s(c.db(), "UPDATE settings SET value = ?3 WHERE name = ?1 AND value = ?2");
+               s.bind(1, name).bind(2, *expected).bind(3, value);
+               check(c, s.step());
+             }
+             return sqlite3_changes(c.db()) == 1 ? StoreStatus::ok : StoreStatus::not_found;
+           }) == StoreStatus::ok;
+  }
+
   std::vector<StoredKey> signing_keys() override {
     auto conn = acquire();
     std::vector<StoredKey> keys;

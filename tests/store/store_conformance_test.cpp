@@ -25,6 +25,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "gatehouse/clients.hpp"
 #include "gatehouse/store.hpp"
 
 namespace {
@@ -378,6 +379,63 @@ TYPED_TEST(StoreConformance, SettingOrInitKeepsTheFirstValue) {
   const auto stored = store->setting("race");
   ASSERT_TRUE(stored.has_value());
   for (const auto& g : got) EXPECT_EQ(g, *stored);
+}
+
+TYPED_TEST(StoreConformance, ReplaceSettingIsCompareAndSet) {
+  using namespace std::string_view_literals;
+  auto store = this->open();
+  EXPECT_FALSE(store->replace_setting("cas", "anything"sv, "v1"));
+  EXPECT_EQ(store->setting("cas"), std::nullopt);
+  EXPECT_TRUE(store->replace_setting("cas", std::nullopt, "v1"));
+  EXPECT_FALSE(store->replace_setting("cas", std::nullopt, "v2"));  // set already
+  EXPECT_FALSE(store->replace_setting("cas", "v0"sv, "v2"));        // not what it holds
+  EXPECT_EQ(store->setting("cas"), "v1");
+  EXPECT_TRUE(store->replace_setting("cas", "v1"sv, "v2"));
+  EXPECT_EQ(store->setting("cas"), "v2");
+}
+
+// Clients added at the same time through two handles on one store (two processes, as
+// far as the database is concerned) all land: none overwrites another's.
+TYPED_TEST(StoreConformance, ConcurrentClientAddsAllLand) {
+  auto store = this->open();
+  auto other = this->open();
+  constexpr std::size_t kClients = 12;
+  std::latch start(kClients);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < kClients; ++i) {
+    threads.emplace_back([&, i] {
+      UserStore& s = i % 2 == 0 ? *store : *other;
+      start.arrive_and_wait();
+      gatehouse::modify_clients(s, [&](std::vector<gatehouse::Client>& all) {
+        gatehouse::Client c;
+        c.id = "client-" + std::to_string(i);
+        c.secret_hash = std::string(64, '0');
+        c.grants = {"client_credentials"};
+        all.push_back(std::move(c));
+      });
+    });
+  }
+  for (auto& t : threads) t.join();
+  const auto clients = gatehouse::load_clients(*store);
+  ASSERT_EQ(clients.size(), kClients);
+  // And a delete made while adds run keeps them too.
+  std::thread adder([&] {
+    gatehouse::modify_clients(*other, [](std::vector<gatehouse::Client>& all) {
+      gatehouse::Client c;
+      c.id = "late";
+      c.secret_hash = std::string(64, '0');
+      all.push_back(std::move(c));
+    });
+  });
+  gatehouse::modify_clients(*store, [](std::vector<gatehouse::Client>& all) {
+    std::erase_if(all, [](const gatehouse::Client& c) { return c.id == "client-0"; });
+  });
+  adder.join();
+  std::vector<std::string> ids;
+  for (const auto& c : gatehouse::load_clients(*store)) ids.push_back(c.id);
+  EXPECT_EQ(ids.size(), kClients);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), "client-0"), 0);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), "late"), 1);
 }
 
 // ---- signing keys ------------------------------------------------------------------

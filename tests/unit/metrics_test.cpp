@@ -178,6 +178,10 @@ class BrokenStore : public gatehouse::UserStore {
   std::string setting_or_init(std::string_view, std::string_view v) override {
     return std::string(v);
   }
+  bool replace_setting(std::string_view, std::optional<std::string_view>,
+                       std::string_view) override {
+    return false;
+  }
   std::vector<gatehouse::StoredKey> signing_keys() override { return {}; }
   bool rotate_signing_key(const gatehouse::StoredKey&, std::optional<std::string_view>) override {
     return true;

@@ -78,6 +78,19 @@ class FakeUserStore final : public gatehouse::UserStore {
     std::lock_guard lock(mutex_);
     return settings_.try_emplace(std::string(name), std::string(value)).first->second;
   }
+  bool replace_setting(std::string_view name, std::optional<std::string_view> expected,
+                       std::string_view value) override {
+    std::lock_guard lock(mutex_);
+    auto it = settings_.find(std::string(name));
+    if (!expected) {
+      if (it != settings_.end()) return false;
+      settings_.emplace(std::string(name), std::string(value));
+      return true;
+    }
+    if (it == settings_.end() || it->second != *expected) return false;
+    it->second = std::string(value);
+    return true;
+  }
   std::optional<std::string> setting(std::string_view name) override {
     std::lock_guard lock(mutex_);
     auto it = settings_.find(std::string(name));
