@@ -48,6 +48,11 @@ std::shared_ptr<gatehouse::LoginThrottle> make_throttle(
     const gatehouse::ThrottleOptions& limits, const std::shared_ptr<gatehouse::UserStore>& store) {
   std::shared_ptr<gatehouse::ThrottleCounters> counters =
       std::dynamic_pointer_cast<gatehouse::ThrottleCounters>(store);
+  // PostgreSQL with its watcher: in memory, shared by a ThrottleRelay (share_throttle)
+  // instead of one round trip per login.
+  if (auto* feed = dynamic_cast<gatehouse::ChangeFeed*>(store.get()); feed && feed->available()) {
+    counters = nullptr;
+  }
   if (!counters) counters = gatehouse::memory_throttle_counters();
   return std::make_shared<gatehouse::LoginThrottle>(limits, std::move(counters));
 }
@@ -393,6 +398,7 @@ int main(int argc, char** argv) {
     // JSON lines on stderr, written by a background thread; SIGHUP re-reads the level.
     auto logger =
         std::make_shared<gatehouse::Logger>(std::make_shared<gatehouse::FdSink>(2), parse_level());
+    gatehouse::set_default_logger(logger);  // the key ring's warnings too, at this level
     auto reload = std::make_shared<gatehouse::ReloadRegistry>();
     auto level_hook = reload->add("log-level", [&, logger] {
       const auto before = logger->level();
@@ -565,6 +571,25 @@ int main(int argc, char** argv) {
     // The throttle exists even when it is off, so that SIGHUP can turn it on; off, it
     // answers at once and touches no counter.
     auto login_throttle = make_throttle(limits, raw_store);
+    // Shared with the other instances through LISTEN/NOTIFY: failures and successes are
+    // published in batches off the request path, keyed by an HMAC whose key lives in
+    // the database; the check before each login stays in memory.
+    std::shared_ptr<gatehouse::ThrottleRelay> throttle_relay;
+    std::shared_ptr<void> throttle_subscription;  // unsubscribes when it goes (first)
+    if (auto* feed = dynamic_cast<gatehouse::ChangeFeed*>(raw_store.get());
+        feed != nullptr && feed->available()) {
+      throttle_relay = std::make_shared<gatehouse::ThrottleRelay>(
+          login_throttle,
+          raw_store->setting_or_init("throttle_key", gatehouse::generate_refresh_key()),
+          [feed](const std::string& payload) {
+            feed->publish(gatehouse::ChangeFeed::kThrottle, payload);
+          });
+      const auto id = feed->subscribe(
+          gatehouse::ChangeFeed::kThrottle,
+          [relay = throttle_relay](std::string_view payload) { relay->receive(payload); }, {});
+      throttle_subscription =
+          std::shared_ptr<void>(nullptr, [feed, id](void*) { feed->unsubscribe(id); });
+    }
     auto throttle_hook = reload->add("throttle", [&, login_throttle] {
       const auto before = login_throttle->options();
       settings.resolve(config_file);

@@ -25,6 +25,7 @@
 
 #include "gatehouse/app.hpp"
 #include "gatehouse/poller.hpp"
+#include "gatehouse/store.hpp"
 #include "gatehouse/verifier.hpp"
 
 namespace gatehouse {
@@ -107,8 +108,16 @@ class TokenStore {
 
 // Access tokens revoked before they expire, checked in memory on every verification
 // (an atomic load when the list is empty, otherwise one SHA-256 of the signature and a
-// hash lookup under a shared lock) and kept current from the store by a background
-// thread that reads only the denials it has not seen yet.
+// hash lookup under a shared lock) and kept current from the store.
+//
+// On a store with a ChangeFeed (PostgreSQL with its watcher) every denial, made by any
+// process, is announced in the transaction that stores it and added here when the
+// notification arrives (well under a second); when the listening connection comes back
+// after a loss, the whole list is read again, so nothing denied meanwhile is missed.
+// A slow poll (every 30 s) stays as a safety net for denials written without a
+// notification (an older gatehouse during a rolling upgrade, SQL by hand). On another
+// store (SQLite) a background thread reads the denials it has not seen yet at every
+// interval.
 //
 // A DenyList is a RevocationList: set it as VerifierOptions::revocations and every
 // dependency built on that verifier (bearer_claims, current_user) refuses revoked tokens.
@@ -130,11 +139,19 @@ class DenyList final : public RevocationList {
   void deny(const VerifiedToken& token);
   // Reads new denials from the store and forgets expired ones.
   void sync();
-  // Calls sync() every `interval` on a thread of its own, until destroyed.
+  // Subscribes to the store's ChangeFeed if it has one, reads the whole list, then
+  // works on a thread of its own until destroyed: every `interval` it calls sync() (no
+  // feed), or (a feed) reads the whole list again after a reconnection of the feed, and
+  // calls sync() every kSafetyPoll only.
   void start(std::chrono::milliseconds interval);
+  // Whether denials arrive through a ChangeFeed (else they are polled).
+  [[nodiscard]] bool pushed() const noexcept { return feed_ != nullptr; }
+  static constexpr std::int64_t kSafetyPollSeconds = 30;
 
  private:
   void apply(const std::string& raw_key, std::int64_t expires_at);
+  void receive(std::string_view payload);  // "<hex key> <expires_at>" from the feed
+  void round();                            // one round of the background thread
 
   std::shared_ptr<TokenStore> store_;
   std::function<std::int64_t()> clock_;
@@ -150,8 +167,12 @@ class DenyList final : public RevocationList {
   std::atomic<bool> empty_{true};
   std::int64_t seen_ = 0;
   std::int64_t last_prune_ = 0;
+  std::int64_t last_sync_ = 0;
   std::mutex sync_mutex_;
-  Poller poller_;  // last: stopped before the rest goes
+  ChangeFeed* feed_ = nullptr;  // part of store_, which outlives this
+  std::uint64_t subscription_ = 0;
+  std::atomic<bool> resync_{false};  // the feed reconnected: read the whole list
+  Poller poller_;                    // last: stopped before the rest goes
 };
 
 struct RefreshTokenOptions {

@@ -134,8 +134,17 @@ class Logger {
 };
 
 // The logger a library object uses when the program gives it none: JSON lines on
-// standard error, level info. Created on first use.
+// standard error, level info, created on first use, unless the program set its own with
+// set_default_logger(). Every line the library writes goes through a Logger: an App's
+// (app.set_logger(), which Server's access log and events use unless
+// ServerOptions::logger names another) or this one (what has no App: the signing-key
+// loader, the data directory check). A program that wants nothing on standard error
+// sets both, before it makes the objects that log (an App takes the default logger when
+// it is constructed).
 [[nodiscard]] std::shared_ptr<Logger> default_logger();
+// Replaces the default logger for objects made from now on and for the library's
+// free-standing warnings; null: back to JSON lines on standard error.
+void set_default_logger(std::shared_ptr<Logger> logger);
 
 // Appends `s` to `out` as a JSON string literal (quotes included): UTF-8 passes
 // through, control characters and invalid bytes are escaped (\u00XX).

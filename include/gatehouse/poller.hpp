@@ -25,12 +25,15 @@ class Poller {
   // Wakes the thread and joins it: a round in progress finishes, no new one starts.
   // Returns at once when not running; start() may be called again afterwards.
   void stop();
+  // Starts the next round now instead of at the end of the interval (when running).
+  void wake();
   [[nodiscard]] bool running() const noexcept { return thread_.joinable(); }
 
  private:
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stop_ = false;
+  bool woken_ = false;
   std::thread thread_;
 };
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -64,6 +65,17 @@ class UserStore {
                                             std::string_view new_hash) = 0;
   virtual StoreStatus remove(std::string_view username) = 0;
   [[nodiscard]] virtual std::vector<User> list() = 0;
+  // Up to `limit` users whose names sort after `after` ("" = from the first), in name
+  // order: a large store read a page at a time, in bounded memory. The default filters
+  // list(); the stores answer it with one indexed query.
+  [[nodiscard]] virtual std::vector<User> list_page(std::string_view after, std::size_t limit) {
+    std::vector<User> page;
+    for (auto& u : list()) {
+      if (page.size() >= limit) break;
+      if (after.empty() || u.username > after) page.push_back(std::move(u));
+    }
+    return page;
+  }
   // True when the store holds at least one user (without reading them all).
   [[nodiscard]] virtual bool has_users() { return !list().empty(); }
   // A value kept in the store (key material, settings); nullopt when unset.
@@ -96,6 +108,38 @@ class UserStore {
   // Whether the store can answer, from what it already knows (no round trip; safe on an
   // I/O thread); nullopt when it cannot tell without asking its database.
   [[nodiscard]] virtual std::optional<StoreHealth> health() const { return std::nullopt; }
+};
+
+// Messages between the processes that share one store, as they commit: PostgreSQL's
+// LISTEN/NOTIFY, on the connection the store's watcher keeps (PostgresOptions::watch).
+// The deny-list and the login throttle use it to stay current without a round trip per
+// request. Find it with dynamic_cast; available() says whether this store has a watcher.
+class ChangeFeed {
+ public:
+  // The channels a feed carries (the watcher LISTENs on these and gatehouse_users).
+  static constexpr std::string_view kRevocations = "gatehouse_revoked";  // "<hex key> <exp>"
+  static constexpr std::string_view kThrottle = "gatehouse_throttle";    // ThrottleRelay's
+  // A payload is at most this many bytes (PostgreSQL's limit is 7999).
+  static constexpr std::size_t kMaxPayload = 7900;
+
+  using Handler = std::function<void(std::string_view payload)>;
+  using Resync = std::function<void()>;
+  virtual ~ChangeFeed() = default;
+  // True when messages are delivered (the store keeps a listening connection).
+  [[nodiscard]] virtual bool available() const = 0;
+  // Calls `on_message` with each payload committed on `channel` (one of the above) by
+  // any process, this one included, and `on_resync` each time the listening connection
+  // is back after a loss, once it listens again: what was sent meanwhile never arrives,
+  // so the subscriber reloads what it keeps from the store. Both run on the watcher
+  // thread: they must be quick, must not make a round trip, and must not unsubscribe.
+  // Returns the id unsubscribe() takes.
+  virtual std::uint64_t subscribe(std::string_view channel, Handler on_message,
+                                  Resync on_resync) = 0;
+  // Neither function is called once this returns (it waits for a call under way).
+  virtual void unsubscribe(std::uint64_t id) = 0;
+  // Sends `payload` (at most kMaxPayload bytes) on `channel`: one round trip. Throws
+  // StoreUnavailable when the database does not answer.
+  virtual void publish(std::string_view channel, std::string_view payload) = 0;
 };
 
 struct SqliteOptions {

@@ -291,9 +291,38 @@ void Logger::run_writer() {
   }
 }
 
-std::shared_ptr<Logger> default_logger() {
+namespace {
+
+struct DefaultLogger {
+  std::mutex mutex;
+  std::shared_ptr<Logger> chosen;  // set_default_logger(); null: standard error's
+};
+
+DefaultLogger& default_logger_state() {
+  static DefaultLogger state;
+  return state;
+}
+
+const std::shared_ptr<Logger>& stderr_logger() {
   static const std::shared_ptr<Logger> logger = std::make_shared<Logger>();
   return logger;
+}
+
+}  // namespace
+
+std::shared_ptr<Logger> default_logger() {
+  auto& state = default_logger_state();
+  {
+    std::lock_guard lock(state.mutex);
+    if (state.chosen) return state.chosen;
+  }
+  return stderr_logger();
+}
+
+void set_default_logger(std::shared_ptr<Logger> logger) {
+  auto& state = default_logger_state();
+  std::lock_guard lock(state.mutex);
+  state.chosen = std::move(logger);
 }
 
 }  // namespace gatehouse

@@ -164,6 +164,9 @@ class InstrumentedStore final : public UserStore {
   std::optional<std::uint64_t> change_marker() override { return inner_->change_marker(); }
   bool created() const override { return inner_->created(); }
   bool has_users() override { return inner_->has_users(); }
+  std::vector<User> list_page(std::string_view after, std::size_t limit) override {
+    return timed(StoreOp::list, [&] { return inner_->list_page(after, limit); });
+  }
   std::optional<StoreHealth> health() const override { return inner_->health(); }
 
  private:

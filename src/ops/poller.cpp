@@ -13,10 +13,14 @@ bool Poller::start(std::chrono::milliseconds interval, std::function<void()> pol
   {
     std::lock_guard lock(mutex_);
     stop_ = false;
+    woken_ = false;
   }
   thread_ = std::thread([this, interval, poll = std::move(poll)] {
     std::unique_lock lock(mutex_);
-    while (!wake_.wait_for(lock, interval, [this] { return stop_; })) {
+    while (true) {
+      wake_.wait_for(lock, interval, [this] { return stop_ || woken_; });
+      if (stop_) break;
+      woken_ = false;
       lock.unlock();
       try {
         poll();
@@ -28,6 +32,14 @@ bool Poller::start(std::chrono::milliseconds interval, std::function<void()> pol
     }
   });
   return true;
+}
+
+void Poller::wake() {
+  {
+    std::lock_guard lock(mutex_);
+    woken_ = true;
+  }
+  wake_.notify_all();
 }
 
 void Poller::stop() {

@@ -289,8 +289,11 @@ std::optional<Response> App::precheck(const Route& route, const Request& request
   } catch (const StoreUnavailable& e) {
     return store_unavailable(route, request, e);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "gatehouse: error: %s %s: %s\n", route.method.c_str(), route.path.c_str(),
-                 e.what());
+    logger_->event(LogLevel::error, "handler_error",
+                   {{"request_id", request.request_id()},
+                    {"method", route.method},
+                    {"route", route.path},
+                    {"error", e.what()}});
     return HttpException(500, "Internal Server Error").to_response();
   }
 }

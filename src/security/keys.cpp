@@ -18,6 +18,7 @@
 #include <stdexcept>
 
 #include "gatehouse/jwt.hpp"
+#include "gatehouse/log.hpp"
 #include "gatehouse/store.hpp"
 #include "security/base64url.hpp"
 
@@ -525,13 +526,17 @@ void StoreKeyRing::reload_locked() {
       try {
         key = Key::from_private_pem(*alg, row.private_pem);
       } catch (const std::exception&) {
-        std::fprintf(stderr, "gatehouse: warning: signing key %s cannot be read; skipped\n",
-                     row.kid.c_str());
+        default_logger()->event(
+            LogLevel::warning, "signing_key_skipped",
+            {{"message", "gatehouse: warning: signing key " + row.kid + " cannot be read; skipped"},
+             {"kid", row.kid}});
         continue;
       }
       if (key->kid() != row.kid) {
-        std::fprintf(stderr, "gatehouse: warning: signing key %s does not match its kid; skipped\n",
-                     row.kid.c_str());
+        default_logger()->event(LogLevel::warning, "signing_key_skipped",
+                                {{"message", "gatehouse: warning: signing key " + row.kid +
+                                                 " does not match its kid; skipped"},
+                                 {"kid", row.kid}});
         continue;
       }
     }

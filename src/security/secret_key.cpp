@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gatehouse/keys.hpp"
+#include "gatehouse/log.hpp"
 
 namespace gatehouse {
 namespace {
@@ -88,10 +89,14 @@ void ensure_private_dir(const std::filesystem::path& dir) {
   }
   struct stat st {};
   if (::stat(dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
-    std::fprintf(stderr,
-                 "gatehouse: warning: %s is open to other users (mode %03o); its files are "
-                 "0600, but chmod 700 it to hide their names too\n",
-                 dir.c_str(), static_cast<unsigned>(st.st_mode & 0777));
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%03o", static_cast<unsigned>(st.st_mode & 0777));
+    default_logger()->event(
+        LogLevel::warning, "data_dir_open",
+        {{"message", "gatehouse: warning: " + dir.string() + " is open to other users (mode " +
+                         mode + "); its files are 0600, but chmod 700 it to hide their names too"},
+         {"dir", dir.string()},
+         {"mode", mode}});
   }
 }
 

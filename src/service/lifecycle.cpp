@@ -6,6 +6,7 @@
 #include <openssl/rand.h>
 
 #include <array>
+#include <charconv>
 #include <limits>
 #include <stdexcept>
 
@@ -98,7 +99,10 @@ DenyList::DenyList(std::shared_ptr<TokenStore> store, std::function<std::int64_t
   if (!store_) throw std::invalid_argument("DenyList needs a token store");
 }
 
-DenyList::~DenyList() { poller_.stop(); }
+DenyList::~DenyList() {
+  if (feed_ != nullptr) feed_->unsubscribe(subscription_);
+  poller_.stop();
+}
 
 std::string DenyList::key(const VerifiedToken& token) {
   return hex(sha256_raw(token.signing_input));
@@ -135,6 +139,7 @@ void DenyList::deny(const VerifiedToken& token) {
 void DenyList::sync() {
   std::lock_guard guard(sync_mutex_);
   const std::int64_t now = clock_();
+  last_sync_ = now;
   for (auto& d : store_->denied_since(seen_, now)) {
     const std::string raw = unhex(d.key);
     if (raw.size() == 32) apply(raw, d.expires_at);
@@ -151,10 +156,60 @@ void DenyList::sync() {
   }
 }
 
+void DenyList::receive(std::string_view payload) {
+  const auto space = payload.find(' ');
+  if (space != 64) return;
+  const std::string raw = unhex(payload.substr(0, 64));
+  const std::string_view exp_text = payload.substr(65);
+  std::int64_t exp = 0;
+  const auto [end, ec] = std::from_chars(exp_text.data(), exp_text.data() + exp_text.size(), exp);
+  if (raw.size() != 32 || ec != std::errc() || end != exp_text.data() + exp_text.size()) return;
+  apply(raw, exp);
+}
+
+void DenyList::round() {
+  if (feed_ == nullptr) {
+    sync();
+    return;
+  }
+  if (resync_.exchange(false)) {
+    try {
+      {
+        std::lock_guard guard(sync_mutex_);
+        seen_ = 0;  // denied_since(0) reads every unexpired denial
+      }
+      sync();
+    } catch (...) {
+      resync_ = true;  // the next round tries again
+      throw;
+    }
+    return;
+  }
+  std::int64_t last = 0;
+  {
+    std::lock_guard guard(sync_mutex_);
+    last = last_sync_;
+  }
+  if (clock_() - last >= kSafetyPollSeconds) sync();
+}
+
 void DenyList::start(std::chrono::milliseconds interval) {
+  if (feed_ == nullptr) {
+    if (auto* feed = dynamic_cast<ChangeFeed*>(store_.get());
+        feed != nullptr && feed->available()) {
+      // Subscribed before the first read: a denial committed in between arrives anyway.
+      subscription_ = feed->subscribe(
+          ChangeFeed::kRevocations, [this](std::string_view payload) { receive(payload); },
+          [this] {
+            resync_ = true;
+            poller_.wake();
+          });
+      feed_ = feed;
+    }
+  }
   sync();
   // A round that fails (the store is unreachable) is tried again at the next one.
-  poller_.start(interval, [this] { sync(); });
+  poller_.start(interval, [this] { round(); });
 }
 
 // ---- TokenStore -----------------------------------------------------------------------

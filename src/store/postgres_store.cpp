@@ -137,6 +137,7 @@ constexpr std::size_t kMaxConnections = 16;
 enum Stmt : std::size_t {
   kFind,
   kList,
+  kListPage,
   kAdd,
   kSetDisabled,
   kSetPasswordHash,
@@ -165,6 +166,7 @@ enum Stmt : std::size_t {
   kDeniedSince,
   kPruneDenied,
   kPruneRefresh,
+  kPublish,
   kStmtCount,
 };
 
@@ -178,6 +180,10 @@ struct StmtDef {
 constexpr std::array<StmtDef, kStmtCount> kStatements{{
     {"gh_find", "SELECT " GATEHOUSE_USER_COLUMNS " FROM users WHERE username = $1", 1},
     {"gh_list", "SELECT " GATEHOUSE_USER_COLUMNS " FROM users ORDER BY username", 0},
+    {"gh_list_page",
+     "SELECT " GATEHOUSE_USER_COLUMNS
+     " FROM users WHERE username > $1 ORDER BY username LIMIT $2::bigint",
+     2},
     {"gh_add",
      "WITH changed AS (INSERT INTO users (" GATEHOUSE_USER_COLUMNS ") "
      "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (username) DO NOTHING RETURNING "
@@ -270,8 +276,12 @@ constexpr std::array<StmtDef, kStmtCount> kStatements{{
      "refresh_tokens WHERE hash = $1 AND spent_at IS NULL",
      1},
     {"gh_revoke_family", "DELETE FROM refresh_tokens WHERE family = $1 RETURNING hash", 1},
+    // A new denial is announced on gatehouse_revoked ("<key> <expires_at>") in the same
+    // statement, so it is delivered when and only when it commits (ChangeFeed).
     {"gh_deny",
-     "INSERT INTO revoked_tokens (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+     "WITH changed AS (INSERT INTO revoked_tokens (key, expires_at) VALUES ($1, $2) "
+     "ON CONFLICT (key) DO NOTHING RETURNING key, expires_at) "
+     "SELECT pg_notify('gatehouse_revoked', key || ' ' || expires_at) FROM changed",
      2},
     // Identity values are drawn before commit, so a denial may become visible after one
     // with a higher seq: the poll looks back 256 denials (applying one twice is harmless).
@@ -284,6 +294,7 @@ constexpr std::array<StmtDef, kStmtCount> kStatements{{
      "DELETE FROM refresh_tokens WHERE family_expires_at < $1 OR (spent_at IS NULL AND "
      "expires_at < $1)",
      1},
+    {"gh_publish", "SELECT pg_notify($1, $2)", 2},
 }};
 
 #undef GATEHOUSE_NOTIFY_USER
@@ -475,13 +486,14 @@ class Connection {
   bool consume() {
     return pq().PQconsumeInput(conn_) != 0 && pq().PQstatus(conn_) == CONNECTION_OK;
   }
-  // The next notification's payload, if one arrived.
-  std::optional<std::string> notification() {
+  // The next notification (its channel and payload), if one arrived.
+  std::optional<std::pair<std::string, std::string>> notification() {
     PGnotify* n = pq().PQnotifies(conn_);
     if (n == nullptr) return std::nullopt;
-    std::string payload = n->extra != nullptr ? n->extra : "";
+    std::pair<std::string, std::string> out{n->relname != nullptr ? n->relname : "",
+                                            n->extra != nullptr ? n->extra : ""};
     pq().PQfreemem(n);
-    return payload;
+    return out;
   }
 
  private:
@@ -662,7 +674,10 @@ bool transient(const PgError& e) {
          s.rfind("53", 0) == 0 || s.rfind("40", 0) == 0 || s == "55P03";
 }
 
-class PostgresStore final : public UserStore, public ThrottleCounters, public TokenStore {
+class PostgresStore final : public UserStore,
+                            public ThrottleCounters,
+                            public TokenStore,
+                            public ChangeFeed {
  public:
   PostgresStore(const std::string& url, const std::string& password, const PostgresOptions& options)
       : url_(url),
@@ -783,6 +798,19 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
     const Forget forget(*this, username);
     return write([&](Connection& c) {
       return c.exec(kRemove, {name.c_str()}).rows() == 1 ? StoreStatus::ok : StoreStatus::not_found;
+    });
+  }
+
+  std::vector<User> list_page(std::string_view after, std::size_t limit) override {
+    require_text("username", after);
+    const std::string from(after);
+    const std::string count = std::to_string(std::min<std::size_t>(limit, 1u << 30));
+    return read([&](Connection& c) {
+      Result r = c.exec(kListPage, {from.c_str(), count.c_str()});
+      std::vector<User> users;
+      users.reserve(static_cast<std::size_t>(r.rows()));
+      for (int i = 0; i < r.rows(); ++i) users.push_back(read_user(r, i));
+      return users;
     });
   }
 
@@ -1053,6 +1081,36 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
 
   bool created() const override { return created_; }
 
+  // ---- messages between instances (ChangeFeed), on the watcher's connection ----
+  bool available() const override { return options_.watch; }
+
+  std::uint64_t subscribe(std::string_view channel, Handler on_message, Resync on_resync) override {
+    if (!options_.watch) throw std::logic_error("postgres: this store has no watcher to listen");
+    if (channel != kRevocations && channel != kThrottle) {
+      throw std::invalid_argument("postgres: no such channel: " + std::string(channel));
+    }
+    std::lock_guard lock(subscribers_mutex_);
+    const std::uint64_t id = ++last_subscriber_;
+    subscribers_.push_back({id, std::string(channel), std::move(on_message), std::move(on_resync)});
+    return id;
+  }
+
+  void unsubscribe(std::uint64_t id) override {
+    std::lock_guard lock(subscribers_mutex_);
+    std::erase_if(subscribers_, [id](const Subscriber& s) { return s.id == id; });
+  }
+
+  void publish(std::string_view channel, std::string_view payload) override {
+    if (payload.size() > kMaxPayload) throw std::invalid_argument("postgres: payload too long");
+    require_text("channel", channel);
+    require_text("payload", payload);
+    const std::string ch(channel), body(payload);
+    write([&](Connection& c) {
+      c.exec(kPublish, {ch.c_str(), body.c_str()});
+      return StoreStatus::ok;
+    });
+  }
+
   // ---- brute-force counters (ThrottleCounters): one short statement each ----
   // Keys are ASCII ("user:<sha-256 hex>", "client:<address>").
   std::int64_t blocked_until(const std::vector<std::string>& keys) override {
@@ -1222,7 +1280,8 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
 
   std::unique_ptr<Connection> listen() {
     auto c = std::make_unique<Connection>(url_, password_, redactor_, limits_, "gatehouse-watch");
-    c->exec("listen", "LISTEN gatehouse_users");
+    c->exec("listen",
+            "LISTEN gatehouse_users; LISTEN gatehouse_revoked; LISTEN gatehouse_throttle");
     if (cache_) cache_->reset(true);  // nothing cached before this point can be trusted
     listening_ = true;
     set_up();
@@ -1244,6 +1303,7 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
         try {
           conn = listen();
           last_heard = Clock::now();
+          resync();  // what was announced while no connection listened never arrives
         } catch (const std::exception& e) {
           set_down(e.what());
           pause(kRetry);
@@ -1276,12 +1336,16 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
         }
       }
       if (ok) {
-        while (auto name = conn->notification()) {
-          if (!cache_) continue;
-          if (name->empty()) {
+        while (auto note = conn->notification()) {
+          const auto& [channel, payload] = *note;
+          if (channel != "gatehouse_users") {
+            deliver(channel, payload);
+          } else if (!cache_) {
+            continue;
+          } else if (payload.empty()) {
             cache_->reset(true);  // a name too long for a payload: drop them all
           } else {
-            cache_->forget(*name);
+            cache_->forget(payload);
           }
         }
         continue;
@@ -1292,6 +1356,29 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
       conn.reset();
     }
     listening_ = false;
+  }
+
+  // Hands a notification to the subscribers of its channel (on the watcher thread).
+  void deliver(const std::string& channel, const std::string& payload) {
+    std::lock_guard lock(subscribers_mutex_);
+    for (const auto& s : subscribers_) {
+      if (s.channel != channel || !s.on_message) continue;
+      try {
+        s.on_message(payload);
+      } catch (const std::exception&) {
+        // A subscriber that cannot use a message must not stop the watcher.
+      }
+    }
+  }
+  void resync() {
+    std::lock_guard lock(subscribers_mutex_);
+    for (const auto& s : subscribers_) {
+      if (!s.on_resync) continue;
+      try {
+        s.on_resync();
+      } catch (const std::exception&) {
+      }
+    }
   }
 
   void set_down(const std::string& why) {
@@ -1437,6 +1524,15 @@ class PostgresStore final : public UserStore, public ThrottleCounters, public To
   const Limits limits_;
   bool created_ = false;
   std::unique_ptr<SharedUserCache> cache_;  // with a watcher and a budget only
+  struct Subscriber {
+    std::uint64_t id;
+    std::string channel;
+    Handler on_message;
+    Resync on_resync;
+  };
+  std::mutex subscribers_mutex_;
+  std::vector<Subscriber> subscribers_;
+  std::uint64_t last_subscriber_ = 0;
   // The watcher's state: down_ while the database does not answer (calls fail at once
   // with down_reason_), listening_ while the LISTEN connection is up.
   std::atomic<bool> down_{false};

@@ -381,6 +381,20 @@ class SqliteStore final : public UserStore, public ThrottleCounters, public Toke
     });
   }
 
+  std::vector<User> list_page(std::string_view after, std::size_t limit) override {
+    auto conn = acquire();
+    std::vector<User> users;
+    {
+      Statement s(conn->db(), (std::string("SELECT ") + kUserColumns +
+                               " FROM users WHERE username > ?1 ORDER BY username LIMIT ?2")
+                                  .c_str());
+      s.bind(1, after).bind(2, static_cast<std::int64_t>(std::min<std::size_t>(limit, 1u << 30)));
+      while (s.step() == SQLITE_ROW) users.push_back(read_user(s));
+    }
+    release(std::move(conn));
+    return users;
+  }
+
   std::vector<User> list() override {
     auto conn = acquire();
     std::vector<User> users;

@@ -342,13 +342,24 @@ void install(gatehouse::App& app, const Config& config) {
   };
   // Every failed login is answered failure_floor() after it started: at least the
   // costliest verification the store's hashes can need. The floor is measured once,
-  // at the first failure, over the hash parameters in the store.
+  // at the first failure, over the hash parameters in the store, read a page at a
+  // time (a store of millions of users is never held in memory at once).
   auto calibrated = std::make_shared<std::once_flag>();
   auto failure_deadline = [users, passwords, calibrated](std::chrono::steady_clock::time_point t) {
     std::call_once(*calibrated, [&] {
-      std::vector<std::string> hashes;
-      for (auto& u : users->list()) hashes.push_back(std::move(u.hashed_password));
-      passwords->calibrate(hashes);
+      constexpr std::size_t kPage = 1000;
+      std::string after;
+      for (;;) {
+        auto page = users->list_page(after, kPage);
+        if (page.empty()) break;
+        after = page.back().username;
+        std::vector<std::string> hashes;
+        hashes.reserve(page.size());
+        for (auto& u : page) hashes.push_back(std::move(u.hashed_password));
+        passwords->calibrate(hashes);
+        if (page.size() < kPage) break;
+      }
+      if (after.empty()) passwords->calibrate({});
     });
     return passwords->failure_deadline(t);
   };

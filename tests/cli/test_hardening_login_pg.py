@@ -1,12 +1,15 @@
-"""Issue 8, brute-force protection: with PostgreSQL the login counters live in the
-database, so instances sharing it share them. Failures through one instance throttle
-the same username on the other, and a success on the other clears it for both.
+"""Issue 8, brute-force protection: instances sharing one PostgreSQL database share
+their login counters (issue 11: in memory, through LISTEN/NOTIFY, so each hears of the
+other's failures within a second; tests/cli/test_pg_shared_state.py measures it).
+Failures through one instance throttle the same username on the other, and a success
+on the other clears it for both.
 
 Needs GATEHOUSE_TEST_DATABASE_URL: run under `scripts/with-postgres`.
 """
 from __future__ import annotations
 
 import json
+import time
 
 from test_postgres import Instance, database  # noqa: F401  (the fixture)
 
@@ -19,6 +22,7 @@ def test_two_instances_share_login_counters(database):  # noqa: F811
     try:
         for instance in (a, b, a):
             assert instance.login("johndoe", "wrong").status_code == 401
+        time.sleep(1.0)  # each instance hears of the other's failures within a second
         r = b.login("johndoe", "secret")  # the third failure was on the other instance
         assert r.status_code == 429, r.text
         assert json.loads(r.text) == {"detail": "Too many failed login attempts, try again later"}
@@ -37,7 +41,9 @@ def test_success_on_one_instance_clears_the_count_for_both(database):  # noqa: F
     try:
         assert a.login("johndoe", "wrong").status_code == 401
         assert a.login("johndoe", "wrong").status_code == 401
+        time.sleep(1.0)
         assert b.login("johndoe", "secret").status_code == 200
+        time.sleep(1.0)
         assert a.login("johndoe", "wrong").status_code == 401
         assert a.login("johndoe", "wrong").status_code == 401
         assert b.login("johndoe", "secret").status_code == 200  # two since the success

@@ -177,7 +177,9 @@ def test_systemd_analyze_verify_accepts_the_unit(root):
     for unit in host_units.iterdir():  # the targets the unit refers to
         if not (units / unit.name).exists() and unit.is_file():
             shutil.copy(unit, units / unit.name)
-    # ExecReload's /bin/kill comes from a dependency (procps), as it would be installed.
+    # ExecReload's /bin/kill comes from a dependency (procps, in scripts/install-deps), as
+    # it would be installed.
+    assert Path("/bin/kill").exists(), "procps is not installed (scripts/install-deps)"
     kill = root / "bin/kill"
     if not kill.exists():
         kill.parent.mkdir(exist_ok=True)
