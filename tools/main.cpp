@@ -533,7 +533,8 @@ int main(int argc, char** argv) {
       auto token_store = std::dynamic_pointer_cast<gatehouse::TokenStore>(store);
       if (!token_store) throw ExitError(kExitRuntime, "this store cannot keep revocations");
       deny_list = std::make_shared<gatehouse::DenyList>(token_store);
-      // Each instance reads new revocations from the store 4 times a second.
+      // On PostgreSQL revocations arrive by LISTEN/NOTIFY (a full read after a reconnect,
+      // a safety-net poll every 30 s); on SQLite each instance reads new ones 4 times a second.
       deny_list->start(std::chrono::milliseconds(250));
       // Every check of a bearer token consults it (in memory).
       verify_options.revocations = deny_list;

@@ -13,9 +13,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 
 namespace gatehouse::cli {
 namespace {
@@ -195,11 +195,36 @@ std::map<std::string, std::string> Settings::read_config(
     report("cannot read config file " + config_file + ": " + std::strerror(errno));
     return {};
   }
+  // The checks below and the parse read the same open file: a file swapped for another
+  // between them (a symlink retargeted, a rename) cannot pass one and feed the other.
   struct stat st {};
   const bool stat_ok = ::fstat(fd, &st) == 0;
-  ::close(fd);
   if (!stat_ok || !S_ISREG(st.st_mode)) {
+    ::close(fd);
     report("config file " + config_file + " is not a regular file");
+    return {};
+  }
+  constexpr std::size_t kMaxConfigBytes = 1 << 20;
+  std::string text;
+  int read_error = 0;
+  for (char buf[8192];;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      read_error = errno;
+      break;
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > kMaxConfigBytes) {
+      ::close(fd);
+      report("config file " + config_file + " is larger than 1 MiB");
+      return {};
+    }
+  }
+  ::close(fd);
+  if (read_error != 0) {
+    report("cannot read config file " + config_file + ": " + std::strerror(read_error));
     return {};
   }
   if (st.st_uid != ::geteuid() && st.st_uid != 0) {
@@ -211,11 +236,7 @@ std::map<std::string, std::string> Settings::read_config(
            mode_text(st.st_mode) + "); chmod go-w it");
   }
   std::map<std::string, std::string> config;
-  std::ifstream in(config_file);
-  if (!in) {
-    report("cannot read config file " + config_file);
-    return {};
-  }
+  std::istringstream in(text);
   try {
     config = gatehouse::tools::parse_config(in);
   } catch (const std::exception& e) {

@@ -58,14 +58,22 @@ Response filtered_json(const boost::json::value& v, const ResponseFilter& filter
 
 // A handler's value as the response: a Response as is; a JSON value, or a value with
 // ValueTraits (a described struct, a vector of them...), as a 200 JSON answer.
+// `unfiltered`: the response model's Model::unfiltered_type; a value of exactly that
+// type is its own filtered answer.
 template <class R>
-Response as_response(R&& r, const ResponseFilter& filter) {
+Response as_response(R&& r, const ResponseFilter& filter,
+                     const std::type_info* unfiltered = nullptr) {
   using V = std::remove_cvref_t<R>;
   if constexpr (std::is_same_v<V, Response>) {
     return std::forward<R>(r);
   } else if constexpr (std::is_convertible_v<V, boost::json::value> && !detail::is_described_v<V>) {
     return filtered_json(boost::json::value(std::forward<R>(r)), filter);
   } else {
+    if constexpr (detail::is_described_v<V>) {
+      if (unfiltered != nullptr && *unfiltered == typeid(V)) {
+        return Response::json(200, ValueTraits<V>::to_json(r));
+      }
+    }
     return filtered_json(ValueTraits<V>::to_json(r), filter);
   }
 }
@@ -78,6 +86,7 @@ template <class H>
 struct RespondWith {
   H handler;
   ResponseFilter filter;
+  const std::type_info* unfiltered = nullptr;  // Model::unfiltered_type
   template <class... A>
   requires std::is_invocable_v<const H&, A&&...> Outcome<Response>
   operator()(A&&... args) const {
@@ -85,9 +94,9 @@ struct RespondWith {
     if constexpr (is_outcome<R>::value) {
       auto r = handler(std::forward<A>(args)...);
       if (!r) return Err{std::move(r).error()};
-      return as_response(std::move(*r), filter);
+      return as_response(std::move(*r), filter, unfiltered);
     } else {
-      return as_response(handler(std::forward<A>(args)...), filter);
+      return as_response(handler(std::forward<A>(args)...), filter, unfiltered);
     }
   }
 };
@@ -217,9 +226,14 @@ class App {
     route.options = std::move(options);
     compile_path(route);
     detail::ResponseFilter filter;
-    if (route.options.response_model) filter = route.options.response_model->filter;
-    auto dep = dependency<Response>(detail::RespondWith<F>{std::move(handler), std::move(filter)},
-                                    detail::as_requirement(std::move(args))...);
+    const std::type_info* unfiltered = nullptr;
+    if (route.options.response_model) {
+      filter = route.options.response_model->filter;
+      unfiltered = route.options.response_model->unfiltered_type;
+    }
+    auto dep = dependency<Response>(
+        detail::RespondWith<F>{std::move(handler), std::move(filter), unfiltered},
+        detail::as_requirement(std::move(args))...);
     std::vector<std::string> names;
     for (const auto& p : route.pieces) {
       if (p.kind != PathPiece::Kind::literal) names.push_back(p.text);

@@ -8,6 +8,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
 namespace gatehouse {
@@ -29,6 +30,12 @@ struct Model {
   // back from it, keeping T's fields only, as FastAPI filters through response_model;
   // nullopt when it does not validate. A Model written by hand only documents.
   std::function<std::optional<boost::json::value>(const boost::json::value&)> filter;
+  // Set by model_of<T>() when filtering a T gives back the same T: every field is text,
+  // a boolean, an integer, or an optional or list of those, each of which reads back
+  // from its JSON unchanged. A handler returning a T is then answered with its JSON
+  // as is, without the round trip through `filter` (same bytes, less work). Whoever
+  // replaces `filter` with one of their own resets this.
+  const std::type_info* unfiltered_type = nullptr;
 
   // The JSON schema pydantic would publish for this model.
   [[nodiscard]] boost::json::object schema() const;

@@ -55,6 +55,25 @@ struct is_vector<std::vector<U>> : std::true_type {};
 template <class T>
 using public_members = boost::describe::describe_members<T, boost::describe::mod_public>;
 
+// True for the member types whose JSON reads back (ValueTraits' to_json, then
+// decode_json) as the same value: std::string, bool, the integer types, and
+// std::optional or std::vector of those. Not floating point (a NaN or an infinity
+// does not), nor anything else, whose round trip is not checked here.
+template <class M>
+constexpr bool reads_back_unchanged() {
+  if constexpr (std::is_same_v<M, std::string> || std::is_same_v<M, bool>) {
+    return true;
+  } else if constexpr (std::is_integral_v<M>) {
+    return true;
+  } else if constexpr (is_vector<M>::value) {
+    return reads_back_unchanged<typename M::value_type>();
+  } else if constexpr (is_optional<M>::value) {
+    return reads_back_unchanged<typename M::value_type>();
+  } else {
+    return false;
+  }
+}
+
 template <class T>
 using member_type_t = std::remove_cvref_t<T>;
 
@@ -220,6 +239,12 @@ Model model_of(std::string name = {}) {
     detail::schema_into_field(s, f);
     m.fields.push_back(std::move(f));
   });
+  bool plain = true;
+  boost::mp11::mp_for_each<detail::public_members<T>>([&](auto d) {
+    using M = detail::member_type_t<decltype(std::declval<T&>().*d.pointer)>;
+    plain = plain && detail::reads_back_unchanged<M>();
+  });
+  if (plain) m.unfiltered_type = &typeid(T);
   m.filter = [](const boost::json::value& v) -> std::optional<boost::json::value> {
     boost::json::array errors;
     auto t = decode_json<T>(v, boost::json::array{}, errors);

@@ -54,6 +54,13 @@ namespace beast = boost::beast;
 namespace bhttp = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
+// A connection's socket and timers use the io_context's own executor type, not
+// any_io_executor: each asynchronous operation copies its executor, and the
+// type-erased one costs an indirect copy and destroy each time.
+using Executor = net::io_context::executor_type;
+using Socket = tcp::socket::rebind_executor<Executor>::other;
+using Timer = net::basic_waitable_timer<std::chrono::steady_clock,
+                                        net::wait_traits<std::chrono::steady_clock>, Executor>;
 
 std::optional<std::string_view> lookup_header(const void* fields, std::string_view name) {
   const auto& f = *static_cast<const bhttp::fields*>(fields);
@@ -389,7 +396,7 @@ struct ServerState {
 // small write to a fresh socket, so it goes out at once; whatever the client already
 // sent is read first, so that closing sends a FIN and not a reset that could destroy
 // the answer before the client reads it.
-void refuse(tcp::socket& socket, const ServerState& state, std::string_view remote,
+void refuse(Socket& socket, const ServerState& state, std::string_view remote,
             std::string_view detail) {
   boost::json::object body;
   body["detail"] = detail;
@@ -428,7 +435,7 @@ void refuse(tcp::socket& socket, const ServerState& state, std::string_view remo
 class Session : public std::enable_shared_from_this<Session> {
  public:
   // `client_key`: what the listener admitted it under (ServerState::admit).
-  Session(tcp::socket socket, ServerState& state, std::string remote, std::string client_key)
+  Session(Socket socket, ServerState& state, std::string remote, std::string client_key)
       : stream_(std::move(socket)),
         state_(state),
         // Unparsed bytes are bounded too: chunk extensions and trailers count against
@@ -465,8 +472,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_shutdown() {
     if (idle_) {
       beast::error_code ec;
-      stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-      stream_.socket().close(ec);
+      stream_.shutdown(tcp::socket::shutdown_both, ec);
+      stream_.close(ec);
     }
   }
 
@@ -485,7 +492,7 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(static_cast<std::uint32_t>(state_.options.header_limit));
     parser_->body_limit(state_.app.max_body_bytes);
     idle_ = buffer_.size() == 0;
-    stream_.expires_after(state_.options.read_timeout);
+    expires_after(state_.options.read_timeout);
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              beast::bind_front_handler(&Session::on_header, shared_from_this()));
   }
@@ -604,7 +611,7 @@ class Session : public std::enable_shared_from_this<Session> {
       if (answer && !answer->later) return respond(std::move(*answer));
       if (answer) {
         // Answered later by another thread (Response::deferred): wait without a thread.
-        stream_.expires_never();
+        expires_never();
         waiting_ = true;
         running_ = true;  // under way: a half-close needs no probe
         answer_when_done(*answer->later);
@@ -621,7 +628,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void offload(http::WorkerPool& pool, const Route* route, bool precheck_first,
                std::optional<std::chrono::milliseconds> max_wait, std::string_view busy) {
     const bool hashing = &pool == &state_.pool;
-    stream_.expires_never();
+    expires_never();
     waiting_ = true;
     const auto queued_at = std::chrono::steady_clock::now();
     bool queued = pool.try_submit([self = shared_from_this(), route, precheck_first, max_wait,
@@ -697,21 +704,19 @@ class Session : public std::enable_shared_from_this<Session> {
   // resets the connection, and the worker sees that before it hashes (peer_left); a
   // client that half-closed reads on and gets its answer.
   void watch_peer() {
-    stream_.socket().async_wait(
-        tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
-          if (ec || !self->waiting_) return;
-          char c = 0;
-          const ssize_t n =
-              ::recv(self->stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-          if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-            return self->watch_peer();
-          }
-          // n > 0: the next request is arriving; n < 0: a reset, which peer_left sees;
-          // a request already running needs no probe: its answer is on the way.
-          if (n == 0 && !self->running_ && self->parser_->get().version() >= 11) {
-            self->probe_peer();
-          }
-        });
+    stream_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+      if (ec || !self->waiting_) return;
+      char c = 0;
+      const ssize_t n = ::recv(self->stream_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        return self->watch_peer();
+      }
+      // n > 0: the next request is arriving; n < 0: a reset, which peer_left sees;
+      // a request already running needs no probe: its answer is on the way.
+      if (n == 0 && !self->running_ && self->parser_->get().version() >= 11) {
+        self->probe_peer();
+      }
+    });
   }
 
   void probe_peer() {
@@ -745,7 +750,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     beast::error_code ec;
-    stream_.socket().cancel(ec);  // the watch
+    stream_.cancel(ec);  // the watch
     respond(std::move(r));
   }
 
@@ -756,7 +761,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool peer_left() {
     tcp_info info{};
     socklen_t len = sizeof info;
-    const auto fd = stream_.socket().native_handle();
+    const auto fd = stream_.native_handle();
     if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return false;
     return info.tcpi_state == TCP_CLOSE;
   }
@@ -767,6 +772,7 @@ class Session : public std::enable_shared_from_this<Session> {
       // Held on a timer, not in a thread: see RequestContext::respond_not_before.
       delay_.expires_at(r.not_before);
       r.not_before = {};
+      expires_never();  // no read or write is under way meanwhile
       delay_.async_wait([self = shared_from_this(), r = std::move(r)](beast::error_code) mutable {
         self->respond(std::move(r));
       });
@@ -779,7 +785,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (send_request_id_) {
       r.headers.emplace_back("X-Request-Id", std::string(request_.request_id()));
     }
-    stream_.expires_after(state_.options.read_timeout);
+    expires_after(state_.options.read_timeout);
     if (!r.file_path.empty()) return respond_file(std::move(r), keep_alive, head);
     // The head and body go out as one contiguous buffer the session keeps between
     // requests: no allocation once it has grown, one sendmsg per answer.
@@ -934,7 +940,7 @@ class Session : public std::enable_shared_from_this<Session> {
     slot_ = state_.metrics != nullptr ? state_.metrics->rejected_slot() : 0;
     route_label_ = Metrics::kRejected;
     record("-", "-", status);
-    stream_.expires_after(std::chrono::seconds(5));
+    expires_after(std::chrono::seconds(5));
     bhttp::async_write(stream_, res_,
                        beast::bind_front_handler(&Session::on_write, shared_from_this(), true));
   }
@@ -943,8 +949,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // input sends a reset, which can destroy the answer before the client reads it.
   void linger() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.expires_after(std::chrono::seconds(2));
+    stream_.shutdown(tcp::socket::shutdown_send, ec);
+    expires_after(std::chrono::seconds(2));
     drain_.resize(16 * 1024);
     do_drain();
   }
@@ -959,11 +965,49 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void close() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.socket().close(ec);
+    stream_.shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close(ec);
   }
 
-  beast::tcp_stream stream_;
+  // The connection's deadline: a read or write still under way at `deadline_` is
+  // ended by closing the socket (its handler sees operation_aborted and closes), as
+  // beast::tcp_stream's timeout would. Setting it is one store of a coarse clock
+  // reading (CLOCK_MONOTONIC_COARSE, a few ms behind at most); the one timer is only
+  // re-armed when it fires or when a deadline comes earlier than it is set for, not
+  // twice per request as tcp_stream's was. Its handler holds a weak reference, so a
+  // pending deadline never keeps a finished connection alive.
+  static std::chrono::steady_clock::time_point coarse_now() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return std::chrono::steady_clock::time_point(std::chrono::seconds(ts.tv_sec) +
+                                                 std::chrono::nanoseconds(ts.tv_nsec));
+  }
+
+  void expires_after(std::chrono::steady_clock::duration d) {
+    deadline_ = coarse_now() + d;
+    if (!watching_ || watchdog_.expiry() > deadline_) arm_watchdog();
+  }
+
+  void expires_never() { deadline_ = std::chrono::steady_clock::time_point::max(); }
+
+  void arm_watchdog() {
+    watching_ = true;
+    watchdog_.expires_at(deadline_);
+    watchdog_.async_wait([weak = weak_from_this()](beast::error_code ec) {
+      if (ec == net::error::operation_aborted) return;  // re-armed, or the session ended
+      auto self = weak.lock();
+      if (!self) return;
+      self->watching_ = false;
+      if (self->deadline_ == std::chrono::steady_clock::time_point::max()) return;
+      if (std::chrono::steady_clock::now() >= self->deadline_) return self->close();
+      self->arm_watchdog();
+    });
+  }
+
+  Socket stream_;
+  Timer watchdog_{stream_.get_executor()};
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  bool watching_ = false;
   ServerState& state_;
   beast::flat_buffer buffer_;
   std::optional<RequestParser> parser_;
@@ -1017,7 +1061,7 @@ class Listener {
  private:
   void do_accept() {
     auto& ioc = *contexts_[next_++ % contexts_.size()];
-    acceptor_.async_accept(ioc, [this](beast::error_code ec, tcp::socket socket) {
+    acceptor_.async_accept(ioc, [this](beast::error_code ec, Socket socket) {
       if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
       if (ec) {
         // Out of descriptors or memory: try again shortly instead of spinning.
@@ -1273,7 +1317,7 @@ ConnectionHost::~ConnectionHost() = default;
 net::io_context& ConnectionHost::context() { return impl_->ioc; }
 
 void ConnectionHost::start(int fd) {
-  tcp::socket socket(impl_->ioc);
+  Socket socket(impl_->ioc);
   socket.assign(tcp::v4(), fd);
   // Counted like any connection (not per client: there is no client address).
   if (impl_->state.admit({}) != ServerState::Admission::ok) {

@@ -183,16 +183,24 @@ Result<VerifiedToken, Failure> Verifier::verify(std::string_view token) const {
   if (first_dot == std::string_view::npos) return Err{Failure::malformed};
 
   // 2. The header.
-  const auto decode = options_.canonical_base64 ? b64::decode_url_canonical : b64::decode_jose;
-  auto header_json_text = decode(signing_input.substr(0, first_dot));
-  if (!header_json_text) return Err{Failure::malformed};
+  // The decoded segments go into this thread's buffers (no allocation per token once
+  // they have grown); each is only read during this call.
+  using Decode = bool (*)(std::string_view, std::string&);
+  const Decode decode = options_.canonical_base64 ? static_cast<Decode>(b64::decode_url_canonical)
+                                                  : static_cast<Decode>(b64::decode_jose);
+  thread_local std::string header_json_text;
+  thread_local std::string payload_json;
+  thread_local std::string signature;
+  if (!decode(signing_input.substr(0, first_dot), header_json_text)) {
+    return Err{Failure::malformed};
+  }
   boost::json::parse_options opts;
   opts.max_depth = 1000;
   boost::system::error_code ec;
   // The header lives only during this call: parsed into a stack buffer, no malloc.
   unsigned char scratch[2048];
   boost::json::monotonic_resource header_mr(scratch, sizeof scratch);
-  auto header = boost::json::parse(*header_json_text, ec, &header_mr, opts);
+  auto header = boost::json::parse(header_json_text, ec, &header_mr, opts);
   if (ec || !header.is_object()) return Err{Failure::bad_header};
   const auto& h = header.get_object();
   if (options_.reject_crit && h.contains("crit")) return Err{Failure::bad_header};
@@ -231,14 +239,12 @@ Result<VerifiedToken, Failure> Verifier::verify(std::string_view token) const {
   }
 
   // 7. The signature.
-  auto payload_json = decode(signing_input.substr(first_dot + 1));
-  if (!payload_json) return Err{Failure::malformed};
-  auto signature = decode(token.substr(last_dot + 1));
-  if (!signature) return Err{Failure::malformed};
-  if (!key->verify(signing_input, *signature)) return Err{Failure::bad_signature};
+  if (!decode(signing_input.substr(first_dot + 1), payload_json)) return Err{Failure::malformed};
+  if (!decode(token.substr(last_dot + 1), signature)) return Err{Failure::malformed};
+  if (!key->verify(signing_input, signature)) return Err{Failure::bad_signature};
 
   // 8. The payload.
-  auto payload = boost::json::parse(*payload_json, ec, {}, opts);
+  auto payload = boost::json::parse(payload_json, ec, {}, opts);
   if (ec || !payload.is_object()) return Err{Failure::bad_payload};
 
   // 9-11. Registered claims.

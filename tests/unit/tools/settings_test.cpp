@@ -204,6 +204,16 @@ TEST(Settings, ConfigFileMustNotBeWritableByOthers) {
             std::string::npos);
 }
 
+TEST(Settings, ConfigFileLargerThanOneMebibyteIsRefused) {
+  TempDir dir;
+  std::string big = "port = 8001\n";
+  while (big.size() <= (1u << 20)) big += "# padding padding padding padding padding padding\n";
+  const auto config = dir.write("big.toml", big, 0600);
+  Cli cli;
+  cli.parse({"serve"});
+  EXPECT_EQ(usage_error(cli, config), "config file " + config + " is larger than 1 MiB");
+}
+
 TEST(Settings, ConfigFileWithASecretMustBePrivate) {
   TempDir dir;
   const auto open_plain = dir.write("plain.toml", "database = \"postgresql://u@h/db\"\n", 0644);
