@@ -2,7 +2,7 @@
 # tests/http/test_notes_example.py, which sends both the same requests.
 #   SECRET_KEY=... python3 -m uvicorn app:app --port 8080
 import os
-from typing import Optional
+from typing import List, Optional
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Security
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
@@ -54,9 +54,12 @@ next_id = 1
 
 
 @app.get("/notes/")
-def list_notes(limit: int = 10, q: Optional[str] = None,
+def list_notes(limit: int = Query(10, ge=1, le=100),
+               q: Optional[str] = Query(None, min_length=2, max_length=50),
+               word: List[str] = Query([]),
                author=Security(current_author, scopes=["notes:read"])):
-    return [n for n in notes.values() if q is None or q in n["title"]][:limit]
+    found = [n for n in notes.values() if q is None or q in n["title"]]
+    return [n for n in found if all(w in n["title"] for w in word)][:limit]
 
 
 @app.get("/notes/{note_id}", response_model=Note)

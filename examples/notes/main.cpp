@@ -65,16 +65,21 @@ int main(int argc, char** argv) {
   App app({.title = "Notes", .version = "1.0.0"});
   app.get(
       "/notes/", {.name = "list_notes"},
-      [&](int limit, const std::optional<std::string>& q, const AuthorPtr&) {
+      [&](int limit, const std::optional<std::string>& q, const std::vector<std::string>& word,
+          const AuthorPtr&) {
         std::lock_guard lock(mutex);
         std::vector<Note> out;
         for (const auto& [id, note] : notes) {
           if (static_cast<int>(out.size()) >= limit) break;
-          if (!q || note.title.find(*q) != std::string::npos) out.push_back(note);
+          bool match = !q || note.title.find(*q) != std::string::npos;
+          for (const auto& w : word) match = match && note.title.find(w) != std::string::npos;
+          if (match) out.push_back(note);
         }
         return out;
       },
-      Query<int>("limit", 10), Query<std::optional<std::string>>("q"),
+      Query<int>("limit", 10, {.ge = 1, .le = 100}),
+      Query<std::optional<std::string>>("q", {.min_length = 2, .max_length = 50}),
+      Query<std::vector<std::string>>("word", std::vector<std::string>{}),
       Security(current_author, {"notes:read"}));
   app.get(
       "/notes/{note_id}", {.name = "read_note", .response_model = model_of<Note>()},

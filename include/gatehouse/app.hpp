@@ -132,15 +132,21 @@ struct PathPiece {
   std::string text;  // the literal, or the parameter's name
 };
 
+#ifndef GATEHOUSE_DEFAULT_WEB_DIR
+#define GATEHOUSE_DEFAULT_WEB_DIR ""
+#endif
+
 struct AppInfo {
   std::string title = "FastAPI";
   std::string version = "0.1.0";
   std::string openapi_url = "/openapi.json";
   std::string docs_url = "/docs";
   std::string redoc_url = "/redoc";
-  // Where the Swagger UI and ReDoc files are (copied from npm at build time). Empty:
-  // next to the executable (web/) or in the installed share/gatehouse/web.
-  std::string web_dir;
+  // Where the Swagger UI and ReDoc files are (copied from npm at build time). A program
+  // built against the installed package (CMake's find_package or pkg-config) gets that
+  // package's share/gatehouse/web. Empty: next to the executable (web/) or in
+  // ../share/gatehouse/web from it.
+  std::string web_dir = GATEHOUSE_DEFAULT_WEB_DIR;
 };
 
 struct Route {

@@ -16,6 +16,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
+#include <concepts>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -192,14 +193,114 @@ struct ValueTraits<std::vector<U>> {
 // Where a parameter is read from.
 enum class ParamIn { path, query, header, cookie };
 
-// What a parameter's documentation says besides its name and type.
+// A numeric bound as the declaration wrote it: an integer bound is shown as Python
+// shows an int ("1"), a floating-point one as a float ("0.5", "1.0").
+struct Bound {
+  template <class N>
+  requires(std::is_arithmetic_v<N> && !std::is_same_v<N, bool>)
+      Bound(N n)  // NOLINT(google-explicit-constructor): `.ge = 1` reads as FastAPI's ge=1
+      : is_integer(std::is_integral_v<N>),
+        integer(std::is_integral_v<N> ? static_cast<std::int64_t>(n) : 0),
+        real(static_cast<double>(n)) {}
+  bool is_integer;
+  std::int64_t integer;
+  double real;
+};
+
+// What a parameter's declaration says besides its name and type: its description and
+// FastAPI's constraints (Query(..., ge=1, le=100, min_length=3)), checked after the
+// value is converted, with pydantic v1's errors, and published in its schema
+// (minimum, exclusiveMaximum, minLength...). Numeric bounds apply to numbers, lengths
+// (in characters, as Python's len) to strings; on a list (Query<std::vector<T>>) they
+// apply to each item, as pydantic applies them.
+//
+//   Query<int>("limit", 10, {.ge = 1, .le = 100})
 struct ParamDoc {
   std::string description;
+  std::optional<Bound> gt;
+  std::optional<Bound> ge;
+  std::optional<Bound> lt;
+  std::optional<Bound> le;
+  std::optional<std::size_t> min_length;
+  std::optional<std::size_t> max_length;
 };
 
 namespace detail {
 
 const char* param_in_name(ParamIn in);
+// The constraint that `v` breaks, checked in pydantic v1's order (gt, ge, then lt, le).
+// `integer`: v exactly, when the value is an integer that fits.
+std::optional<ValueError> number_constraint_error(double v, std::optional<std::int64_t> integer,
+                                                  const ParamDoc& doc);
+// min_length, then max_length, counted in code points.
+std::optional<ValueError> length_constraint_error(std::string_view v, const ParamDoc& doc);
+// The constraints' schema keys, in the order FastAPI 0.92 publishes them.
+void constraint_schema(const ParamDoc& doc, boost::json::object& schema);
+// Throws std::logic_error when `doc` constrains what a value of this kind cannot have
+// (a length on a number, a bound on a string or a bool).
+void check_constraints_apply(const ParamDoc& doc, bool number, bool text, const std::string& name);
+// Every value of a query parameter sent more than once, in order (?tag=a&tag=b).
+std::vector<const std::string*> query_values(RequestContext& ctx, const std::string& name);
+
+template <class T>
+struct is_std_vector : std::false_type {};
+template <class U>
+struct is_std_vector<std::vector<U>> : std::true_type {};
+
+// The scalar a parameter of type T holds (int for std::optional<int> or std::vector<int>).
+template <class T>
+struct param_scalar {
+  using type = T;
+};
+template <class U>
+struct param_scalar<std::optional<U>> {
+  using type = typename param_scalar<U>::type;
+};
+template <class U>
+struct param_scalar<std::vector<U>> {
+  using type = typename param_scalar<U>::type;
+};
+
+template <class T>
+struct unwrap_param_optional {
+  using type = T;
+};
+template <class U>
+struct unwrap_param_optional<std::optional<U>> {
+  using type = U;
+};
+
+// Appends the error of a constraint `value` breaks, at `loc`.
+template <class T>
+void check_constraints(const T& value, const ParamDoc& doc, const boost::json::array& loc,
+                       boost::json::array& errors) {
+  std::optional<ValueError> e;
+  if constexpr (is_optional<T>::value) {
+    if (value) check_constraints(*value, doc, loc, errors);
+    return;
+  } else if constexpr (is_std_vector<T>::value) {
+    std::int64_t i = 0;
+    for (const auto& item : value) {
+      boost::json::array item_loc = loc;
+      item_loc.push_back(i++);
+      check_constraints(item, doc, item_loc, errors);
+    }
+    return;
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    e = length_constraint_error(value, doc);
+  } else if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    std::optional<std::int64_t> exact;
+    if (std::is_signed_v<T> ||
+        static_cast<std::uint64_t>(value) <=
+            static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      exact = static_cast<std::int64_t>(value);
+    }
+    e = number_constraint_error(static_cast<double>(value), exact, doc);
+  } else if constexpr (std::is_floating_point_v<T>) {
+    e = number_constraint_error(static_cast<double>(value), std::nullopt, doc);
+  }
+  if (e) errors.push_back(error_object(loc, *e));
+}
 // FastAPI's convert_underscores for headers: "x_token" and "X-Token" are "x-token".
 std::string header_param_name(std::string_view name);
 // The raw value of a parameter in this request, or nullptr when it was not sent.
@@ -212,6 +313,18 @@ template <class T>
 Dependency<T> param_dependency(ParamIn in, std::string name, std::optional<T> default_value,
                                ParamDoc doc) {
   using Traits = ValueTraits<T>;
+  using Scalar = typename param_scalar<T>::type;
+  constexpr bool kList = is_std_vector<typename unwrap_param_optional<T>::type>::value;
+  static_assert(std::is_same_v<Scalar, std::string> || std::is_same_v<Scalar, bool> ||
+                    std::is_arithmetic_v<Scalar>,
+                "gatehouse: a Path/Query/Header/Cookie parameter is std::string, bool, an integer "
+                "or floating-point type, std::optional of one, or (Query only) std::vector of one");
+  if (kList && in != ParamIn::query) {
+    throw std::logic_error("gatehouse: parameter \"" + name +
+                           "\": only Query takes a list (std::vector)");
+  }
+  check_constraints_apply(doc, std::is_arithmetic_v<Scalar> && !std::is_same_v<Scalar, bool>,
+                          std::is_same_v<Scalar, std::string>, name);
   if (in == ParamIn::header) name = header_param_name(name);
   return Dependency<T>(
       [in, name = std::move(name), default_value = std::move(default_value), doc = std::move(doc)](
@@ -223,7 +336,21 @@ Dependency<T> param_dependency(ParamIn in, std::string name, std::optional<T> de
         p.in = param_in_name(in);
         p.required = required;
         p.schema["title"] = python_title(name);
-        Traits::schema(p.schema);
+        if constexpr (kList) {
+          // FastAPI 0.92 publishes a list's length bounds on the list and on its items.
+          ParamDoc lengths;
+          lengths.min_length = doc.min_length;
+          lengths.max_length = doc.max_length;
+          constraint_schema(lengths, p.schema);
+          Traits::schema(p.schema);
+          boost::json::object items;
+          constraint_schema(doc, items);
+          for (auto& kv : p.schema["items"].as_object()) items[kv.key()] = kv.value();
+          p.schema["items"] = std::move(items);
+        } else {
+          constraint_schema(doc, p.schema);
+          Traits::schema(p.schema);
+        }
         if (default_value) {
           auto d = Traits::to_json(*default_value);
           if (!d.is_null()) p.schema["default"] = std::move(d);
@@ -231,19 +358,48 @@ Dependency<T> param_dependency(ParamIn in, std::string name, std::optional<T> de
         if (!doc.description.empty()) p.description = doc.description;
         binding.add_parameter(std::move(p));
         return typename Dependency<T>::Resolver(
-            [in, name, default_value, required](RequestContext& ctx) -> Outcome<T> {
-              std::string scratch;
-              const std::string* raw = param_value(ctx, in, name, scratch);
+            [in, name, default_value, required, doc](RequestContext& ctx) -> Outcome<T> {
               const boost::json::array loc{param_in_name(in), name};
-              if (raw == nullptr) {
-                if (default_value) return *default_value;
-                if (!required) return T{};
-                return Err{HttpException::validation_error({error_object(loc, missing_error())})};
+              if constexpr (kList) {
+                const auto raws = query_values(ctx, name);
+                if (raws.empty()) {
+                  if (default_value) return *default_value;
+                  if (!required) return T{};
+                  return Err{HttpException::validation_error({error_object(loc, missing_error())})};
+                }
+                using Item = typename unwrap_param_optional<T>::type::value_type;
+                typename unwrap_param_optional<T>::type items;
+                boost::json::array errors;
+                std::int64_t i = 0;
+                for (const auto* raw : raws) {
+                  boost::json::array item_loc = loc;
+                  item_loc.push_back(i++);
+                  auto item = ValueTraits<Item>::from_text(*raw);
+                  if (!item) {
+                    errors.push_back(error_object(item_loc, item.error()));
+                    continue;
+                  }
+                  check_constraints(*item, doc, item_loc, errors);
+                  items.push_back(std::move(*item));
+                }
+                if (!errors.empty()) return Err{HttpException::validation_error(std::move(errors))};
+                return T(std::move(items));
+              } else {
+                std::string scratch;
+                const std::string* raw = param_value(ctx, in, name, scratch);
+                if (raw == nullptr) {
+                  if (default_value) return *default_value;
+                  if (!required) return T{};
+                  return Err{HttpException::validation_error({error_object(loc, missing_error())})};
+                }
+                auto value = Traits::from_text(*raw);
+                if (!value)
+                  return Err{HttpException::validation_error({error_object(loc, value.error())})};
+                boost::json::array errors;
+                check_constraints(*value, doc, loc, errors);
+                if (!errors.empty()) return Err{HttpException::validation_error(std::move(errors))};
+                return std::move(*value);
               }
-              auto value = Traits::from_text(*raw);
-              if (!value)
-                return Err{HttpException::validation_error({error_object(loc, value.error())})};
-              return std::move(*value);
             });
       },
       static_cast<int>(in) + 1);
@@ -268,9 +424,11 @@ class Query : public Dependency<T> {
   explicit Query(std::string name, ParamDoc doc = {})
       : Dependency<T>(detail::param_dependency<T>(ParamIn::query, std::move(name), std::nullopt,
                                                   std::move(doc))) {}
-  Query(std::string name, T default_value, ParamDoc doc = {})
+  // (A template, so that `Query<T>("n", {.ge = 1})` is never read as a default.)
+  template <class D>
+  requires std::convertible_to<D, T> Query(std::string name, D default_value, ParamDoc doc = {})
       : Dependency<T>(detail::param_dependency<T>(ParamIn::query, std::move(name),
-                                                  std::move(default_value), std::move(doc))) {}
+                                                  T(std::move(default_value)), std::move(doc))) {}
 };
 
 // A request header, named as FastAPI names it: lower case, '_' as '-' ("x_token" and
@@ -281,9 +439,11 @@ class Header : public Dependency<T> {
   explicit Header(std::string name, ParamDoc doc = {})
       : Dependency<T>(detail::param_dependency<T>(ParamIn::header, std::move(name), std::nullopt,
                                                   std::move(doc))) {}
-  Header(std::string name, T default_value, ParamDoc doc = {})
+  // (A template, so that `Header<T>("n", {.ge = 1})` is never read as a default.)
+  template <class D>
+  requires std::convertible_to<D, T> Header(std::string name, D default_value, ParamDoc doc = {})
       : Dependency<T>(detail::param_dependency<T>(ParamIn::header, std::move(name),
-                                                  std::move(default_value), std::move(doc))) {}
+                                                  T(std::move(default_value)), std::move(doc))) {}
 };
 
 // A cookie of the request's Cookie header.
@@ -293,9 +453,11 @@ class Cookie : public Dependency<T> {
   explicit Cookie(std::string name, ParamDoc doc = {})
       : Dependency<T>(detail::param_dependency<T>(ParamIn::cookie, std::move(name), std::nullopt,
                                                   std::move(doc))) {}
-  Cookie(std::string name, T default_value, ParamDoc doc = {})
+  // (A template, so that `Cookie<T>("n", {.ge = 1})` is never read as a default.)
+  template <class D>
+  requires std::convertible_to<D, T> Cookie(std::string name, D default_value, ParamDoc doc = {})
       : Dependency<T>(detail::param_dependency<T>(ParamIn::cookie, std::move(name),
-                                                  std::move(default_value), std::move(doc))) {}
+                                                  T(std::move(default_value)), std::move(doc))) {}
 };
 
 }  // namespace gatehouse

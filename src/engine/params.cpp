@@ -370,6 +370,108 @@ void check_path_param(const Binding& binding, const std::string& name) {
   }
 }
 
+namespace {
+
+// Python's str() of a bound: "1" for an int, "1.0" or "0.5" for a float.
+std::string bound_text(const Bound& b) {
+  return b.is_integer ? std::to_string(b.integer) : python_float_repr(b.real);
+}
+
+boost::json::value bound_json(const Bound& b) {
+  return b.is_integer ? boost::json::value(b.integer) : boost::json::value(b.real);
+}
+
+// v > b (or >= when `or_equal`), exactly when both are integers.
+bool above(double v, std::optional<std::int64_t> integer, const Bound& b, bool or_equal) {
+  if (integer && b.is_integer) return or_equal ? *integer >= b.integer : *integer > b.integer;
+  return or_equal ? v >= b.real : v > b.real;
+}
+
+bool below(double v, std::optional<std::int64_t> integer, const Bound& b, bool or_equal) {
+  if (integer && b.is_integer) return or_equal ? *integer <= b.integer : *integer < b.integer;
+  return or_equal ? v <= b.real : v < b.real;
+}
+
+ValueError bound_error(const std::string& words, const char* type, const Bound& b) {
+  return {"ensure this value is " + words + " " + bound_text(b),
+          type,
+          {{"limit_value", bound_json(b)}}};
+}
+
+// Code points in UTF-8 text (Python's len of the decoded str).
+std::size_t code_points(std::string_view v) {
+  std::size_t n = 0;
+  for (char c : v) n += (static_cast<unsigned char>(c) & 0xC0u) != 0x80u;
+  return n;
+}
+
+}  // namespace
+
+std::optional<ValueError> number_constraint_error(double v, std::optional<std::int64_t> integer,
+                                                  const ParamDoc& doc) {
+  // pydantic v1's number_size_validator: gt, ge, lt, le, the first broken one. NaN
+  // passes none of them, as in Python.
+  if (doc.gt && !above(v, integer, *doc.gt, false)) {
+    return bound_error("greater than", "value_error.number.not_gt", *doc.gt);
+  }
+  if (doc.ge && !above(v, integer, *doc.ge, true)) {
+    return bound_error("greater than or equal to", "value_error.number.not_ge", *doc.ge);
+  }
+  if (doc.lt && !below(v, integer, *doc.lt, false)) {
+    return bound_error("less than", "value_error.number.not_lt", *doc.lt);
+  }
+  if (doc.le && !below(v, integer, *doc.le, true)) {
+    return bound_error("less than or equal to", "value_error.number.not_le", *doc.le);
+  }
+  return std::nullopt;
+}
+
+std::optional<ValueError> length_constraint_error(std::string_view v, const ParamDoc& doc) {
+  const auto n = code_points(v);
+  if (doc.min_length && n < *doc.min_length) {
+    return ValueError{
+        "ensure this value has at least " + std::to_string(*doc.min_length) + " characters",
+        "value_error.any_str.min_length",
+        {{"limit_value", *doc.min_length}}};
+  }
+  if (doc.max_length && n > *doc.max_length) {
+    return ValueError{
+        "ensure this value has at most " + std::to_string(*doc.max_length) + " characters",
+        "value_error.any_str.max_length",
+        {{"limit_value", *doc.max_length}}};
+  }
+  return std::nullopt;
+}
+
+void constraint_schema(const ParamDoc& doc, boost::json::object& schema) {
+  // FastAPI 0.92 shows bounds as floats (minimum: 1.0), in this order.
+  if (doc.lt) schema["exclusiveMaximum"] = doc.lt->real;
+  if (doc.gt) schema["exclusiveMinimum"] = doc.gt->real;
+  if (doc.le) schema["maximum"] = doc.le->real;
+  if (doc.ge) schema["minimum"] = doc.ge->real;
+  if (doc.max_length) schema["maxLength"] = *doc.max_length;
+  if (doc.min_length) schema["minLength"] = *doc.min_length;
+}
+
+void check_constraints_apply(const ParamDoc& doc, bool number, bool text, const std::string& name) {
+  if (!number && (doc.gt || doc.ge || doc.lt || doc.le)) {
+    throw std::logic_error("gatehouse: parameter \"" + name +
+                           "\": gt/ge/lt/le apply to numbers only");
+  }
+  if (!text && (doc.min_length || doc.max_length)) {
+    throw std::logic_error("gatehouse: parameter \"" + name +
+                           "\": min_length/max_length apply to strings only");
+  }
+}
+
+std::vector<const std::string*> query_values(RequestContext& ctx, const std::string& name) {
+  std::vector<const std::string*> out;
+  for (const auto& [k, v] : ctx.query_params()) {
+    if (k == name) out.push_back(&v);
+  }
+  return out;
+}
+
 }  // namespace detail
 
 }  // namespace gatehouse

@@ -95,6 +95,12 @@ SEQUENCE = [
     ("GET", "/notes/?limit=1", None, READ),
     ("GET", "/notes/?q=sec", None, READ),
     ("GET", "/notes/?limit=x&q=", None, READ),
+    ("GET", "/notes/?limit=0&q=a", None, READ),
+    ("GET", "/notes/?limit=101&q=" + "x" * 51, None, READ),
+    ("GET", "/notes/?limit=100&q=%C3%A9", None, READ),  # 1 character, 2 bytes: too short
+    ("GET", "/notes/?word=fir&word=st", None, READ),
+    ("GET", "/notes/?word=sec&word=", None, READ),
+    ("GET", "/notes/?word=nowhere&word=sec", None, READ),
     ("GET", "/notes/1", None, READ),
     ("GET", "/notes/2", None, BOB),
     ("GET", "/notes/99", None, READ),

@@ -71,6 +71,7 @@ build_cmake examples/minimal "$tmp/minimal-cmake"
 mkdir -p "$tmp/minimal-pkgconfig"
 # shellcheck disable=SC2046  # pkg-config's words are separate arguments
 c++ -std=c++20 -o "$tmp/minimal-pkgconfig/example_service" examples/minimal/main.cpp \
+  -DGATEHOUSE_DEFAULT_WEB_DIR="\"$(pkg-config --variable=webdir gatehouse)\"" \
   $(pkg-config --cflags --libs gatehouse)
 echo "ok - installed package: examples/minimal built with find_package and with pkg-config"
 build_cmake examples/tutorial "$tmp/tutorial"
@@ -117,6 +118,8 @@ for how in cmake pkgconfig; do
     "$(curl -s "http://127.0.0.1:$port/reports/" -H "Authorization: Bearer $token")"
   check "installed package ($how): missing scope is refused" '401 Bearer scope="reports"' \
     "$(status_and_challenge "http://127.0.0.1:$port/reports/" -H "Authorization: Bearer $weak")"
+  check "installed package ($how): Swagger UI's files are served from the package" '200 200' \
+    "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/docs/assets/swagger-ui-bundle.js") $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/docs/oauth2-redirect")"
   check "installed package ($how): OpenAPI derived from the routes" '["reports"]' \
     "$(curl -s "http://127.0.0.1:$port/openapi.json" | /usr/bin/python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["paths"]["/reports/"]["get"]["security"][0]["OAuth2PasswordBearer"]))')"
   finish
