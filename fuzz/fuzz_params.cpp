@@ -2,8 +2,8 @@
 // models.hpp decodes them: the input is a path segment, a newline, a query string, a
 // newline, a Cookie header value, a newline, then a JSON body. It goes through
 // App::handle (the router, src/http/query.cpp's query and cookie parsing, the
-// Path/Query/Header/Cookie conversions of src/app/params.cpp and the JSON body and
-// model decoding of models.hpp / src/app/models.cpp), and the pieces also go to
+// Path/Query/Header/Cookie conversions of src/engine/params.cpp and the JSON body and
+// model decoding of models.hpp / src/engine/models.cpp), and the pieces also go to
 // parse_query_string, parse_cookies and from_json<T> directly. The route's query
 // parameters carry constraints (ge/lt, min_length/max_length) and a list (?tag=1&tag=2).
 //

@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 
 #include <cctype>
+#include <fstream>
 #include <optional>
 #include <sstream>
 
@@ -108,6 +109,14 @@ std::vector<User> parse_import(std::string_view text_view, const std::string& so
     }
   }
   return users;
+}
+
+std::vector<User> read_import_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ImportError("cannot read " + path);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return parse_import(buf.str(), path);
 }
 
 }  // namespace gatehouse::tools

@@ -22,4 +22,8 @@ struct ImportError : std::runtime_error {
 // messages. Throws ImportError.
 std::vector<User> parse_import(std::string_view text, const std::string& source);
 
+// The users of the file at `path` (parse_import); an unreadable file is an ImportError
+// "cannot read PATH".
+std::vector<User> read_import_file(const std::string& path);
+
 }  // namespace gatehouse::tools

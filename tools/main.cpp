@@ -27,53 +27,20 @@
 #include <string>
 
 #include "build_info.hpp"
+#include "cli_values.hpp"
+#include "config_check.hpp"
 #include "gatehouse/gatehouse.hpp"
 #include "gatehouse/keys.hpp"
 #include "importer.hpp"
+#include "password_prompt.hpp"
 #include "settings.hpp"
+#include "store_commands.hpp"
 #include "tutorial.hpp"
+#include "user_output.hpp"
 
 namespace {
 
 using namespace gatehouse::cli;
-
-// A JOSE algorithm name (any case): HS256, RS256, ES256 or EdDSA.
-gatehouse::Alg parse_alg(const Setting& s) {
-  for (auto a : {gatehouse::Alg::HS256, gatehouse::Alg::RS256, gatehouse::Alg::ES256,
-                 gatehouse::Alg::EdDSA}) {
-    const auto name = gatehouse::to_string(a);
-    if (std::equal(name.begin(), name.end(), s.value.begin(), s.value.end(), [](char x, char y) {
-          return std::tolower(static_cast<unsigned char>(x)) ==
-                 std::tolower(static_cast<unsigned char>(y));
-        })) {
-      return a;
-    }
-  }
-  s.fail("must be HS256, RS256, ES256 or EdDSA");
-}
-
-// RFC 8414 §2: an https URL without query or fragment (http allowed for local use).
-std::optional<std::string> parse_issuer(const Setting& s) {
-  if (s.value.empty()) return std::nullopt;
-  const bool url = s.value.rfind("https://", 0) == 0 || s.value.rfind("http://", 0) == 0;
-  if (!url || s.value.find_first_of("?#") != std::string::npos) {
-    s.fail("must be an https:// URL without query or fragment");
-  }
-  return s.value;
-}
-
-std::string utc_time(std::int64_t t) {
-  const auto tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-bool is_postgres_url(const std::string& db) {
-  return db.rfind("postgresql://", 0) == 0 || db.rfind("postgres://", 0) == 0;
-}
 
 // The login throttle: its counters live in the store (shared by every process on it),
 // or, for a store that keeps none, in this process.
@@ -90,89 +57,6 @@ std::shared_ptr<gatehouse::LoginThrottle> make_throttle(
   return std::make_shared<gatehouse::LoginThrottle>(limits, std::move(counters));
 }
 
-// The throttling settings in a reload event: "user 10/3600s, client 100/600s, blocks 1-900s".
-std::string describe_throttle(const gatehouse::ThrottleOptions& o) {
-  if (!o.enabled) return "off";
-  return "user " + std::to_string(o.user.failures) + "/" + std::to_string(o.user.window.count()) +
-         "s, client " + std::to_string(o.client.failures) + "/" +
-         std::to_string(o.client.window.count()) + "s, blocks " +
-         std::to_string(std::chrono::duration_cast<std::chrono::seconds>(o.base_delay).count()) +
-         "-" + std::to_string(o.max_delay.count()) + "s";
-}
-
-// Reads a password: from standard input (one line) or from the terminal without echo.
-std::string read_password(bool from_stdin, bool confirm) {
-  std::string password;
-  if (from_stdin) {
-    if (!std::getline(std::cin, password))
-      throw ExitError(kExitUsage, "no password on standard input");
-    if (!password.empty() && password.back() == '\r') password.pop_back();
-  } else {
-    if (!isatty(STDIN_FILENO)) {
-      throw ExitError(kExitUsage, "no terminal to ask for a password; use --password-stdin");
-    }
-    // Echo goes off before the prompt is shown, so nothing typed after the prompt is
-    // ever echoed or discarded; TCSANOW keeps a line typed ahead (the repeat) intact.
-    auto ask = [](const char* prompt) {
-      termios old{};
-      tcgetattr(STDIN_FILENO, &old);
-      termios quiet = old;
-      quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-      tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
-      std::cerr << prompt << std::flush;
-      std::string line;
-      std::getline(std::cin, line);
-      tcsetattr(STDIN_FILENO, TCSANOW, &old);
-      std::cerr << "\n";
-      return line;
-    };
-    password = ask("Password: ");
-    if (confirm && ask("Repeat password: ") != password) {
-      throw ExitError(kExitUsage, "the passwords do not match");
-    }
-  }
-  if (password.empty()) throw ExitError(kExitUsage, "the password is empty");
-  if (password.size() > gatehouse::PasswordHasher::kMaxPasswordBytes ||
-      password.find('\0') != std::string::npos) {
-    throw ExitError(kExitUsage, "the password is longer than 4096 bytes or contains a NUL byte");
-  }
-  return password;
-}
-
-void check_status(gatehouse::StoreStatus status, const std::string& username) {
-  if (status == gatehouse::StoreStatus::not_found)
-    throw ExitError(kExitNoUser, "no such user: " + username);
-  if (status == gatehouse::StoreStatus::exists)
-    throw ExitError(kExitExists, "user already exists: " + username);
-}
-
-boost::json::object user_json(const gatehouse::User& u) {
-  boost::json::object o;
-  o["username"] = u.username;
-  o["email"] = u.email ? boost::json::value(*u.email) : nullptr;
-  o["full_name"] = u.full_name ? boost::json::value(*u.full_name) : nullptr;
-  o["disabled"] = u.disabled;
-  std::string scheme = u.hashed_password.substr(0, u.hashed_password.find('$', 1) + 1);
-  o["hash_scheme"] = scheme;
-  boost::json::array scopes;
-  for (const auto& sc : u.scopes) scopes.emplace_back(sc);
-  o["scopes"] = std::move(scopes);
-  return o;
-}
-
-// The users of an import file (gatehouse::tools::parse_import), or a usage error.
-std::vector<gatehouse::User> read_import_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ExitError(kExitUsage, "cannot read " + path);
-  std::stringstream buf;
-  buf << in.rdbuf();
-  try {
-    return gatehouse::tools::parse_import(buf.str(), path);
-  } catch (const gatehouse::tools::ImportError& e) {
-    throw ExitError(kExitUsage, e.what());
-  }
-}
-
 // `gatehouse --version`: the version first (help2man reads that line), then the build.
 std::string version_text() {
   std::string boost = std::to_string(BOOST_VERSION / 100000) + "." +
@@ -183,54 +67,6 @@ std::string version_text() {
          gatehouse_build::kCompiler + "\nlibraries: Boost " + boost + ", " +
          OpenSSL_version(OPENSSL_VERSION) + ", SQLite " + sqlite3_libversion() + ", CLI11 " +
          CLI11_VERSION + ", libpq (libpq.so.5) loaded when a PostgreSQL store is opened";
-}
-
-// `config check`: the files `serve` would open in its data directory, checked as serve
-// checks them (each problem names its setting).
-void check_data_files(const Setting& dir, const Setting& db, const Setting& alg,
-                      std::vector<std::string>& problems) {
-  auto check_private = [&](const Setting& s, const std::filesystem::path& file) {
-    std::error_code ec;
-    if (!std::filesystem::exists(file, ec)) return;
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-    try {
-      if (fd < 0) {
-        s.fail("cannot open " + file.string() + ": " + std::strerror(errno));
-      }
-      gatehouse::require_private_file(fd, file);
-      ::close(fd);
-    } catch (const ExitError& e) {
-      problems.emplace_back(e.what());
-    } catch (const std::exception& e) {
-      if (fd >= 0) ::close(fd);
-      try {
-        s.fail(e.what());
-      } catch (const ExitError& f) {
-        problems.emplace_back(f.what());
-      }
-    }
-  };
-  std::error_code ec;
-  if (std::filesystem::exists(dir.value, ec) && !std::filesystem::is_directory(dir.value, ec)) {
-    try {
-      dir.fail("not a directory");
-    } catch (const ExitError& e) {
-      problems.emplace_back(e.what());
-    }
-    return;
-  }
-  const char* env_key = std::getenv("SECRET_KEY");
-  const bool hs256 = alg.value.empty() || ::strcasecmp(alg.value.c_str(), "HS256") == 0;
-  if (!is_postgres_url(db.value) && hs256 && (env_key == nullptr || *env_key == '\0')) {
-    check_private(dir, std::filesystem::path(dir.value) / "secret_key");
-  }
-  if (!is_postgres_url(db.value)) {
-    if (db.value.empty()) {
-      check_private(dir, std::filesystem::path(dir.value) / "gatehouse.db");
-    } else {
-      check_private(db, db.value);
-    }
-  }
 }
 
 }  // namespace
@@ -991,7 +827,12 @@ int main(int argc, char** argv) {
       ->required();
   import->callback([&] {
     settings.resolve(config_file);
-  auto users = read_import_file(import_file);
+  std::vector<gatehouse::User> users;
+  try {
+    users = gatehouse::tools::read_import_file(import_file);
+  } catch (const gatehouse::tools::ImportError& e) {
+    throw ExitError(kExitUsage, e.what());
+  }
   auto store = open_store(*imp_dir, *imp_db);
   std::size_t added = 0;
   std::size_t skipped = 0;
@@ -1006,203 +847,12 @@ int main(int argc, char** argv) {
   std::cout << "imported " << added << " users, skipped " << skipped << "\n";
 });
 
-// ---- key ... ----
-auto* key = cli.add_subcommand("key", "Manage the RS256/ES256/EdDSA signing keys in the store");
-key->require_subcommand(1);
-std::string kid_arg;
-
-auto* rotate = key->add_subcommand(
-    "rotate",
-    "Make a new signing key; it signs at once, the old one verifies until its tokens expire");
-auto [rot_dir, rot_db] = store_options(rotate);
-auto& rot_alg = settings.add(rotate, "--signing-alg", "signing-alg", "GATEHOUSE_SIGNING_ALG",
-                             "HS256", "RS256, ES256 or EdDSA (as serve's)");
-rot_alg.check([](const Setting& s) { (void)parse_alg(s); });
-rotate->callback([&] {
-  settings.resolve(config_file);
-  const auto alg = parse_alg(rot_alg);
-  if (alg == gatehouse::Alg::HS256) {
-    throw ExitError(kExitUsage,
-                    "rotation is for RS256, ES256 and EdDSA keys: set --signing-alg (HS256 "
-                    "signs with SECRET_KEY)");
-  }
-  auto store = open_store(*rot_dir, *rot_db);
-  auto made = gatehouse::rotate_key(*store, alg, gatehouse::jwt::now_seconds());
-  std::cout << "new signing key " << made->kid() << " (" << gatehouse::to_string(alg)
-            << "); the previous key verifies until its tokens expire\n";
-});
-
-auto* klist = key->add_subcommand("list", "List the signing keys (never their private parts)");
-auto [kl_dir, kl_db] = store_options(klist);
-bool keys_json = false;
-klist->add_flag("--json", keys_json, "One JSON object per line");
-klist->callback([&] {
-  settings.resolve(config_file);
-  for (const auto& k : open_store(*kl_dir, *kl_db)->signing_keys()) {
-    const char* status = k.retired_at ? "retired" : k.superseded_at ? "superseded" : "current";
-    if (keys_json) {
-      boost::json::object o{
-          {"kid", k.kid}, {"alg", k.alg}, {"status", status}, {"created_at", k.created_at}};
-      o["superseded_at"] = k.superseded_at ? boost::json::value(*k.superseded_at) : nullptr;
-      o["retired_at"] = k.retired_at ? boost::json::value(*k.retired_at) : nullptr;
-      std::cout << boost::json::serialize(o) << "\n";
-    } else {
-      std::cout << k.kid << "\t" << k.alg << "\t" << status << "\t" << utc_time(k.created_at);
-      if (k.retired_at) {
-        std::cout << "\tretired " << utc_time(*k.retired_at);
-      } else if (k.superseded_at) {
-        std::cout << "\tsuperseded " << utc_time(*k.superseded_at);
-      }
-      std::cout << "\n";
-    }
-  }
-});
-
-auto* retire = key->add_subcommand(
-    "retire", "Retire a superseded key: tokens it signed are refused from now on");
-auto [ret_dir, ret_db] = store_options(retire);
-retire->add_option("kid", kid_arg, "The key's kid (see key list)")->required();
-retire->callback([&] {
-  settings.resolve(config_file);
-  auto store = open_store(*ret_dir, *ret_db);
-  for (const auto& k : store->signing_keys()) {
-    if (k.kid == kid_arg && k.current()) {
-      throw ExitError(kExitUsage, kid_arg + " is the signing key: rotate first, then retire it");
-    }
-  }
-  if (store->retire_signing_key(kid_arg, gatehouse::jwt::now_seconds()) !=
-      gatehouse::StoreStatus::ok) {
-    throw ExitError(kExitNoUser, "no such key (or retired already): " + kid_arg);
-  }
-  std::cout << "retired " << kid_arg << "\n";
-});
-
-// ---- client ... ----
-auto* client =
-    cli.add_subcommand("client", "Manage registered OAuth2 clients (client_credentials)");
-client->require_subcommand(1);
-std::string client_id;
-auto client_json = [](const gatehouse::Client& c) {
-  boost::json::array grants;
-  for (const auto& g : c.grants) grants.emplace_back(g);
-  boost::json::array scopes;
-  for (const auto& sc : c.scopes) scopes.emplace_back(sc);
-  boost::json::array permissions;
-  for (const auto& p : c.permissions) permissions.emplace_back(p);
-  return boost::json::object{{"client_id", c.id},
-                             {"grants", std::move(grants)},
-                             {"scopes", std::move(scopes)},
-                             {"permissions", std::move(permissions)},
-                             {"created_at", c.created_at}};
-};
-
-auto* cadd = client->add_subcommand(
-    "add", "Register a client; its secret is generated and printed once (never stored)");
-auto [cadd_dir, cadd_db] = store_options(cadd);
-std::vector<std::string> client_grants;
-std::vector<std::string> client_scopes;
-std::string chosen_secret;
-cadd->add_option("client_id", client_id, "Client id (letters, digits, . _ ~ -)")->required();
-cadd->add_option("--grant", client_grants,
-                 "A grant this client may use (repeat; default: client_credentials)")
-    ->check(CLI::IsMember({"client_credentials"}));
-cadd->add_option("--scope", client_scopes, "A scope its tokens may carry (repeat)");
-std::vector<std::string> client_permissions;
-cadd->add_option("--permission", client_permissions,
-                 "What else it may do (repeat): introspect (call POST /introspect); default: "
-                 "nothing")
-    ->check(CLI::IsMember({std::string(gatehouse::kIntrospectPermission)}));
-cadd->add_option("--secret", chosen_secret,
-                 "Refused: client secrets are always generated (256 random bits)");
-cadd->callback([&] {
-  settings.resolve(config_file);
-  if (!chosen_secret.empty()) {
-    throw ExitError(kExitUsage,
-                    "a chosen client secret is refused: gatehouse generates each secret (256 "
-                    "random bits) so that a fast hash is safe to store it; omit --secret");
-  }
-  if (!gatehouse::valid_client_id(client_id)) {
-    throw ExitError(kExitUsage, "a client id is 1 to 128 letters, digits, '.', '_', '~' or '-'");
-  }
-  auto store = open_store(*cadd_dir, *cadd_db);
-  gatehouse::Client c;
-  c.id = client_id;
-  c.grants = client_grants.empty() ? std::vector<std::string>{"client_credentials"} : client_grants;
-  for (const auto& sc : client_scopes) {
-    for (auto& part : gatehouse::split_scopes(sc)) {
-      if (std::find(c.scopes.begin(), c.scopes.end(), part) == c.scopes.end())
-        c.scopes.push_back(std::move(part));
-    }
-  }
-  for (const auto& p : client_permissions) {
-    if (std::find(c.permissions.begin(), c.permissions.end(), p) == c.permissions.end())
-      c.permissions.push_back(p);
-  }
-  c.created_at = gatehouse::jwt::now_seconds();
-  const std::string secret = gatehouse::generate_client_secret();
-  c.secret_hash = gatehouse::hash_client_secret(gatehouse::client_secret_key(*store), secret);
-  // Compare-and-set: a client added or deleted meanwhile by another process is kept.
-  gatehouse::modify_clients(*store, [&](std::vector<gatehouse::Client>& all) {
-    for (const auto& other : all) {
-      if (other.id == client_id)
-        throw ExitError(kExitExists, "client already exists: " + client_id);
-    }
-    all.push_back(c);
-  });
-  std::cout << "added client " << client_id << "\n"
-            << "client_secret: " << secret << "\n"
-            << "(shown once: gatehouse keeps only a keyed hash of it)\n";
-});
-
-auto* clist = client->add_subcommand("list", "List the registered clients (never their secrets)");
-auto [clist_dir, clist_db] = store_options(clist);
-bool clients_json = false;
-clist->add_flag("--json", clients_json, "One JSON object per line");
-clist->callback([&] {
-  settings.resolve(config_file);
-  for (const auto& c : gatehouse::load_clients(*open_store(*clist_dir, *clist_db))) {
-    if (clients_json) {
-      std::cout << boost::json::serialize(client_json(c)) << "\n";
-    } else {
-      std::string scopes_text;
-      for (const auto& sc : c.scopes) scopes_text += (scopes_text.empty() ? "" : " ") + sc;
-      std::string permissions_text;
-      for (const auto& p : c.permissions)
-        permissions_text += (permissions_text.empty() ? "" : " ") + p;
-      std::cout << c.id << "\t" << (scopes_text.empty() ? "-" : scopes_text) << "\t"
-                << utc_time(c.created_at) << "\t"
-                << (permissions_text.empty() ? "-" : permissions_text) << "\n";
-    }
-  }
-});
-
-auto* cshow = client->add_subcommand("show", "Show one client as JSON (never its secret)");
-auto [cshow_dir, cshow_db] = store_options(cshow);
-cshow->add_option("client_id", client_id, "Client id")->required();
-cshow->callback([&] {
-  settings.resolve(config_file);
-  for (const auto& c : gatehouse::load_clients(*open_store(*cshow_dir, *cshow_db))) {
-    if (c.id == client_id) {
-      std::cout << boost::json::serialize(client_json(c)) << "\n";
-      return;
-    }
-  }
-  throw ExitError(kExitNoUser, "no such client: " + client_id);
-});
-
-auto* cdel =
-    client->add_subcommand("delete", "Delete a client (running servers refuse it within a second)");
-auto [cdel_dir, cdel_db] = store_options(cdel);
-cdel->add_option("client_id", client_id, "Client id")->required();
-cdel->callback([&] {
-  settings.resolve(config_file);
-  auto store = open_store(*cdel_dir, *cdel_db);
-  gatehouse::modify_clients(*store, [&](std::vector<gatehouse::Client>& all) {
-    if (std::erase_if(all, [&](const gatehouse::Client& c) { return c.id == client_id; }) == 0)
-      throw ExitError(kExitNoUser, "no such client: " + client_id);
-  });
-  std::cout << "deleted client " << client_id << "\n";
-});
+// ---- key ..., client ... (key_commands.cpp, client_commands.cpp) ----
+const CommandContext commands{
+    settings, config_file, store_options,
+    [&](const Setting& dir, const Setting& db) { return open_store(dir, db); }};
+const KeyCommands key_commands(cli, commands);
+const ClientCommands client_commands(cli, commands);
 
 // ---- hash ----
 auto* hash =

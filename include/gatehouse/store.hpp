@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gatehouse/blocking.hpp"
 #include "gatehouse/keys.hpp"
 
 namespace gatehouse {
@@ -39,27 +40,9 @@ class StoreUnavailable : public std::runtime_error {
 };
 
 // Thrown by a store asked, on a thread that must not block (one of the server's I/O
-// threads, see BlockingForbidden), for something that needs a round trip to its
-// database. The server catches it and runs the whole request again on its pool of
-// store threads, where blocking is allowed. Deliberately not a std::exception, so that
-// no `catch (const std::exception&)` on the way turns it into an error.
-struct StoreWouldBlock {};
-
-// While one exists on a thread, stores that would wait for a remote database throw
-// StoreWouldBlock there instead (an embedded SQLite store answers as always). The
-// server holds one on each I/O thread.
-class BlockingForbidden {
- public:
-  BlockingForbidden();
-  ~BlockingForbidden();
-  BlockingForbidden(const BlockingForbidden&) = delete;
-  BlockingForbidden& operator=(const BlockingForbidden&) = delete;
-  // True on a thread where a BlockingForbidden exists.
-  [[nodiscard]] static bool active() noexcept;
-
- private:
-  bool previous_;
-};
+// threads, see BlockingForbidden in blocking.hpp), for something that needs a round
+// trip to its database: the HTTP layer's WouldBlock under the store's name.
+using StoreWouldBlock = WouldBlock;
 
 // A store's state as it knows it without a round trip (for /readyz).
 struct StoreHealth {

@@ -4,6 +4,17 @@
 
 #include <cctype>
 
+namespace gatehouse {
+
+const FormField* FormData::get(std::string_view name) const {
+  for (auto it = fields_.rbegin(); it != fields_.rend(); ++it) {
+    if (it->name == name) return &*it;
+  }
+  return nullptr;
+}
+
+}  // namespace gatehouse
+
 namespace gatehouse::http {
 
 namespace {

@@ -7,8 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "gatehouse/form.hpp"
 #include "gatehouse/result.hpp"
-#include "gatehouse/security.hpp"
 
 namespace gatehouse::http {
 

@@ -40,7 +40,7 @@
 #include <thread>
 #include <unordered_map>
 
-#include "gatehouse/store.hpp"
+#include "gatehouse/blocking.hpp"
 #include "http/connection_host.hpp"
 #include "http/form.hpp"
 #include "http/text.hpp"
@@ -589,12 +589,12 @@ class Session : public std::enable_shared_from_this<Session> {
     route_label_ = dispatch.route->path;
     const Route* route = dispatch.route;
     // The I/O thread tries first. A store that would have to wait for its database
-    // here throws StoreWouldBlock (this thread holds a BlockingForbidden), and the
+    // here throws WouldBlock (this thread holds a BlockingForbidden), and the
     // request moves to a pool where waiting is allowed.
     bool precheck_there = false;
     try {
       if (auto early = state_.app.precheck(*route, request_)) return respond(std::move(*early));
-    } catch (const StoreWouldBlock&) {
+    } catch (const WouldBlock&) {
       precheck_there = true;
     }
     if (state_.app.offloads(*route, request_)) {
@@ -606,7 +606,7 @@ class Session : public std::enable_shared_from_this<Session> {
       std::optional<Response> answer;
       try {
         answer = state_.app.run(*route, request_);
-      } catch (const StoreWouldBlock&) {
+      } catch (const WouldBlock&) {
       }
       if (answer && !answer->later) return respond(std::move(*answer));
       if (answer) {
@@ -648,7 +648,7 @@ class Session : public std::enable_shared_from_this<Session> {
           std::optional<Response> early;
           if (precheck_first) early = self->state_.app.precheck(*route, self->request_);
           res = early ? std::move(*early) : self->state_.app.run(*route, self->request_);
-        } catch (const StoreWouldBlock&) {
+        } catch (const WouldBlock&) {
           // Only thrown where blocking is forbidden, which a worker thread never is.
           res = HttpException(503, busy, {{"Retry-After", "1"}}).to_response();
         }

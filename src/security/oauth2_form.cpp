@@ -2,7 +2,7 @@
 // one by one in declaration order with pydantic v1's error objects.
 #include <boost/json/array.hpp>
 
-#include "gatehouse/security.hpp"
+#include "gatehouse/oauth2.hpp"
 
 namespace gatehouse {
 

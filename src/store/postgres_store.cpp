@@ -10,7 +10,6 @@
 //    lock, so instances starting together migrate exactly once;
 //  - the URL handed to PQconnectdb unchanged (sslmode, sslrootcert, options,
 //    connect_timeout... all apply); it is never echoed with its password.
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
 #include <poll.h>
@@ -36,108 +35,17 @@
 #include "gatehouse/lifecycle.hpp"
 #include "gatehouse/store.hpp"
 #include "gatehouse/throttle.hpp"
+#include "store/libpq.hpp"
 #include "store/lru.hpp"
-
-namespace gatehouse {
-namespace {
-
-// libpq is loaded when a PostgreSQL store is first opened, not at program start: a
-// server on the embedded SQLite store then never maps libpq and what it pulls in
-// (GnuTLS, Kerberos, LDAP), about 2.5 MiB of resident memory. The functions keep
-// libpq's own names and signatures (from libpq-fe.h).
-struct LibPq {
-  decltype(&::PQclear) PQclear = nullptr;
-  decltype(&::PQconnectStartParams) PQconnectStartParams = nullptr;
-  decltype(&::PQconnectPoll) PQconnectPoll = nullptr;
-  decltype(&::PQconninfoFree) PQconninfoFree = nullptr;
-  decltype(&::PQconninfoParse) PQconninfoParse = nullptr;
-  decltype(&::PQconsumeInput) PQconsumeInput = nullptr;
-  decltype(&::PQfreemem) PQfreemem = nullptr;
-  decltype(&::PQerrorMessage) PQerrorMessage = nullptr;
-  decltype(&::PQfinish) PQfinish = nullptr;
-  decltype(&::PQflush) PQflush = nullptr;
-  decltype(&::PQgetisnull) PQgetisnull = nullptr;
-  decltype(&::PQgetlength) PQgetlength = nullptr;
-  decltype(&::PQgetResult) PQgetResult = nullptr;
-  decltype(&::PQgetvalue) PQgetvalue = nullptr;
-  decltype(&::PQisBusy) PQisBusy = nullptr;
-  decltype(&::PQnotifies) PQnotifies = nullptr;
-  decltype(&::PQntuples) PQntuples = nullptr;
-  decltype(&::PQresultErrorField) PQresultErrorField = nullptr;
-  decltype(&::PQresultErrorMessage) PQresultErrorMessage = nullptr;
-  decltype(&::PQresultStatus) PQresultStatus = nullptr;
-  decltype(&::PQsendPrepare) PQsendPrepare = nullptr;
-  decltype(&::PQsendQuery) PQsendQuery = nullptr;
-  decltype(&::PQsendQueryPrepared) PQsendQueryPrepared = nullptr;
-  decltype(&::PQsetnonblocking) PQsetnonblocking = nullptr;
-  decltype(&::PQsetNoticeProcessor) PQsetNoticeProcessor = nullptr;
-  decltype(&::PQsocket) PQsocket = nullptr;
-  decltype(&::PQstatus) PQstatus = nullptr;
-  decltype(&::PQtransactionStatus) PQtransactionStatus = nullptr;
-
-  static const LibPq& get() {
-    static const LibPq lib = [] {
-      LibPq l;
-      void* h = ::dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
-      if (h == nullptr) {
-        throw std::runtime_error(std::string("PostgreSQL support needs libpq (Debian: libpq5): ") +
-                                 ::dlerror());
-      }
-      auto load = [h](auto& fn, const char* name) {
-        fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(h, name));
-        if (fn == nullptr) throw std::runtime_error(std::string("libpq has no ") + name);
-      };
-      load(l.PQclear, "PQclear");
-      load(l.PQconnectStartParams, "PQconnectStartParams");
-      load(l.PQconnectPoll, "PQconnectPoll");
-      load(l.PQconninfoFree, "PQconninfoFree");
-      load(l.PQconninfoParse, "PQconninfoParse");
-      load(l.PQconsumeInput, "PQconsumeInput");
-      load(l.PQfreemem, "PQfreemem");
-      load(l.PQerrorMessage, "PQerrorMessage");
-      load(l.PQfinish, "PQfinish");
-      load(l.PQflush, "PQflush");
-      load(l.PQgetisnull, "PQgetisnull");
-      load(l.PQgetlength, "PQgetlength");
-      load(l.PQgetResult, "PQgetResult");
-      load(l.PQgetvalue, "PQgetvalue");
-      load(l.PQisBusy, "PQisBusy");
-      load(l.PQnotifies, "PQnotifies");
-      load(l.PQntuples, "PQntuples");
-      load(l.PQresultErrorField, "PQresultErrorField");
-      load(l.PQresultErrorMessage, "PQresultErrorMessage");
-      load(l.PQresultStatus, "PQresultStatus");
-      load(l.PQsendPrepare, "PQsendPrepare");
-      load(l.PQsendQuery, "PQsendQuery");
-      load(l.PQsendQueryPrepared, "PQsendQueryPrepared");
-      load(l.PQsetnonblocking, "PQsetnonblocking");
-      load(l.PQsetNoticeProcessor, "PQsetNoticeProcessor");
-      load(l.PQsocket, "PQsocket");
-      load(l.PQstatus, "PQstatus");
-      load(l.PQtransactionStatus, "PQtransactionStatus");
-      return l;
-    }();
-    return lib;
-  }
-};
-
-const LibPq& pq() { return LibPq::get(); }
-
-thread_local bool blocking_forbidden = false;
-
-}  // namespace
-
-BlockingForbidden::BlockingForbidden() : previous_(blocking_forbidden) {
-  blocking_forbidden = true;
-}
-BlockingForbidden::~BlockingForbidden() { blocking_forbidden = previous_; }
-bool BlockingForbidden::active() noexcept { return blocking_forbidden; }
-
-}  // namespace gatehouse
+#include "store/postgres_url.hpp"
 
 namespace gatehouse {
 
 namespace {
+
+using pg::pq;
+using pg::Redactor;
+using pg::trimmed;
 
 // Migration N brings the schema from version N-1 to N. Never edit one that shipped.
 // Names compare and sort by their bytes (COLLATE "C"), as SQLite's BINARY collation
@@ -392,159 +300,7 @@ constexpr std::array<StmtDef, kStmtCount> kStatements{{
 #undef GATEHOUSE_NOTIFY_USER
 #undef GATEHOUSE_USER_COLUMNS
 
-// ---- keeping the password out of messages ----------------------------------------
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
-// The URL with its password removed, and the password's spellings, to scrub from any
-// message (libpq's own messages do not contain it, but nothing is left to chance).
-class Redactor {
- public:
-  explicit Redactor(std::string_view url) {
-    for (std::string_view scheme : {"postgresql://", "postgres://"}) {
-      if (url.substr(0, scheme.size()) == scheme) {
-        safe_ = redact_uri(url, scheme.size());
-        return;
-      }
-    }
-    safe_ = redact_keywords(url);
-  }
-
-  const std::string& safe_url() const { return safe_; }
-
-  // A password given apart from the URL (a password file), scrubbed like the URL's.
-  void add_secret(const std::string& password) {
-    if (!password.empty()) secrets_.push_back(password);
-  }
-
-  std::string scrub(std::string text) const {
-    for (const auto& secret : secrets_) {
-      if (secret.empty()) continue;
-      for (auto pos = text.find(secret); pos != std::string::npos;
-           pos = text.find(secret, pos + 3)) {
-        text.replace(pos, secret.size(), "***");
-      }
-    }
-    return text;
-  }
-
- private:
-  void keep_secret(std::string_view raw) {
-    if (raw.empty()) return;
-    secrets_.emplace_back(raw);
-    secrets_.push_back(percent_decode(raw));
-  }
-
-  // scheme://[user[:password]@]host[:port][,...][/dbname][?param=value&...]
-  // Like libpq, the user info ends at the first '@' seen before any '/'.
-  std::string redact_uri(std::string_view url, std::size_t start) {
-    std::string out(url.substr(0, start));
-    std::size_t rest = start;
-    const std::size_t stop = url.find_first_of("@/", start);
-    if (stop != std::string_view::npos && url[stop] == '@') {
-      std::string_view userinfo = url.substr(start, stop - start);
-      const std::size_t colon = userinfo.find(':');
-      if (colon != std::string_view::npos) {
-        keep_secret(userinfo.substr(colon + 1));
-        userinfo = userinfo.substr(0, colon);
-      }
-      out.append(userinfo).push_back('@');
-      rest = stop + 1;
-    }
-    const std::size_t query = url.find('?', rest);
-    out.append(url.substr(rest, query == std::string_view::npos ? url.npos : query - rest));
-    if (query == std::string_view::npos) return out;
-    char sep = '?';
-    std::string_view params = url.substr(query + 1);
-    while (true) {
-      const std::size_t amp = params.find('&');
-      const std::string_view param = params.substr(0, amp);
-      const std::size_t eq = param.find('=');
-      if (percent_decode(param.substr(0, eq)) == "password") {
-        if (eq != std::string_view::npos) keep_secret(param.substr(eq + 1));
-      } else if (!param.empty()) {
-        out.push_back(sep);
-        out.append(param);
-        sep = '&';
-      }
-      if (amp == std::string_view::npos) break;
-      params = params.substr(amp + 1);
-    }
-    return out;
-  }
-
-  // keyword = value pairs; a value is a bare word or single-quoted, with \ escapes.
-  std::string redact_keywords(std::string_view s) {
-    std::string out;
-    std::size_t i = 0;
-    auto space = [&] {
-      while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
-    };
-    while (true) {
-      space();
-      if (i >= s.size()) break;
-      const std::size_t key_start = i;
-      while (i < s.size() && s[i] != '=' && s[i] != ' ' && s[i] != '\t' && s[i] != '\n') ++i;
-      const std::string_view key = s.substr(key_start, i - key_start);
-      space();
-      if (i < s.size() && s[i] == '=') ++i;
-      space();
-      const std::size_t value_start = i;
-      std::string value;
-      if (i < s.size() && s[i] == '\'') {
-        ++i;
-        while (i < s.size() && s[i] != '\'') {
-          if (s[i] == '\\' && i + 1 < s.size()) ++i;
-          value.push_back(s[i++]);
-        }
-        if (i < s.size()) ++i;
-      } else {
-        while (i < s.size() && s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') {
-          if (s[i] == '\\' && i + 1 < s.size()) ++i;
-          value.push_back(s[i++]);
-        }
-      }
-      if (key == "password") {
-        keep_secret(s.substr(value_start, i - value_start));
-        secrets_.push_back(value);
-        continue;
-      }
-      if (!out.empty()) out.push_back(' ');
-      out.append(key).push_back('=');
-      out.append(s.substr(value_start, i - value_start));
-    }
-    return out;
-  }
-
-  std::string safe_;
-  std::vector<std::string> secrets_;
-};
-
 // ---- libpq wrappers -----------------------------------------------------------------
-
-std::string trimmed(const char* text) {
-  std::string s = text != nullptr ? text : "";
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s.empty() ? "unknown error" : s;
-}
 
 // A failed statement. `sqlstate` is the server's error code ("23505"...), empty when the
 // statement never got an answer; `connection_lost` when the connection is now unusable.
@@ -1797,20 +1553,6 @@ class PostgresStore final : public UserStore,
 std::unique_ptr<UserStore> open_postgres_store(const std::string& url, const std::string& password,
                                                const PostgresOptions& options) {
   return std::make_unique<PostgresStore>(url, password, options);
-}
-
-std::string redact_postgres_url(std::string_view url) { return Redactor(url).safe_url(); }
-
-std::string postgres_url_problem(const std::string& url) {
-  char* error = nullptr;
-  PQconninfoOption* options = pq().PQconninfoParse(url.c_str(), &error);
-  if (options != nullptr) {
-    pq().PQconninfoFree(options);
-    return {};
-  }
-  std::string text = error != nullptr ? trimmed(error) : "out of memory";
-  if (error != nullptr) pq().PQfreemem(error);
-  return Redactor(url).scrub(text);
 }
 
 }  // namespace gatehouse

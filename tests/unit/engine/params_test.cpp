@@ -1,5 +1,5 @@
 // Path templates, Path/Query/Header/Cookie parameters and JSON bodies (include/gatehouse/
-// params.hpp, models.hpp, src/app/app.cpp's router). The expected answers are FastAPI
+// params.hpp, models.hpp, src/routing/app.cpp's router). The expected answers are FastAPI
 // 0.92's (pydantic 1.10, Starlette 0.26) for the same declarations, taken from the
 // reference stack with starlette.testclient.
 #include <gtest/gtest.h>

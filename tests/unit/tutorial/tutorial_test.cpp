@@ -1,4 +1,4 @@
-// The tutorial app (src/app/tutorial.cpp) through App::handle: the contract of SPEC
+// The tutorial app (src/tutorial/tutorial.cpp) through App::handle: the contract of SPEC
 // part A, with tokens made by python-jose (token_fixtures.hpp) and an in-memory store.
 // The users' hashes are cost-4 bcrypt here so that logins are fast.
 #include "tutorial.hpp"

@@ -1,6 +1,7 @@
-// Bearer extraction, scopes and the dependency system (src/security/security.cpp,
-// src/security/oauth2_form.cpp) and routing (src/app/app.cpp), driven through
-// App::handle with requests built in memory. FastAPI 0.92 / Starlette 0.26.1 semantics.
+// Bearer extraction, scopes and the dependency system (src/engine/dependency.cpp,
+// src/security/scopes.cpp, src/security/oauth2_*.cpp) and routing (src/routing/app.cpp),
+// driven through App::handle with requests built in memory. FastAPI 0.92 / Starlette
+// 0.26.1 semantics.
 #include "gatehouse/security.hpp"
 
 #include <gtest/gtest.h>
