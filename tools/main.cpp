@@ -48,7 +48,7 @@ std::shared_ptr<gatehouse::LoginThrottle> make_throttle(
     const gatehouse::ThrottleOptions& limits, const std::shared_ptr<gatehouse::UserStore>& store) {
   std::shared_ptr<gatehouse::ThrottleCounters> counters =
       std::dynamic_pointer_cast<gatehouse::ThrottleCounters>(store);
-  // PostgreSQL with its watcher: in memory, shared by a ThrottleRelay (share_throttle)
+  // PostgreSQL with its watcher: in memory, shared by a ThrottleRelay (set up in `serve`)
   // instead of one round trip per login.
   if (auto* feed = dynamic_cast<gatehouse::ChangeFeed*>(store.get()); feed && feed->available()) {
     counters = nullptr;
