@@ -17,8 +17,8 @@ import httpx
 
 from test_postgres import Instance, database  # noqa: F401  (the fixture)
 
-THROTTLE = ("--throttle-user-failures", "3", "--throttle-base-delay", "5")
-CLIENT_THROTTLE = ("--throttle-client-failures", "3", "--throttle-user-failures", "0", "--throttle-base-delay", "5")
+THROTTLE = ("--throttle-user-failures", "3", "--throttle-base-delay", "30")
+CLIENT_THROTTLE = ("--throttle-client-failures", "3", "--throttle-user-failures", "0", "--throttle-base-delay", "30")
 TOO_MANY = {"detail": "Too many failed login attempts, try again later"}
 
 
@@ -130,7 +130,7 @@ def test_failed_logins_on_one_instance_throttle_the_other_within_a_second(databa
         assert took is not None, "three failures on a did not throttle b within a second"
         r = login(b, "alice", "secret2")
         assert r.status_code == 429 and r.json() == TOO_MANY
-        assert 1 <= int(r.headers["retry-after"]) <= 5
+        assert 1 <= int(r.headers["retry-after"]) <= 30
     finally:
         a.stop()
         b.stop()
