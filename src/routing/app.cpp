@@ -101,6 +101,18 @@ std::size_t param_at(std::string_view path, std::size_t at, std::string& name,
   return i + 1 - at;
 }
 
+// A dependency or handler that could not do its work (the database is down, ...): the
+// client gets a 500 with a JSON body, the log gets the reason, the server goes on.
+Response internal_error(Logger& logger, const Route& route, const Request& request,
+                        const std::exception& e) {
+  logger.event(LogLevel::error, "handler_error",
+               {{"request_id", request.request_id()},
+                {"method", route.method},
+                {"route", route.path},
+                {"error", e.what()}});
+  return HttpException(500, "Internal Server Error").to_response();
+}
+
 }  // namespace
 
 void compile_path(Route& route) {
@@ -235,14 +247,7 @@ Response App::run(const Route& route, const Request& request) const {
   } catch (const StoreUnavailable& e) {
     return store_unavailable(route, request, e);
   } catch (const std::exception& e) {
-    // A dependency that could not do its work (the database is down, ...): the client
-    // gets a 500 with a JSON body, the log gets the reason, the server goes on.
-    logger_->event(LogLevel::error, "handler_error",
-                   {{"request_id", request.request_id()},
-                    {"method", route.method},
-                    {"route", route.path},
-                    {"error", e.what()}});
-    return HttpException(500, "Internal Server Error").to_response();
+    return internal_error(*logger_, route, request, e);
   }
 }
 
@@ -289,12 +294,7 @@ std::optional<Response> App::precheck(const Route& route, const Request& request
   } catch (const StoreUnavailable& e) {
     return store_unavailable(route, request, e);
   } catch (const std::exception& e) {
-    logger_->event(LogLevel::error, "handler_error",
-                   {{"request_id", request.request_id()},
-                    {"method", route.method},
-                    {"route", route.path},
-                    {"error", e.what()}});
-    return HttpException(500, "Internal Server Error").to_response();
+    return internal_error(*logger_, route, request, e);
   }
 }
 
