@@ -5,6 +5,7 @@ Run: /usr/bin/python3 -m pytest tests/cli/test_hardening_config.py
 """
 from __future__ import annotations
 
+import json
 import os
 import socket
 import stat
@@ -263,17 +264,22 @@ def test_servers_starting_together_agree_on_one_key(tmp_path):
     try:
         procs = []
         for _ in range(6):  # all started at once on a store that has no key yet
-            port = free_port()
-            procs.append((port, subprocess.Popen(
-                [str(BIN), "serve", "--port", str(port), "--data-dir", str(data), "--no-access-log"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=clean_env(), text=True)))
-        for port, proc in procs:
-            line = ""
-            end = time.time() + 15
-            while "listening on" not in line and time.time() < end and proc.poll() is None:
+            # --port 0: the kernel picks a port no other server holds, and the server says which
+            procs.append(subprocess.Popen(
+                [str(BIN), "serve", "--port", "0", "--data-dir", str(data), "--no-access-log"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=clean_env(), text=True))
+        for proc in procs:
+            said = []
+            end = time.time() + 30
+            while time.time() < end:
                 line = proc.stderr.readline()
-            assert "listening on" in line, proc.stderr.read()
-            servers.append((f"http://127.0.0.1:{port}", proc))
+                if not line:
+                    break
+                said.append(line)
+                if '"event":"listening"' in line:
+                    servers.append((json.loads(line)["url"], proc))
+                    break
+            assert said and '"event":"listening"' in said[-1], "".join(said) + proc.stderr.read()
         tokens = [httpx.post(url + "/token", data={"username": "kim", "password": "pw-kim", "scope": "me"}, timeout=30)
                   .json()["access_token"] for url, _ in servers]
         for url, _ in servers:
@@ -281,7 +287,7 @@ def test_servers_starting_together_agree_on_one_key(tmp_path):
                 r = httpx.get(url + "/users/me/", headers={"Authorization": f"Bearer {t}"}, timeout=5)
                 assert r.status_code == 200, r.text
     finally:
-        for _, proc in procs:
+        for proc in procs:
             proc.terminate()
             proc.wait(10)
     assert [f.name for f in data.iterdir() if f.name.startswith(".secret_key")] == []
