@@ -55,24 +55,28 @@ def free_port() -> int:
 
 class Server:
     def __init__(self, data_dir: Path, extra=(), env=None):
-        self.port = free_port()
         e = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
         e["SECRET_KEY"] = "cli-test-key"
         e.update(env or {})
+        # --port 0: the kernel picks a free port and the server's "listening" event names it,
+        # so two servers can never race for one port.
         self.proc = subprocess.Popen(
-            [str(BIN), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(data_dir),
+            [str(BIN), "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir),
              "--no-access-log", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.time() + 15
+        said = b""
+        deadline = time.time() + 30
         while time.time() < deadline:
-            try:
-                if httpx.get(self.url + "/openapi.json", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            said += line
+            if b'"event":"listening"' in line:
+                self.url = json.loads(line)["url"]
+                self.port = int(self.url.rsplit(":", 1)[1])
+                return
         self.stop()
-        raise RuntimeError("server did not start: " + self.proc.stderr.read().decode())
+        raise RuntimeError("server did not start: " + (said + self.proc.stderr.read()).decode())
 
     def login(self, username, password, scope="me"):
         return httpx.post(self.url + "/token", data={"username": username, "password": password, "scope": scope},
