@@ -110,6 +110,23 @@ constexpr bool writes_directly() {
   }
 }
 
+// Described struct M's member names as they open each member's JSON: `"name":`, and
+// `,"name":` after the first; made once.
+template <class M>
+const std::vector<std::string>& json_keys() {
+  static const std::vector<std::string> keys = [] {
+    std::vector<std::string> out;
+    boost::mp11::mp_for_each<public_members<M>>([&](auto d) {
+      std::string key = out.empty() ? "" : ",";
+      append_json_text(key, d.name);
+      key += ':';
+      out.push_back(std::move(key));
+    });
+    return out;
+  }();
+  return keys;
+}
+
 // Appends `v`'s JSON, the bytes boost::json::serialize(ValueTraits<M>::to_json(v))
 // gives, without building that value (only for writes_directly<M>()).
 template <class M>
@@ -141,13 +158,11 @@ void write_json(std::string& out, const M& v) {
     }
     out += ']';
   } else {
+    const auto& keys = json_keys<M>();
+    std::size_t k = 0;
     out += '{';
-    bool first = true;
     boost::mp11::mp_for_each<public_members<M>>([&](auto d) {
-      if (!first) out += ',';
-      first = false;
-      append_json_text(out, d.name);
-      out += ':';
+      out += keys[k++];
       write_json(out, v.*d.pointer);
     });
     out += '}';

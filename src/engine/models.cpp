@@ -1,6 +1,8 @@
 // Typed models: the parts that need no template (JSON body reading, dict coercion).
 #include "gatehouse/models.hpp"
 
+#include "engine/json_runs.hpp"
+
 #include <boost/json/stream_parser.hpp>
 
 #include <algorithm>
@@ -42,9 +44,9 @@ void append_json_text(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
   std::size_t run = 0;  // start of the bytes not yet appended, all written as they are
-  for (std::size_t i = 0; i < s.size(); ++i) {
+  for (std::size_t i = plain_json_run_end<false>(s, 0); i < s.size();
+       i = plain_json_run_end<false>(s, i + 1)) {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
     out.append(s.data() + run, i - run);
     run = i + 1;
     switch (c) {

@@ -1,6 +1,8 @@
 // The buffered JSON-lines logger (see include/gatehouse/log.hpp).
 #include "gatehouse/log.hpp"
 
+#include "engine/json_runs.hpp"
+
 #include <boost/json/serialize.hpp>
 
 #include <unistd.h>
@@ -119,12 +121,9 @@ void append_json_string(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
   std::size_t run = 0;  // start of the printable ASCII not yet appended
-  for (std::size_t i = 0; i < s.size();) {
+  for (std::size_t i = detail::plain_json_run_end<true>(s, 0); i < s.size();
+       i = detail::plain_json_run_end<true>(s, i)) {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
-      ++i;
-      continue;
-    }
     out.append(s.data() + run, i - run);
     if (c >= 0x80) {
       if (std::size_t n = utf8_length(s, i); n != 0) {

@@ -79,6 +79,18 @@ TEST(JsonWriter, EveryByteAsBoostJsonWritesIt) {
   }
 }
 
+// Plain text is copied eight bytes at a time: a byte to escape at any place in a long
+// run is still found.
+TEST(JsonWriter, AnyByteAnywhereInALongRun) {
+  for (int c = 0; c < 256; ++c) {
+    for (std::size_t at = 0; at < 41; ++at) {
+      std::string s(41, 'a');
+      s[at] = static_cast<char>(c);
+      ASSERT_EQ(direct_text(s), boost_text(s)) << "byte " << c << " at " << at;
+    }
+  }
+}
+
 TEST(JsonWriter, EscapesAsBoostJson) {
   EXPECT_EQ(direct_text("a\"b\\c\n\x01\x1f\x7f"), R"("a\"b\\c\n\u0001\u001f)"
                                                   "\x7f\"");

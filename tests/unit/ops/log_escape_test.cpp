@@ -95,6 +95,22 @@ TEST(LogEscape, EveryByteAsTheReference) {
   }
 }
 
+// Plain text is copied eight bytes at a time: a byte to escape, or a UTF-8 sequence,
+// at any place in a long run is still found.
+TEST(LogEscape, AnyByteAnywhereInALongRun) {
+  for (int c = 0; c < 256; ++c) {
+    for (std::size_t at = 0; at < 41; ++at) {
+      std::string s(41, 'a');
+      s[at] = static_cast<char>(c);
+      ASSERT_EQ(escaped(s), reference(s)) << c << " at " << at;
+      if (at + 1 < s.size()) {
+        s[at + 1] = static_cast<char>(0xa9);  // with c = 0xc2: the valid "\xc2\xa9"
+        ASSERT_EQ(escaped(s), reference(s)) << c << " at " << at;
+      }
+    }
+  }
+}
+
 TEST(LogEscape, RandomTextAsTheReference) {
   std::mt19937 gen(777);
   std::uniform_int_distribution<int> len(0, 32);
