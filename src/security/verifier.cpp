@@ -2,13 +2,13 @@
 // mapping from Failure to FastAPI's answers.
 #include "gatehouse/verifier.hpp"
 
-#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <functional>
 #include <mutex>
 #include <stdexcept>
@@ -174,6 +174,26 @@ namespace {
 
 constexpr std::size_t kCacheShards = 16;
 constexpr std::size_t kMaxCachedToken = 4096;
+
+// Equal-length byte strings compared in time that depends on their length only, eight
+// bytes at a time (CRYPTO_memcmp takes one byte at a time: a fifth of a cache hit).
+bool same_bytes(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  std::uint64_t diff = 0;
+  std::size_t i = 0;
+  for (; i + 8 <= a.size(); i += 8) {
+    std::uint64_t x = 0;
+    std::uint64_t y = 0;
+    std::memcpy(&x, a.data() + i, 8);
+    std::memcpy(&y, b.data() + i, 8);
+    diff |= x ^ y;
+  }
+  for (; i < a.size(); ++i) {
+    diff |= static_cast<std::uint64_t>(static_cast<unsigned char>(a[i]) ^
+                                       static_cast<unsigned char>(b[i]));
+  }
+  return diff == 0;
+}
 
 }  // namespace
 
@@ -341,9 +361,7 @@ Result<std::shared_ptr<const VerifiedToken>, Failure> Verifier::verify_shared(
     std::lock_guard lock(shard.mutex);
     const auto& slot = shard.slots[index];
     // The whole token, compared in constant time: a near miss says nothing about how near.
-    if (slot.verified && slot.token.size() == token.size() &&
-        CRYPTO_memcmp(slot.token.data(), token.data(), token.size()) == 0 &&
-        slot.provenance.keys == keys) {
+    if (slot.verified && same_bytes(slot.token, token) && slot.provenance.keys == keys) {
       const auto& kid = slot.provenance.header_kid;
       if (keys->find(kid ? std::optional<std::string_view>(*kid) : std::nullopt, slot.verified->alg,
                      now) == slot.provenance.key) {
