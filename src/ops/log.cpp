@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
+#include <cstring>
 #include <ctime>
 #include <unordered_map>
 
@@ -22,8 +24,10 @@ namespace {
 
 std::atomic<std::uint64_t> next_logger_id{1};
 
-// "2026-11-30T17:01:02.123456Z"; the seconds part is formatted once per second per thread.
-void append_time(std::string& out) {
+// "2026-11-30T17:01:02.123456Z" at `p`, returning its end (at most kTimeBytes); the
+// seconds part is formatted once per second per thread.
+constexpr std::size_t kTimeBytes = 40;
+char* put_time(char* p) {
   thread_local std::time_t last = -1;
   thread_local char prefix[32];
   thread_local std::size_t prefix_len = 0;
@@ -36,26 +40,29 @@ void append_time(std::string& out) {
     gmtime_r(&secs, &tm);
     prefix_len = std::strftime(prefix, sizeof prefix, "%Y-%m-%dT%H:%M:%S", &tm);
   }
-  out.append(prefix, prefix_len);
-  char frac[9] = {'.', '0', '0', '0', '0', '0', '0', 'Z', 0};
+  std::memcpy(p, prefix, prefix_len);
+  p += prefix_len;
+  p[0] = '.';
   auto rem = static_cast<unsigned long>(us.count() % 1000000);
   for (int i = 6; i >= 1; --i) {
-    frac[i] = static_cast<char>('0' + rem % 10);
+    p[i] = static_cast<char>('0' + rem % 10);
     rem /= 10;
   }
-  out.append(frac, 8);
+  p[7] = 'Z';
+  return p + 8;
 }
 
-void append_uint(std::string& out, std::uint64_t v) {
-  char buf[24];
-  int n = 0;
-  do {
-    buf[n++] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  char digits[24];
-  for (int i = 0; i < n; ++i) digits[i] = buf[n - 1 - i];
-  out.append(digits, static_cast<std::size_t>(n));
+void append_time(std::string& out) {
+  char buf[kTimeBytes];
+  out.append(buf, static_cast<std::size_t>(put_time(buf) - buf));
+}
+
+// Decimal digits at `p` (at most 20), returning their end.
+char* put_uint(char* p, std::uint64_t v) { return std::to_chars(p, p + 20, v).ptr; }
+
+char* put(char* p, std::string_view s) {
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
 }
 
 // Length of the valid UTF-8 sequence starting at s[i], or 0.
@@ -117,34 +124,54 @@ std::optional<LogLevel> parse_log_level(std::string_view name) noexcept {
   return std::nullopt;
 }
 
-void append_json_string(std::string& out, std::string_view s) {
+namespace {
+
+// Most bytes put_json_string writes for `n` bytes of text: every byte escaped as
+// \u00XX, and the quotes.
+constexpr std::size_t json_string_bound(std::size_t n) { return 6 * n + 2; }
+
+// `s` as a JSON string literal at `p` (see append_json_string), returning its end.
+char* put_json_string(char* p, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  std::size_t run = 0;  // start of the printable ASCII not yet appended
+  *p++ = '"';
+  std::size_t run = 0;  // start of the printable ASCII not yet written
   for (std::size_t i = detail::plain_json_run_end<true>(s, 0); i < s.size();
        i = detail::plain_json_run_end<true>(s, i)) {
     const auto c = static_cast<unsigned char>(s[i]);
-    out.append(s.data() + run, i - run);
+    p = put(p, s.substr(run, i - run));
     if (c >= 0x80) {
       if (std::size_t n = utf8_length(s, i); n != 0) {
-        out.append(s.data() + i, n);
+        p = put(p, s.substr(i, n));
         i += n;
         run = i;
         continue;
       }
     }
+    *p++ = '\\';
     if (c == '"' || c == '\\') {
-      const char e[] = {'\\', static_cast<char>(c)};
-      out.append(e, 2);
+      *p++ = static_cast<char>(c);
     } else {
-      const char e[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
-      out.append(e, sizeof e);
+      *p++ = 'u';
+      *p++ = '0';
+      *p++ = '0';
+      *p++ = kHex[c >> 4];
+      *p++ = kHex[c & 15];
     }
     ++i;
     run = i;
   }
-  out.append(s.data() + run, s.size() - run);
-  out += '"';
+  p = put(p, s.substr(run));
+  *p++ = '"';
+  return p;
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  const std::size_t start = out.size();
+  out.resize(start + json_string_bound(s.size()));
+  char* end = put_json_string(out.data() + start, s);
+  out.resize(static_cast<std::size_t>(end - out.data()));
 }
 
 void FdSink::write(std::string_view lines) {
@@ -216,12 +243,6 @@ void open_line(std::string& out, LogLevel level, std::string_view event) {
   append_json_string(out, event);
 }
 
-// One string field; `prefix` is its literal `,"key":`.
-void append_field(std::string& out, std::string_view prefix, std::string_view value) {
-  out += prefix;
-  append_json_string(out, value);
-}
-
 }  // namespace
 
 void Logger::event(LogLevel level, std::string_view name, const boost::json::object& fields,
@@ -244,23 +265,42 @@ void Logger::event(LogLevel level, std::string_view name, const boost::json::obj
 
 void Logger::access(const AccessRecord& r) {
   if (!enabled(LogLevel::info)) return;
+  using namespace std::string_view_literals;
+  // The line is made before the lock is taken, in one buffer sized for its worst case.
+  const std::size_t bound =
+      256 + kTimeBytes + 2 * 20 +  // the names and punctuation take 127 bytes
+      json_string_bound(r.request_id.size() + r.remote.size() + r.method.size() + r.path.size() +
+                        r.route.size() + r.user.size()) +
+      6 * 2;
+  char small[2048];
+  std::string large;
+  char* const line = bound <= sizeof small ? small : (large.resize(bound), large.data());
+  char* p = put(line, R"({"time":")"sv);
+  p = put_time(p);
+  p = put(p, R"(","level":"info","event":"access","request_id":)"sv);
+  p = put_json_string(p, r.request_id);
+  p = put(p, R"(,"remote":)"sv);
+  p = put_json_string(p, r.remote);
+  p = put(p, R"(,"method":)"sv);
+  p = put_json_string(p, r.method);
+  p = put(p, R"(,"path":)"sv);
+  p = put_json_string(p, r.path);
+  p = put(p, R"(,"route":)"sv);
+  p = put_json_string(p, r.route);
+  p = put(p, R"(,"status":)"sv);
+  p = put_uint(p, r.status);
+  p = put(p, R"(,"duration_us":)"sv);
+  p = put_uint(p, static_cast<std::uint64_t>(
+                      std::chrono::duration_cast<std::chrono::microseconds>(r.duration).count()));
+  if (!r.user.empty()) {
+    p = put(p, R"(,"user":)"sv);
+    p = put_json_string(p, r.user);
+  }
+  *p++ = '}';
   auto& b = buffer();
   std::lock_guard lock(b.mutex);
   const std::size_t start = b.lines.size();
-  auto& out = b.lines;
-  open_line(out, LogLevel::info, "access");
-  append_field(out, ",\"request_id\":", r.request_id);
-  append_field(out, ",\"remote\":", r.remote);
-  append_field(out, ",\"method\":", r.method);
-  append_field(out, ",\"path\":", r.path);
-  append_field(out, ",\"route\":", r.route);
-  out += ",\"status\":";
-  append_uint(out, r.status);
-  out += ",\"duration_us\":";
-  append_uint(out, static_cast<std::uint64_t>(
-                       std::chrono::duration_cast<std::chrono::microseconds>(r.duration).count()));
-  if (!r.user.empty()) append_field(out, ",\"user\":", r.user);
-  out += '}';
+  b.lines.append(line, static_cast<std::size_t>(p - line));
   commit(b, start);
 }
 
