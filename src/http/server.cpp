@@ -63,11 +63,21 @@ using Socket = tcp::socket::rebind_executor<Executor>::other;
 using Timer = net::basic_waitable_timer<std::chrono::steady_clock,
                                         net::wait_traits<std::chrono::steady_clock>, Executor>;
 
+// The first field named `name` (ASCII case-insensitively), as basic_fields::find gives
+// it, by a walk of the few fields in arrival order rather than a search of Beast's
+// name index, whose every step compares names case-insensitively.
+const bhttp::fields::value_type* first_field(const bhttp::fields& f, std::string_view name) {
+  for (const auto& field : f) {
+    const auto n = field.name_string();
+    if (n.size() == name.size() && http::ascii_iequals(n, name)) return &field;
+  }
+  return nullptr;
+}
+
 std::optional<std::string_view> lookup_header(const void* fields, std::string_view name) {
-  const auto& f = *static_cast<const bhttp::fields*>(fields);
-  auto it = f.find(name);
-  if (it == f.end()) return std::nullopt;
-  return it->value();
+  const auto* field = first_field(*static_cast<const bhttp::fields*>(fields), name);
+  if (field == nullptr) return std::nullopt;
+  return field->value();
 }
 
 // A header value without the spaces and tabs around it.
@@ -489,6 +499,7 @@ class Session : public std::enable_shared_from_this<Session> {
     send_request_id_ = false;
     recorded_ = false;
     started_ = {};
+    fields_ = {};
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(state_.options.header_limit));
     parser_->body_limit(state_.app.max_body_bytes);
@@ -509,11 +520,10 @@ class Session : public std::enable_shared_from_this<Session> {
     // Transfer-Encoding in an HTTP/1.0 request, whose framing the RFC says to treat as
     // faulty: an HTTP/1.0 proxy in front may not have decoded the chunks and would
     // have sent what follows them as a request of its own (h11 answers 400 too).
-    if (auto te = parser_->get().find(bhttp::field::transfer_encoding);
-        te != parser_->get().end()) {
-      if (!http::ascii_iequals(trim_ows(te->value()), "chunked") ||
-          parser_->get().count(bhttp::field::transfer_encoding) > 1 ||
-          parser_->get().version() < 11) {
+    scan_fields();
+    if (fields_.transfer_encoding != nullptr) {
+      if (!http::ascii_iequals(trim_ows(fields_.transfer_encoding->value()), "chunked") ||
+          fields_.transfer_encodings > 1 || parser_->get().version() < 11) {
         return respond_error(400, "Bad Request");
       }
     }
@@ -535,6 +545,35 @@ class Session : public std::enable_shared_from_this<Session> {
     read_body();
   }
 
+  // The fields on_header and on_request look at, found in one walk of the header.
+  struct ScannedFields {
+    const bhttp::fields::value_type* host = nullptr;  // the first Host
+    std::size_t hosts = 0;
+    const bhttp::fields::value_type* transfer_encoding = nullptr;  // the first
+    std::size_t transfer_encodings = 0;
+    const bhttp::fields::value_type* request_id = nullptr;  // the first X-Request-Id
+  };
+
+  void scan_fields() {
+    fields_ = {};
+    for (const auto& field : parser_->get()) {
+      switch (field.name()) {
+        case bhttp::field::host:
+          if (fields_.hosts++ == 0) fields_.host = &field;
+          break;
+        case bhttp::field::transfer_encoding:
+          if (fields_.transfer_encodings++ == 0) fields_.transfer_encoding = &field;
+          break;
+        default:
+          if (fields_.request_id == nullptr && field.name_string().size() == 12 &&
+              http::ascii_iequals(field.name_string(), "X-Request-Id")) {
+            fields_.request_id = &field;
+          }
+          break;
+      }
+    }
+  }
+
   void read_body() {
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = shared_from_this()](beast::error_code ec, std::size_t) {
@@ -547,9 +586,9 @@ class Session : public std::enable_shared_from_this<Session> {
     auto& req = parser_->get();
     // RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host (h11 agrees), and for any
     // request with more than one Host line or a Host that is not uri-host[:port].
-    if (auto host = req.find(bhttp::field::host); host == req.end()) {
+    if (fields_.host == nullptr) {
       if (req.version() >= 11) return respond_error(400, "Bad Request");
-    } else if (req.count(bhttp::field::host) > 1 || !valid_host(host->value())) {
+    } else if (fields_.hosts > 1 || !valid_host(fields_.host->value())) {
       return respond_error(400, "Bad Request");
     }
     auto target = req.target();
@@ -569,8 +608,8 @@ class Session : public std::enable_shared_from_this<Session> {
     // The request id: the client's when it is sane, else a new one.
     send_request_id_ = state_.options.always_send_request_id;
     request_id_len_ = 0;
-    if (auto rid = req.find("X-Request-Id"); rid != req.end()) {
-      auto v = trim_ows(rid->value());
+    if (fields_.request_id != nullptr) {
+      auto v = trim_ows(fields_.request_id->value());
       if (sane_request_id(v)) {
         std::copy(v.begin(), v.end(), request_id_);
         request_id_len_ = v.size();
@@ -900,6 +939,7 @@ class Session : public std::enable_shared_from_this<Session> {
       const std::size_t held = header_bytes_ + parser_->get().body().capacity();
       if (held > kKeepBytes) freed += held;
       request_ = Request();
+      fields_ = {};
       parser_.reset();
     }
     freed += shrink_buffer();
@@ -1026,6 +1066,7 @@ class Session : public std::enable_shared_from_this<Session> {
   ServerState& state_;
   beast::flat_buffer buffer_;
   std::optional<RequestParser> parser_;
+  ScannedFields fields_;          // into parser_'s fields, set by on_header
   std::size_t header_bytes_ = 0;  // of the request being handled
   std::optional<bhttp::response<bhttp::empty_body>> continue_;
   Request request_;
