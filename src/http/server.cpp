@@ -33,6 +33,7 @@
 #include <cerrno>
 #include <charconv>
 #include <csignal>
+#include <cstring>
 #include <ctime>
 #include <limits>
 #include <mutex>
@@ -829,27 +830,35 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!r.file_path.empty()) return respond_file(std::move(r), keep_alive, head);
     // The head and body go out as one contiguous buffer the session keeps between
     // requests: no allocation once it has grown, one sendmsg per answer.
+    // It is written through a pointer into a buffer sized for its worst case first.
     using namespace std::string_view_literals;
-    out_.clear();
-    out_ += "HTTP/1.1 "sv;
-    append_number(r.status);
-    out_ += ' ';
     const auto reason = bhttp::obsolete_reason(bhttp::int_to_status(r.status));
-    out_.append(reason.data(), reason.size());
-    out_ += "\r\nDate: "sv;
-    out_ += http_date();
-    out_ += "\r\nServer: gatehouse\r\n"sv;
-    for (const auto& [name, value] : r.headers) append_header(name, value);
-    if (!r.content_type.empty()) append_header("Content-Type"sv, r.content_type);
+    const std::string& date = http_date();
+    std::size_t bound =
+        160 + reason.size() + date.size() + r.content_type.size() + (head ? 0 : r.body.size());
+    for (const auto& [name, value] : r.headers) bound += name.size() + value.size() + 4;
+    out_.clear();
+    out_.resize(bound);
+    char* p = out_.data();
+    p = put(p, "HTTP/1.1 "sv);
+    p = std::to_chars(p, p + 20, r.status).ptr;
+    *p++ = ' ';
+    p = put(p, std::string_view(reason.data(), reason.size()));
+    p = put(p, "\r\nDate: "sv);
+    p = put(p, date);
+    p = put(p, "\r\nServer: gatehouse\r\n"sv);
+    for (const auto& [name, value] : r.headers) p = put_header(p, name, value);
+    if (!r.content_type.empty()) p = put_header(p, "Content-Type"sv, r.content_type);
     if (!keep_alive) {
-      out_ += "Connection: close\r\n"sv;
+      p = put(p, "Connection: close\r\n"sv);
     } else if (req.version() < 11) {
-      out_ += "Connection: keep-alive\r\n"sv;
+      p = put(p, "Connection: keep-alive\r\n"sv);
     }
-    out_ += "Content-Length: "sv;
-    append_number(r.body.size());
-    out_ += "\r\n\r\n"sv;
-    if (!head) out_ += r.body;
+    p = put(p, "Content-Length: "sv);
+    p = std::to_chars(p, p + 20, r.body.size()).ptr;
+    p = put(p, "\r\n\r\n"sv);
+    if (!head) p = put(p, r.body);
+    out_.resize(static_cast<std::size_t>(p - out_.data()));
     net::async_write(
         stream_, net::buffer(out_),
         beast::bind_front_handler(&Session::on_write, shared_from_this(), !keep_alive));
@@ -875,24 +884,21 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
-  // A header line; CR and LF in a value become spaces, so no value can add a header.
-  void append_header(std::string_view name, std::string_view value) {
-    using namespace std::string_view_literals;
-    out_ += name;
-    out_ += ": "sv;
-    const std::size_t start = out_.size();
-    out_ += value;
-    for (auto i = out_.find_first_of("\r\n"sv, start); i != std::string::npos;
-         i = out_.find_first_of("\r\n"sv, i + 1)) {
-      out_[i] = ' ';
-    }
-    out_ += "\r\n"sv;
+  static char* put(char* p, std::string_view s) {
+    std::memcpy(p, s.data(), s.size());
+    return p + s.size();
   }
 
-  void append_number(std::uint64_t v) {
-    char digits[24];
-    const auto end = std::to_chars(digits, digits + sizeof digits, v).ptr;
-    out_.append(digits, static_cast<std::size_t>(end - digits));
+  // A header line at `p` (name, value and 4 bytes); CR and LF in a value become
+  // spaces, so no value can add a header.
+  static char* put_header(char* p, std::string_view name, std::string_view value) {
+    p = put(p, name);
+    *p++ = ':';
+    *p++ = ' ';
+    for (char c : value) *p++ = (c == '\r' || c == '\n') ? ' ' : c;
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
   }
 
   void respond_file(Response r, bool keep_alive, bool head) {
