@@ -36,6 +36,7 @@
 #include <cstring>
 #include <ctime>
 #include <limits>
+#include <memory_resource>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -63,11 +64,15 @@ using Executor = net::io_context::executor_type;
 using Socket = tcp::socket::rebind_executor<Executor>::other;
 using Timer = net::basic_waitable_timer<std::chrono::steady_clock,
                                         net::wait_traits<std::chrono::steady_clock>, Executor>;
+// A request's fields, allocated from its connection's arena (FieldArena).
+using FieldAllocator = std::pmr::polymorphic_allocator<char>;
+using Fields = bhttp::basic_fields<FieldAllocator>;
 
 // The first field named `name` (ASCII case-insensitively), as basic_fields::find gives
 // it, by a walk of the few fields in arrival order rather than a search of Beast's
 // name index, whose every step compares names case-insensitively.
-const bhttp::fields::value_type* first_field(const bhttp::fields& f, std::string_view name) {
+template <class FieldsT>
+const typename FieldsT::value_type* first_field(const FieldsT& f, std::string_view name) {
   for (const auto& field : f) {
     const auto n = field.name_string();
     if (n.size() == name.size() && http::ascii_iequals(n, name)) return &field;
@@ -76,7 +81,7 @@ const bhttp::fields::value_type* first_field(const bhttp::fields& f, std::string
 }
 
 std::optional<std::string_view> lookup_header(const void* fields, std::string_view name) {
-  const auto* field = first_field(*static_cast<const bhttp::fields*>(fields), name);
+  const auto* field = first_field(*static_cast<const Fields*>(fields), name);
   if (field == nullptr) return std::nullopt;
   return field->value();
 }
@@ -195,13 +200,36 @@ struct ArrivingBody {
 // can see them. h11, under the FastAPI reference, does not merge them either. Trailer
 // fields that describe framing (Content-Length, Transfer-Encoding) are still refused
 // by Beast's own checks (400).
-class RequestParser final : public bhttp::request_parser<ArrivingBody> {
+//
+// Its fields are allocated from the session's arena (FieldArena), not one by one from
+// the heap; the arena is emptied when the parser is gone.
+class RequestParser final : public bhttp::parser<true, ArrivingBody, FieldAllocator> {
+ public:
+  explicit RequestParser(std::pmr::memory_resource* arena)
+      : parser(std::piecewise_construct, std::make_tuple(),
+               std::make_tuple(FieldAllocator(arena))) {}
+
+ private:
   void on_field_impl(bhttp::field name, beast::string_view name_string, beast::string_view value,
                      beast::error_code& ec) override {
     ec = {};
     if (is_header_done()) return;  // a trailer
     get().insert(name, name_string, value);
   }
+};
+
+// A connection's memory for the fields of the request it reads: room for a typical
+// header inline, more from the heap while a larger one is read, all of it free again
+// once the request is done.
+class FieldArena {
+ public:
+  std::pmr::memory_resource* resource() { return &arena_; }
+  void release() { arena_.release(); }
+
+ private:
+  alignas(std::max_align_t) std::array<std::byte, 512> inline_{};
+  std::pmr::monotonic_buffer_resource arena_{inline_.data(), inline_.size(),
+                                             std::pmr::new_delete_resource()};
 };
 
 // A buffer that grew past this after a request is given back.
@@ -501,7 +529,9 @@ class Session : public std::enable_shared_from_this<Session> {
     recorded_ = false;
     started_ = {};
     fields_ = {};
-    parser_.emplace();
+    parser_.reset();
+    field_arena_.release();
+    parser_.emplace(field_arena_.resource());
     parser_->header_limit(static_cast<std::uint32_t>(state_.options.header_limit));
     parser_->body_limit(state_.app.max_body_bytes);
     idle_ = buffer_.size() == 0;
@@ -548,11 +578,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // The fields on_header and on_request look at, found in one walk of the header.
   struct ScannedFields {
-    const bhttp::fields::value_type* host = nullptr;  // the first Host
+    const Fields::value_type* host = nullptr;  // the first Host
     std::size_t hosts = 0;
-    const bhttp::fields::value_type* transfer_encoding = nullptr;  // the first
+    const Fields::value_type* transfer_encoding = nullptr;  // the first
     std::size_t transfer_encodings = 0;
-    const bhttp::fields::value_type* request_id = nullptr;  // the first X-Request-Id
+    const Fields::value_type* request_id = nullptr;  // the first X-Request-Id
   };
 
   void scan_fields() {
@@ -709,7 +739,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // uvicorn's ProxyHeadersMiddleware (0.30+): the X-Forwarded-For entries are read from
   // the right, skipping trusted proxies; the first other address is the client. An
   // entry that is not an IP address ends the walk (the peer's address stays).
-  std::string forwarded_client(const bhttp::fields& req) const {
+  std::string forwarded_client(const Fields& req) const {
     std::vector<std::string_view> hops;
     auto [first, last] = req.equal_range("X-Forwarded-For");
     for (auto it = first; it != last; ++it) {
@@ -947,6 +977,7 @@ class Session : public std::enable_shared_from_this<Session> {
       request_ = Request();
       fields_ = {};
       parser_.reset();
+      field_arena_.release();
     }
     freed += shrink_buffer();
     if (out_.capacity() > kKeepBytes) {
@@ -1071,6 +1102,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool watching_ = false;
   ServerState& state_;
   beast::flat_buffer buffer_;
+  FieldArena field_arena_;  // before parser_, which it outlives
   std::optional<RequestParser> parser_;
   ScannedFields fields_;          // into parser_'s fields, set by on_header
   std::size_t header_bytes_ = 0;  // of the request being handled

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import login, raw_request
+from conftest import RawConnection, login, raw_request
 
 
 def test_x_request_id_in_any_case_is_echoed(gatehouse):
@@ -48,3 +48,25 @@ def test_authorization_in_any_case_and_the_first_one_counts(gatehouse):
                     headers=[("authorization", "Bearer garbage"),
                              ("Authorization", f"Bearer {token}")])
     assert r.status == 401
+
+
+def test_large_and_small_headers_alternate_on_one_connection(gatehouse):
+    """A connection's fields live in an arena emptied after each request: headers far
+    larger than its inline room, then small ones, then large ones again, are each read
+    whole, and nothing of one request reaches the next."""
+    token = login(gatehouse, "johndoe", "secret", "me")
+    with RawConnection(gatehouse) as c:
+        for i in range(6):
+            big = i % 2 == 0
+            padding = [(f"X-Pad-{k}", chr(ord("a") + k) * 300) for k in range(12)] if big else []
+            headers = padding + [("X-Request-Id", f"r-{i}"),
+                                 ("Authorization", f"Bearer {token}")]
+            if i == 3:
+                headers = [("X-Request-Id", "r-3")]  # no Authorization this time
+            r = c.request("GET", "/users/me/", headers=headers)
+            assert r.header_all("x-request-id") == [f"r-{i}"]
+            if i == 3:
+                assert r.status == 401, r
+            else:
+                assert r.status == 200, r
+                assert r.json()["username"] == "johndoe"
