@@ -915,7 +915,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   static char* put(char* p, std::string_view s) {
-    std::memcpy(p, s.data(), s.size());
+    if (!s.empty()) std::memcpy(p, s.data(), s.size());  // an empty view's data may be null
     return p + s.size();
   }
 

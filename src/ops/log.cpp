@@ -61,7 +61,7 @@ void append_time(std::string& out) {
 char* put_uint(char* p, std::uint64_t v) { return std::to_chars(p, p + 20, v).ptr; }
 
 char* put(char* p, std::string_view s) {
-  std::memcpy(p, s.data(), s.size());
+  if (!s.empty()) std::memcpy(p, s.data(), s.size());  // an empty view's data may be null
   return p + s.size();
 }
 
