@@ -71,7 +71,15 @@ Response as_response(R&& r, const ResponseFilter& filter,
   } else {
     if constexpr (detail::is_described_v<V>) {
       if (unfiltered != nullptr && *unfiltered == typeid(V)) {
-        return Response::json(200, ValueTraits<V>::to_json(r));
+        if constexpr (detail::writes_directly<V>()) {
+          // The same bytes as serialising to_json(r), without building that value.
+          Response res;
+          res.body.reserve(128);
+          detail::write_json(res.body, r);
+          return res;
+        } else {
+          return Response::json(200, ValueTraits<V>::to_json(r));
+        }
       }
     }
     return filtered_json(ValueTraits<V>::to_json(r), filter);

@@ -60,12 +60,13 @@ Dependency<std::shared_ptr<const U>> current_user(std::shared_ptr<const Verifier
       [verifier = std::move(verifier), load = std::move(load)](
           const SecurityScopes& scopes, RequestContext& ctx,
           const std::string& token) -> Outcome<Ptr> {
-        auto verified = verifier->verify(token);
+        auto verified = verifier->verify_shared(token);
         if (!verified) return Err{to_http_exception(verified.error(), scopes)};
-        Ptr user = load(*verified);
+        const VerifiedToken& claims = **verified;
+        Ptr user = load(claims);
         if (!user) return Err{to_http_exception(Failure::unknown_user, scopes)};
-        ctx.request().set_log_user(verified->subject);  // the access log's "user"
-        if (auto missing = Verifier::check_scopes(*verified, scopes)) {
+        ctx.request().set_log_user(claims.subject);  // the access log's "user"
+        if (auto missing = Verifier::check_scopes(claims, scopes)) {
           return Err{to_http_exception(*missing, scopes)};
         }
         return user;

@@ -23,6 +23,7 @@
 #include <boost/json/value.hpp>
 #include <boost/mp11/algorithm.hpp>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -76,6 +77,97 @@ constexpr bool reads_back_unchanged() {
 
 template <class T>
 using member_type_t = std::remove_cvref_t<T>;
+
+// Appends `s` as a JSON string exactly as boost::json::serialize writes one: `"` and
+// `\\` escaped, \b \t \n \f \r as such, other bytes below 0x20 as \u00xx, every
+// other byte (0x7F, and UTF-8 or not) as it is.
+void append_json_text(std::string& out, std::string_view s);
+void append_json_integer(std::string& out, std::int64_t v);
+void append_json_integer(std::string& out, std::uint64_t v);
+
+// True for the types write_json writes without building a boost::json::value: text,
+// bool, integers (not the character types), std::optional and std::vector of those, and
+// described structs of those.
+template <class M>
+constexpr bool writes_directly() {
+  if constexpr (std::is_same_v<M, std::string> || std::is_same_v<M, bool>) {
+    return true;
+  } else if constexpr (std::is_integral_v<M>) {
+    return !std::is_same_v<M, char> && !std::is_same_v<M, signed char> &&
+           !std::is_same_v<M, unsigned char> && !std::is_same_v<M, wchar_t> &&
+           !std::is_same_v<M, char8_t> && !std::is_same_v<M, char16_t> &&
+           !std::is_same_v<M, char32_t>;
+  } else if constexpr (is_vector<M>::value || is_optional<M>::value) {
+    return writes_directly<typename M::value_type>();
+  } else if constexpr (is_described_v<M>) {
+    bool all = true;
+    boost::mp11::mp_for_each<public_members<M>>([&](auto d) {
+      all = all && writes_directly<member_type_t<decltype(std::declval<M&>().*d.pointer)>>();
+    });
+    return all;
+  } else {
+    return false;
+  }
+}
+
+// Described struct M's member names as they open each member's JSON: `"name":`, and
+// `,"name":` after the first; made once.
+template <class M>
+const std::vector<std::string>& json_keys() {
+  static const std::vector<std::string> keys = [] {
+    std::vector<std::string> out;
+    boost::mp11::mp_for_each<public_members<M>>([&](auto d) {
+      std::string key = out.empty() ? "" : ",";
+      append_json_text(key, d.name);
+      key += ':';
+      out.push_back(std::move(key));
+    });
+    return out;
+  }();
+  return keys;
+}
+
+// Appends `v`'s JSON, the bytes boost::json::serialize(ValueTraits<M>::to_json(v))
+// gives, without building that value (only for writes_directly<M>()).
+template <class M>
+void write_json(std::string& out, const M& v) {
+  static_assert(writes_directly<M>());
+  if constexpr (std::is_same_v<M, std::string>) {
+    append_json_text(out, v);
+  } else if constexpr (std::is_same_v<M, bool>) {
+    out += v ? std::string_view("true") : std::string_view("false");
+  } else if constexpr (std::is_integral_v<M>) {
+    if constexpr (std::is_signed_v<M>) {
+      append_json_integer(out, static_cast<std::int64_t>(v));
+    } else {
+      append_json_integer(out, static_cast<std::uint64_t>(v));
+    }
+  } else if constexpr (is_optional<M>::value) {
+    if (v) {
+      write_json(out, *v);
+    } else {
+      out += "null";
+    }
+  } else if constexpr (is_vector<M>::value) {
+    out += '[';
+    bool first = true;
+    for (const auto& e : v) {
+      if (!first) out += ',';
+      first = false;
+      write_json(out, e);
+    }
+    out += ']';
+  } else {
+    const auto& keys = json_keys<M>();
+    std::size_t k = 0;
+    out += '{';
+    boost::mp11::mp_for_each<public_members<M>>([&](auto d) {
+      out += keys[k++];
+      write_json(out, v.*d.pointer);
+    });
+    out += '}';
+  }
+}
 
 template <class T>
 struct unwrap_optional {

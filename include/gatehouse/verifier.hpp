@@ -35,6 +35,7 @@
 
 #include <boost/json/object.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -132,6 +133,15 @@ struct VerifierOptions {
   std::shared_ptr<const RevocationList> revocations;
   // Seconds of clock skew allowed for exp and nbf.
   std::int64_t leeway_seconds = 0;
+  // Tokens verify_shared() remembers (0: none), as an API gateway's JWT cache does: a
+  // token seen before, byte for byte, skips its base64, its JSON and its signature. What
+  // can change while the bytes do not is checked again on every call: that the key set
+  // is the one that verified it and the key still verifies at this time (a rotated,
+  // retired or expired key is not trusted from the cache), exp/nbf against the clock,
+  // and the revocation list. Only verified tokens are remembered, at most
+  // `cache_entries` of them (each a slot that the next token hashing to it replaces),
+  // and none longer than 4 KiB.
+  std::size_t cache_entries = 1024;
   // Seconds since the epoch; default: the system clock.
   std::function<std::int64_t()> clock;
 };
@@ -144,6 +154,10 @@ class Verifier {
   static std::shared_ptr<const Verifier> hs256(std::string secret);
 
   [[nodiscard]] Result<VerifiedToken, Failure> verify(std::string_view token) const;
+  // verify(), with the answer shared instead of copied, and remembered: see
+  // VerifierOptions::cache_entries. The same checks give the same Failure.
+  [[nodiscard]] Result<std::shared_ptr<const VerifiedToken>, Failure> verify_shared(
+      std::string_view token) const;
 
   // missing_scope when `token` lacks one of `required`, in the order required.
   [[nodiscard]] static std::optional<Failure> check_scopes(const VerifiedToken& token,
@@ -154,8 +168,19 @@ class Verifier {
   [[nodiscard]] std::int64_t now() const { return options_.clock(); }
 
  private:
+  // What verified a token: the key set and the key in it, and the header's kid.
+  struct Provenance {
+    std::shared_ptr<const KeySet> keys;
+    const Key* key = nullptr;
+    std::optional<std::string> header_kid;
+  };
+  [[nodiscard]] Result<VerifiedToken, Failure> verify_impl(std::string_view token,
+                                                           Provenance* provenance) const;
+  struct Cache;
+
   VerifierOptions options_;
   std::shared_ptr<KeySource> keys_;
+  std::shared_ptr<Cache> cache_;  // null when options_.cache_entries is 0
 };
 
 // Makes access tokens with the key source's signing key.

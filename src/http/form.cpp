@@ -2,6 +2,7 @@
 
 #include "http/text.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 namespace gatehouse {
@@ -126,6 +127,13 @@ int hex_value(char c) {
 }
 
 std::string unquote_impl(std::string_view raw, bool plus) {
+  // ASCII without '%' (nor '+' when it means a space) decodes to itself.
+  if (std::all_of(raw.begin(), raw.end(), [plus](char ch) {
+        const auto c = static_cast<unsigned char>(ch);
+        return c < 0x80 && c != '%' && (c != '+' || !plus);
+      })) {
+    return std::string(raw);
+  }
   std::string out;
   out.reserve(raw.size());
   std::string run;  // bytes of the current ASCII run, percent-decoded

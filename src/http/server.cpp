@@ -31,6 +31,7 @@
 #include <atomic>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <csignal>
 #include <ctime>
 #include <limits>
@@ -789,24 +790,26 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!r.file_path.empty()) return respond_file(std::move(r), keep_alive, head);
     // The head and body go out as one contiguous buffer the session keeps between
     // requests: no allocation once it has grown, one sendmsg per answer.
+    using namespace std::string_view_literals;
     out_.clear();
-    out_ += "HTTP/1.1 ";
-    out_ += std::to_string(r.status);
+    out_ += "HTTP/1.1 "sv;
+    append_number(r.status);
     out_ += ' ';
-    out_ += bhttp::obsolete_reason(bhttp::int_to_status(r.status));
-    out_ += "\r\nDate: ";
+    const auto reason = bhttp::obsolete_reason(bhttp::int_to_status(r.status));
+    out_.append(reason.data(), reason.size());
+    out_ += "\r\nDate: "sv;
     out_ += http_date();
-    out_ += "\r\nServer: gatehouse\r\n";
+    out_ += "\r\nServer: gatehouse\r\n"sv;
     for (const auto& [name, value] : r.headers) append_header(name, value);
-    if (!r.content_type.empty()) append_header("Content-Type", r.content_type);
+    if (!r.content_type.empty()) append_header("Content-Type"sv, r.content_type);
     if (!keep_alive) {
-      out_ += "Connection: close\r\n";
+      out_ += "Connection: close\r\n"sv;
     } else if (req.version() < 11) {
-      out_ += "Connection: keep-alive\r\n";
+      out_ += "Connection: keep-alive\r\n"sv;
     }
-    out_ += "Content-Length: ";
-    out_ += std::to_string(r.body.size());
-    out_ += "\r\n\r\n";
+    out_ += "Content-Length: "sv;
+    append_number(r.body.size());
+    out_ += "\r\n\r\n"sv;
     if (!head) out_ += r.body;
     net::async_write(
         stream_, net::buffer(out_),
@@ -835,10 +838,22 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // A header line; CR and LF in a value become spaces, so no value can add a header.
   void append_header(std::string_view name, std::string_view value) {
+    using namespace std::string_view_literals;
     out_ += name;
-    out_ += ": ";
-    for (char c : value) out_ += (c == '\r' || c == '\n') ? ' ' : c;
-    out_ += "\r\n";
+    out_ += ": "sv;
+    const std::size_t start = out_.size();
+    out_ += value;
+    for (auto i = out_.find_first_of("\r\n"sv, start); i != std::string::npos;
+         i = out_.find_first_of("\r\n"sv, i + 1)) {
+      out_[i] = ' ';
+    }
+    out_ += "\r\n"sv;
+  }
+
+  void append_number(std::uint64_t v) {
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, v).ptr;
+    out_.append(digits, static_cast<std::size_t>(end - digits));
   }
 
   void respond_file(Response r, bool keep_alive, bool head) {

@@ -1,6 +1,8 @@
 // The buffered JSON-lines logger (see include/gatehouse/log.hpp).
 #include "gatehouse/log.hpp"
 
+#include "engine/json_runs.hpp"
+
 #include <boost/json/serialize.hpp>
 
 #include <unistd.h>
@@ -51,7 +53,9 @@ void append_uint(std::string& out, std::uint64_t v) {
     buf[n++] = static_cast<char>('0' + v % 10);
     v /= 10;
   } while (v != 0);
-  while (n > 0) out += buf[--n];
+  char digits[24];
+  for (int i = 0; i < n; ++i) digits[i] = buf[n - 1 - i];
+  out.append(digits, static_cast<std::size_t>(n));
 }
 
 // Length of the valid UTF-8 sequence starting at s[i], or 0.
@@ -116,27 +120,30 @@ std::optional<LogLevel> parse_log_level(std::string_view name) noexcept {
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
-  for (std::size_t i = 0; i < s.size();) {
+  std::size_t run = 0;  // start of the printable ASCII not yet appended
+  for (std::size_t i = detail::plain_json_run_end<true>(s, 0); i < s.size();
+       i = detail::plain_json_run_end<true>(s, i)) {
     const auto c = static_cast<unsigned char>(s[i]);
+    out.append(s.data() + run, i - run);
     if (c >= 0x80) {
       if (std::size_t n = utf8_length(s, i); n != 0) {
-        out.append(s.substr(i, n));
+        out.append(s.data() + i, n);
         i += n;
+        run = i;
         continue;
       }
     }
     if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c >= 0x7F) {
-      out += "\\u00";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
+      const char e[] = {'\\', static_cast<char>(c)};
+      out.append(e, 2);
     } else {
-      out += static_cast<char>(c);
+      const char e[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+      out.append(e, sizeof e);
     }
     ++i;
+    run = i;
   }
+  out.append(s.data() + run, s.size() - run);
   out += '"';
 }
 
