@@ -70,6 +70,13 @@ def test_d_is_each_with_slice_over_the_mean_of_the_solo_slices_around_it(bench):
     assert fig["d_with"] == 76
 
 
+def test_d_without_a_solo_rate_has_no_figure(bench):
+    # A server that stopped answering: its solo slices measured 0 req/s.
+    d = [{"part": p, "rate": r, "logins": 0.0, "login_503": 0, "errors": 9}
+         for p, r in (("solo", 0.0), ("with", 10.0), ("solo", 0.0))]
+    assert bench.ab_figures({"slices": [("gh", 1.0, 1.0)], "d": d})["d_pct"] is None
+
+
 def report_text(bench, ab, rounds):
     servers = [bench.Server(k, label, kind, []) for k, label, kind in
                (("gh", "gatehouse", "gh"), ("ghm0", "gh-no-metrics", "gh"),
