@@ -202,6 +202,16 @@ int main(int argc, char** argv) {
       settings.add(serve, "--worker-queue", "worker-queue", "GATEHOUSE_WORKER_QUEUE", "256",
                    "Logins waiting for a hashing thread before 503 (1 to 1000000)");
   queue.number(1, 1000000);
+  auto& hash_priority = settings.add(
+      serve, "--hash-priority", "hash-priority", "GATEHOUSE_HASH_PRIORITY", "idle",
+      "CPU priority of the hashing threads against this server's request threads: idle (only "
+      "CPU that requests leave idle, so a login storm cannot slow token checks), low (nice 10) "
+      "or normal");
+  hash_priority.check([](const Setting& s) {
+    if (s.value != "idle" && s.value != "low" && s.value != "normal") {
+      s.fail("must be idle, low or normal");
+    }
+  });
   auto& per_client = settings.add(
       serve, "--max-connections-per-client", "max-connections-per-client",
       "GATEHOUSE_MAX_CONNECTIONS_PER_CLIENT", "256",
@@ -517,6 +527,10 @@ int main(int argc, char** argv) {
     options.io_threads = static_cast<unsigned>(io_threads.as_number());
     options.worker_threads = static_cast<unsigned>(workers.as_number());
     options.worker_queue = queue.as_number();
+    options.worker_priority =
+        hash_priority.value == "low"      ? gatehouse::ServerOptions::WorkerPriority::low
+        : hash_priority.value == "normal" ? gatehouse::ServerOptions::WorkerPriority::normal
+                                          : gatehouse::ServerOptions::WorkerPriority::idle;
     options.max_connections_per_client = per_client.as_number();
     options.forwarded_allow_ips = forwarded_list(forwarded);
     options.access_log = (access_log.as_bool() || access_log_flag) && !no_access_log;

@@ -24,6 +24,14 @@ struct ServerOptions {
   unsigned io_threads = 0;         // 0: one per core
   unsigned worker_threads = 0;     // 0: one per core
   std::size_t worker_queue = 256;  // waiting offloaded requests before 503
+  // The hashing threads' CPU priority against this process's I/O threads. idle
+  // (SCHED_IDLE): hashing runs on the CPU that requests leave idle, and a waking I/O
+  // thread takes its core at once, so a storm of logins cannot slow the token checks;
+  // low (nice 10): hashing keeps about a tenth of a core that requests want; normal: an
+  // equal share. With idle, logins wait while this process's requests keep every core
+  // busy; the queue (worker_queue) bounds how many wait.
+  enum class WorkerPriority { idle, low, normal };
+  WorkerPriority worker_priority = WorkerPriority::idle;
   // A request whose store would have to wait for its database on an I/O thread (the
   // store throws StoreWouldBlock, store.hpp) runs again on a pool of store threads,
   // started on first use: this many threads, at most store_queue requests waiting

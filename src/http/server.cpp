@@ -325,7 +325,7 @@ struct ServerState {
       store_pool_ = std::make_unique<http::WorkerPool>(
           options.store_threads != 0 ? options.store_threads : 1,
           options.store_queue != 0 ? options.store_queue : 1, http::WorkerPool::WaitObserver{},
-          /*nice=*/0);
+          http::WorkerPool::Priority::normal);
     });
     return *store_pool_;
   }
@@ -351,7 +351,12 @@ struct ServerState {
         pool(
             workers, o.worker_queue,
             pool_wait == nullptr ? http::WorkerPool::WaitObserver{}
-                                 : [h = pool_wait](auto d) { h->observe(d); }) {
+                                 : [h = pool_wait](auto d) { h->observe(d); },
+            o.worker_priority == ServerOptions::WorkerPriority::idle
+                ? http::WorkerPool::Priority::idle
+            : o.worker_priority == ServerOptions::WorkerPriority::low
+                ? http::WorkerPool::Priority::low
+                : http::WorkerPool::Priority::normal) {
     if (metrics != nullptr) {
       pool_rejected = &metrics->counter("gatehouse_hash_pool_rejected_total",
                                         "Offloaded requests refused with 503 because the "

@@ -1,18 +1,27 @@
 #include "http/worker_pool.hpp"
 
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <latch>
+
 namespace gatehouse::http {
 
-WorkerPool::WorkerPool(unsigned threads, std::size_t capacity, WaitObserver on_wait, int nice)
+WorkerPool::WorkerPool(unsigned threads, std::size_t capacity, WaitObserver on_wait,
+                       Priority priority)
     : capacity_(capacity),
       thread_count_(threads == 0 ? 1 : threads),
       on_wait_(std::move(on_wait)),
-      nice_(nice) {
+      priority_(priority) {
   if (threads == 0) threads = 1;
-  for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
+  // Each thread takes its priority before the pool is handed out.
+  std::latch started(threads);
+  for (unsigned i = 0; i < threads; ++i) {
+    threads_.emplace_back([this, &started] { work(started); });
+  }
+  started.wait();
 }
 
 WorkerPool::~WorkerPool() { stop(); }
@@ -47,9 +56,18 @@ std::size_t WorkerPool::queued() {
   return queue_.size();
 }
 
-void WorkerPool::work() {
-  // Linux applies nice values per thread: hashing yields to the I/O threads.
-  if (nice_ != 0) setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), nice_);
+void WorkerPool::work(std::latch& started) {
+  // Linux schedules threads one by one: hashing yields to the I/O threads. SCHED_IDLE
+  // applies within the process's own scheduling group (its cgroup, or its session's
+  // autogroup), so it yields to this process's busy threads, not to the whole machine's.
+  if (priority_ == Priority::idle) {
+    sched_param param{};
+    param.sched_priority = 0;
+    (void)sched_setscheduler(0, SCHED_IDLE, &param);
+  } else if (priority_ == Priority::low) {
+    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10);
+  }
+  started.count_down();
   for (;;) {
     Job job;
     {

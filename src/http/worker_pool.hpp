@@ -1,7 +1,8 @@
 // A fixed set of threads running blocking jobs (password hashing) off the I/O
 // threads, with a bounded queue: when it is full, try_submit refuses and the caller
-// answers 503 instead of queueing without bound. Workers run at a lower scheduling
-// priority (nice +10) so that I/O threads keep serving while logins saturate them.
+// answers 503 instead of queueing without bound. Hashing workers run at a lower
+// scheduling priority (SCHED_IDLE or nice +10) so that I/O threads keep serving while
+// logins saturate them.
 #pragma once
 
 #include <atomic>
@@ -10,6 +11,7 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <latch>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -21,9 +23,12 @@ class WorkerPool {
   // `on_wait`, when set, is told how long each job waited in the queue (on the worker
   // thread that took it).
   using WaitObserver = std::function<void(std::chrono::nanoseconds)>;
-  // `nice`: the threads' scheduling priority (10 for hashing, so I/O threads win the
-  // CPU; 0 for threads that mostly wait on a database).
-  WorkerPool(unsigned threads, std::size_t capacity, WaitObserver on_wait = {}, int nice = 10);
+  // The threads' scheduling priority: idle (SCHED_IDLE: only CPU that other threads of
+  // the process leave idle, see ServerOptions::worker_priority), low (nice 10), normal
+  // (for threads that mostly wait on a database).
+  enum class Priority { idle, low, normal };
+  WorkerPool(unsigned threads, std::size_t capacity, WaitObserver on_wait = {},
+             Priority priority = Priority::low);
   ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -41,7 +46,7 @@ class WorkerPool {
   [[nodiscard]] std::size_t busy() const noexcept { return busy_.load(std::memory_order_relaxed); }
 
  private:
-  void work();
+  void work(std::latch& started);
 
   struct Job {
     std::function<void()> run;
@@ -51,7 +56,7 @@ class WorkerPool {
   std::size_t capacity_;
   std::size_t thread_count_;
   WaitObserver on_wait_;
-  int nice_;
+  Priority priority_;
   std::atomic<std::size_t> busy_{0};
   std::mutex mutex_;
   std::condition_variable ready_;
