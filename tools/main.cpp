@@ -203,10 +203,10 @@ int main(int argc, char** argv) {
                    "Logins waiting for a hashing thread before 503 (1 to 1000000)");
   queue.number(1, 1000000);
   auto& hash_priority = settings.add(
-      serve, "--hash-priority", "hash-priority", "GATEHOUSE_HASH_PRIORITY", "idle",
-      "CPU priority of the hashing threads against this server's request threads: idle (only "
-      "CPU that requests leave idle, so a login storm cannot slow token checks), low (nice 10) "
-      "or normal");
+      serve, "--hash-priority", "hash-priority", "GATEHOUSE_HASH_PRIORITY", "low",
+      "CPU priority of the hashing threads: low (nice 10), normal, or idle (only CPU that "
+      "everything else in the server's cgroup leaves idle: a login storm cannot slow token "
+      "checks, but logins wait while anything else there is busy)");
   hash_priority.check([](const Setting& s) {
     if (s.value != "idle" && s.value != "low" && s.value != "normal") {
       s.fail("must be idle, low or normal");
@@ -528,9 +528,9 @@ int main(int argc, char** argv) {
     options.worker_threads = static_cast<unsigned>(workers.as_number());
     options.worker_queue = queue.as_number();
     options.worker_priority =
-        hash_priority.value == "low"      ? gatehouse::ServerOptions::WorkerPriority::low
+        hash_priority.value == "idle"     ? gatehouse::ServerOptions::WorkerPriority::idle
         : hash_priority.value == "normal" ? gatehouse::ServerOptions::WorkerPriority::normal
-                                          : gatehouse::ServerOptions::WorkerPriority::idle;
+                                          : gatehouse::ServerOptions::WorkerPriority::low;
     options.max_connections_per_client = per_client.as_number();
     options.forwarded_allow_ips = forwarded_list(forwarded);
     options.access_log = (access_log.as_bool() || access_log_flag) && !no_access_log;

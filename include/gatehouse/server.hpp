@@ -24,14 +24,14 @@ struct ServerOptions {
   unsigned io_threads = 0;         // 0: one per core
   unsigned worker_threads = 0;     // 0: one per core
   std::size_t worker_queue = 256;  // waiting offloaded requests before 503
-  // The hashing threads' CPU priority against this process's I/O threads. idle
-  // (SCHED_IDLE): hashing runs on the CPU that requests leave idle, and a waking I/O
-  // thread takes its core at once, so a storm of logins cannot slow the token checks;
-  // low (nice 10): hashing keeps about a tenth of a core that requests want; normal: an
-  // equal share. With idle, logins wait while this process's requests keep every core
-  // busy; the queue (worker_queue) bounds how many wait.
+  // The hashing threads' CPU priority. low (nice 10): against the I/O threads hashing
+  // keeps about a tenth of a core that requests want; normal: an equal share. idle
+  // (SCHED_IDLE): hashing runs only on CPU that every other thread of the scheduling
+  // group (the cgroup, or the session's autogroup) leaves idle, and a waking I/O thread
+  // takes its core at once; logins then wait, without bound but the queue's, while
+  // anything else in that group keeps the cores busy.
   enum class WorkerPriority { idle, low, normal };
-  WorkerPriority worker_priority = WorkerPriority::idle;
+  WorkerPriority worker_priority = WorkerPriority::low;
   // A request whose store would have to wait for its database on an I/O thread (the
   // store throws StoreWouldBlock, store.hpp) runs again on a pool of store threads,
   // started on first use: this many threads, at most store_queue requests waiting

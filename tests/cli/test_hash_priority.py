@@ -21,8 +21,19 @@ def threads(pid):
     return out
 
 
-def test_hashing_threads_are_sched_idle_by_default(tmp_path):
+def test_hashing_threads_are_nice_ten_by_default(tmp_path):
     s = Server(tmp_path / "data", extra=["--workers", "3", "--demo-users"])
+    try:
+        assert s.login("johndoe", "secret").status_code == 200
+        seen = threads(s.proc.pid)
+        assert seen.count((10, SCHED_OTHER)) == 3, seen
+        assert not any(policy == SCHED_IDLE for _, policy in seen), seen
+    finally:
+        s.stop()
+
+
+def test_idle_is_sched_idle_and_normal_is_neither(tmp_path):
+    s = Server(tmp_path / "idle", extra=["--workers", "3", "--demo-users", "--hash-priority", "idle"])
     try:
         assert s.login("johndoe", "secret").status_code == 200  # logins still work
         seen = threads(s.proc.pid)
@@ -30,20 +41,12 @@ def test_hashing_threads_are_sched_idle_by_default(tmp_path):
         assert all(nice == 0 for nice, _ in seen), seen
     finally:
         s.stop()
-
-
-def test_low_is_nice_ten_and_normal_is_neither(tmp_path):
-    for value, expect in (("low", (10, SCHED_OTHER)), ("normal", None)):
-        s = Server(tmp_path / value, extra=["--workers", "2", "--hash-priority", value])
-        try:
-            seen = threads(s.proc.pid)
-            assert not any(policy == SCHED_IDLE for _, policy in seen), seen
-            if expect:
-                assert seen.count(expect) == 2, seen
-            else:
-                assert all(nice == 0 for nice, _ in seen), seen
-        finally:
-            s.stop()
+    s = Server(tmp_path / "normal", extra=["--workers", "2", "--hash-priority", "normal"])
+    try:
+        seen = threads(s.proc.pid)
+        assert all(nice == 0 and policy == SCHED_OTHER for nice, policy in seen), seen
+    finally:
+        s.stop()
 
 
 def test_a_wrong_value_is_refused_with_the_choices(tmp_path):
