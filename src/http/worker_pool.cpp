@@ -58,8 +58,8 @@ std::size_t WorkerPool::queued() {
 
 void WorkerPool::work(std::latch& started) {
   // Linux schedules threads one by one: hashing yields to the I/O threads. SCHED_IDLE
-  // applies within the process's own scheduling group (its cgroup, or its session's
-  // autogroup), so it yields to this process's busy threads, not to the whole machine's.
+  // yields to every busy thread of the scheduling group (the cgroup, or the session's
+  // autogroup), not only to this process's: see ServerOptions::worker_priority.
   if (priority_ == Priority::idle) {
     sched_param param{};
     param.sched_priority = 0;
