@@ -203,13 +203,14 @@ int main(int argc, char** argv) {
                    "Logins waiting for a hashing thread before 503 (1 to 1000000)");
   queue.number(1, 1000000);
   auto& hash_priority = settings.add(
-      serve, "--hash-priority", "hash-priority", "GATEHOUSE_HASH_PRIORITY", "low",
-      "CPU priority of the hashing threads: low (nice 10), normal, or idle (only CPU that "
-      "everything else in the server's cgroup leaves idle: a login storm cannot slow token "
-      "checks, but logins wait while anything else there is busy)");
+      serve, "--hash-priority", "hash-priority", "GATEHOUSE_HASH_PRIORITY", "adaptive",
+      "CPU priority of the hashing threads: adaptive (idle, and a login hashing for over a "
+      "second is raised to low: token checks keep their cores, no login waits without "
+      "bound), low (nice 10), normal, or idle (only CPU that everything else in the "
+      "server's cgroup leaves idle: logins wait while anything else there is busy)");
   hash_priority.check([](const Setting& s) {
-    if (s.value != "idle" && s.value != "low" && s.value != "normal") {
-      s.fail("must be idle, low or normal");
+    if (s.value != "adaptive" && s.value != "idle" && s.value != "low" && s.value != "normal") {
+      s.fail("must be adaptive, idle, low or normal");
     }
   });
   auto& per_client = settings.add(
@@ -530,7 +531,8 @@ int main(int argc, char** argv) {
     options.worker_priority =
         hash_priority.value == "idle"     ? gatehouse::ServerOptions::WorkerPriority::idle
         : hash_priority.value == "normal" ? gatehouse::ServerOptions::WorkerPriority::normal
-                                          : gatehouse::ServerOptions::WorkerPriority::low;
+        : hash_priority.value == "low"    ? gatehouse::ServerOptions::WorkerPriority::low
+                                          : gatehouse::ServerOptions::WorkerPriority::adaptive;
     options.max_connections_per_client = per_client.as_number();
     options.forwarded_allow_ips = forwarded_list(forwarded);
     options.access_log = (access_log.as_bool() || access_log_flag) && !no_access_log;

@@ -29,9 +29,14 @@ struct ServerOptions {
   // (SCHED_IDLE): hashing runs only on CPU that every other thread of the scheduling
   // group (the cgroup, or the session's autogroup) leaves idle, and a waking I/O thread
   // takes its core at once; logins then wait, without bound but the queue's, while
-  // anything else in that group keeps the cores busy.
-  enum class WorkerPriority { idle, low, normal };
-  WorkerPriority worker_priority = WorkerPriority::low;
+  // anything else in that group keeps the cores busy. adaptive (the default): idle, and
+  // a hashing thread whose login has run for worker_raise_after is raised to low until
+  // that login is done, so no login waits without bound. Raising a thread again needs
+  // RLIMIT_NICE of 10 or more (systemd: LimitNICE=+10) or CAP_SYS_NICE, which root has;
+  // without either, adaptive runs as low and the server says so when it starts.
+  enum class WorkerPriority { idle, low, normal, adaptive };
+  WorkerPriority worker_priority = WorkerPriority::adaptive;
+  std::chrono::milliseconds worker_raise_after{1000};
   // A request whose store would have to wait for its database on an I/O thread (the
   // store throws StoreWouldBlock, store.hpp) runs again on a pool of store threads,
   // started on first use: this many threads, at most store_queue requests waiting

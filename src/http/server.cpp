@@ -293,6 +293,20 @@ std::size_t make_request_id(char* out) {
 
 class Session;
 
+http::WorkerPool::Priority pool_priority(ServerOptions::WorkerPriority p) {
+  switch (p) {
+    case ServerOptions::WorkerPriority::idle:
+      return http::WorkerPool::Priority::idle;
+    case ServerOptions::WorkerPriority::low:
+      return http::WorkerPool::Priority::low;
+    case ServerOptions::WorkerPriority::normal:
+      return http::WorkerPool::Priority::normal;
+    case ServerOptions::WorkerPriority::adaptive:
+      break;
+  }
+  return http::WorkerPool::Priority::adaptive;
+}
+
 struct ServerState {
   const App& app;
   const ServerOptions& options;
@@ -352,11 +366,7 @@ struct ServerState {
             workers, o.worker_queue,
             pool_wait == nullptr ? http::WorkerPool::WaitObserver{}
                                  : [h = pool_wait](auto d) { h->observe(d); },
-            o.worker_priority == ServerOptions::WorkerPriority::idle
-                ? http::WorkerPool::Priority::idle
-            : o.worker_priority == ServerOptions::WorkerPriority::low
-                ? http::WorkerPool::Priority::low
-                : http::WorkerPool::Priority::normal) {
+            pool_priority(o.worker_priority), o.worker_raise_after) {
     if (metrics != nullptr) {
       pool_rejected = &metrics->counter("gatehouse_hash_pool_rejected_total",
                                         "Offloaded requests refused with 503 because the "
@@ -1268,6 +1278,13 @@ void Server::Impl::run() {
     state.registrations.push_back(
         m.gauge("gatehouse_hash_pool_busy_threads", "Hashing threads running a job now.", {},
                 [&state] { return static_cast<double>(state.pool.busy()); }));
+  }
+  if (state.pool.adaptive_refused()) {
+    state.logger.event(LogLevel::warning, "hash_priority",
+                       {{"message",
+                         "hash-priority adaptive needs RLIMIT_NICE >= 10 (systemd: "
+                         "LimitNICE=+10) or CAP_SYS_NICE to raise a hashing thread again; "
+                         "running the hashing threads at nice 10 (low) instead"}});
   }
   // Not ready while the hashing queue is full: a login would get 503.
   state.registrations.push_back(app.readiness().add("hash_pool", [&state] {

@@ -6,22 +6,59 @@
 #include <unistd.h>
 
 #include <latch>
+#include <optional>
 
 namespace gatehouse::http {
 
+namespace {
+
+int this_tid() { return static_cast<int>(syscall(SYS_gettid)); }
+
+bool set_nice(int tid, int nice) {
+  return setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice) == 0;
+}
+
+bool set_policy(int tid, int policy) {
+  sched_param param{};
+  param.sched_priority = 0;
+  return sched_setscheduler(tid, policy, &param) == 0;
+}
+
+// Whether a thread of this process may come back from SCHED_IDLE to SCHED_OTHER at nice
+// 10: the kernel allows it when nice 10 is within RLIMIT_NICE (or with CAP_SYS_NICE),
+// the same test as lowering a thread's nice from 11 to 10, which is tried on a thread of
+// its own.
+bool may_raise_to_nice_ten() {
+  bool ok = false;
+  std::thread([&ok] {
+    const int tid = this_tid();
+    ok = set_nice(tid, 11) && set_nice(tid, 10);
+  }).join();
+  return ok;
+}
+
+}  // namespace
+
 WorkerPool::WorkerPool(unsigned threads, std::size_t capacity, WaitObserver on_wait,
-                       Priority priority)
+                       Priority priority, std::chrono::milliseconds raise_after)
     : capacity_(capacity),
       thread_count_(threads == 0 ? 1 : threads),
       on_wait_(std::move(on_wait)),
-      priority_(priority) {
+      priority_(priority),
+      raise_after_(raise_after) {
   if (threads == 0) threads = 1;
+  if (priority_ == Priority::adaptive && !may_raise_to_nice_ten()) {
+    priority_ = Priority::low;
+    adaptive_refused_ = true;
+  }
+  if (priority_ == Priority::adaptive) slots_.resize(threads);
   // Each thread takes its priority before the pool is handed out.
   std::latch started(threads);
   for (unsigned i = 0; i < threads; ++i) {
-    threads_.emplace_back([this, &started] { work(started); });
+    threads_.emplace_back([this, &started, i] { work(started, i); });
   }
   started.wait();
+  if (priority_ == Priority::adaptive) guard_ = std::thread([this] { guard(); });
 }
 
 WorkerPool::~WorkerPool() { stop(); }
@@ -49,6 +86,12 @@ void WorkerPool::stop(bool run_pending) {
     if (t.joinable()) t.join();
   }
   threads_.clear();
+  {
+    std::lock_guard lock(mutex_);
+    guard_stopping_ = true;
+  }
+  guard_wake_.notify_all();
+  if (guard_.joinable()) guard_.join();
 }
 
 std::size_t WorkerPool::queued() {
@@ -56,16 +99,24 @@ std::size_t WorkerPool::queued() {
   return queue_.size();
 }
 
-void WorkerPool::work(std::latch& started) {
+void WorkerPool::work(std::latch& started, std::size_t index) {
   // Linux schedules threads one by one: hashing yields to the I/O threads. SCHED_IDLE
   // yields to every busy thread of the scheduling group (the cgroup, or the session's
-  // autogroup), not only to this process's: see ServerOptions::worker_priority.
+  // autogroup), not only to this process's: see ServerOptions::worker_priority. A
+  // SCHED_IDLE thread also gives its core up at once to a waking I/O thread, where a
+  // nice 10 one may finish its time slice first.
+  const int tid = this_tid();
+  const bool adaptive = priority_ == Priority::adaptive;
   if (priority_ == Priority::idle) {
-    sched_param param{};
-    param.sched_priority = 0;
-    (void)sched_setscheduler(0, SCHED_IDLE, &param);
-  } else if (priority_ == Priority::low) {
-    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10);
+    (void)set_policy(0, SCHED_IDLE);
+  } else if (priority_ == Priority::low || adaptive) {
+    // adaptive: nice 10 is what the guard raises a thread to (SCHED_OTHER keeps it).
+    (void)set_nice(tid, 10);
+    if (adaptive) {
+      (void)set_policy(0, SCHED_IDLE);
+      std::lock_guard lock(mutex_);
+      slots_[index].tid = tid;
+    }
   }
   started.count_down();
   for (;;) {
@@ -76,11 +127,50 @@ void WorkerPool::work(std::latch& started) {
       if (queue_.empty()) return;
       job = std::move(queue_.front());
       queue_.pop_front();
+      if (adaptive) slots_[index].started = std::chrono::steady_clock::now();
     }
+    if (adaptive) guard_wake_.notify_one();
     if (on_wait_) on_wait_(std::chrono::steady_clock::now() - job.queued_at);
     busy_.fetch_add(1, std::memory_order_relaxed);
     job.run();
     busy_.fetch_sub(1, std::memory_order_relaxed);
+    if (adaptive) {
+      bool was_raised = false;
+      {
+        std::lock_guard lock(mutex_);
+        was_raised = slots_[index].raised;
+        slots_[index].started = {};
+        slots_[index].raised = false;
+      }
+      if (was_raised) (void)set_policy(0, SCHED_IDLE);
+    }
+  }
+}
+
+// adaptive: raises a worker whose job has run for raise_after_ to SCHED_OTHER (its nice
+// is 10), so that a login gets at least nice 10's share of a core however busy the rest
+// of the scheduling group keeps it. Sleeps while no job runs, else until the first one
+// falls due.
+void WorkerPool::guard() {
+  std::unique_lock lock(mutex_);
+  while (!guard_stopping_) {
+    const auto now = std::chrono::steady_clock::now();
+    std::optional<std::chrono::steady_clock::time_point> next;
+    for (auto& slot : slots_) {
+      if (slot.started == std::chrono::steady_clock::time_point{} || slot.raised) continue;
+      const auto due = slot.started + raise_after_;
+      if (due <= now) {
+        slot.raised = true;  // once per job, whether or not the kernel agreed
+        if (set_policy(slot.tid, SCHED_OTHER)) raised_.fetch_add(1, std::memory_order_relaxed);
+      } else if (!next || due < *next) {
+        next = due;
+      }
+    }
+    if (next) {
+      guard_wake_.wait_until(lock, *next);
+    } else {
+      guard_wake_.wait(lock);
+    }
   }
 }
 

@@ -1,14 +1,15 @@
 // A fixed set of threads running blocking jobs (password hashing) off the I/O
 // threads, with a bounded queue: when it is full, try_submit refuses and the caller
 // answers 503 instead of queueing without bound. Hashing workers run at a lower
-// scheduling priority (SCHED_IDLE or nice +10) so that I/O threads keep serving while
-// logins saturate them.
+// scheduling priority (SCHED_IDLE, nice +10, or SCHED_IDLE raised to nice +10 for a job
+// that has run too long) so that I/O threads keep serving while logins saturate them.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <latch>
@@ -24,11 +25,15 @@ class WorkerPool {
   // thread that took it).
   using WaitObserver = std::function<void(std::chrono::nanoseconds)>;
   // The threads' scheduling priority: idle (SCHED_IDLE: only CPU that other threads of
-  // the process leave idle, see ServerOptions::worker_priority), low (nice 10), normal
-  // (for threads that mostly wait on a database).
-  enum class Priority { idle, low, normal };
+  // the scheduling group leave idle, see ServerOptions::worker_priority), low (nice 10),
+  // normal (for threads that mostly wait on a database), adaptive (SCHED_IDLE; a thread
+  // whose job has run for `raise_after` is raised to nice 10 until that job ends, by a
+  // guard thread; where the process may not raise a thread again, RLIMIT_NICE under 10
+  // without CAP_SYS_NICE, the threads run as low and adaptive_refused() says so).
+  enum class Priority { idle, low, normal, adaptive };
   WorkerPool(unsigned threads, std::size_t capacity, WaitObserver on_wait = {},
-             Priority priority = Priority::low);
+             Priority priority = Priority::low,
+             std::chrono::milliseconds raise_after = std::chrono::milliseconds{1000});
   ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -44,9 +49,17 @@ class WorkerPool {
   [[nodiscard]] std::size_t threads() const noexcept { return thread_count_; }
   // Threads running a job now.
   [[nodiscard]] std::size_t busy() const noexcept { return busy_.load(std::memory_order_relaxed); }
+  // adaptive: jobs whose thread was raised to nice 10 because they ran for raise_after.
+  [[nodiscard]] std::uint64_t raised() const noexcept {
+    return raised_.load(std::memory_order_relaxed);
+  }
+  // adaptive was asked but the threads could not have been raised again once idle, so
+  // they run as low.
+  [[nodiscard]] bool adaptive_refused() const noexcept { return adaptive_refused_; }
 
  private:
-  void work(std::latch& started);
+  void work(std::latch& started, std::size_t index);
+  void guard();
 
   struct Job {
     std::function<void()> run;
@@ -57,12 +70,25 @@ class WorkerPool {
   std::size_t thread_count_;
   WaitObserver on_wait_;
   Priority priority_;
+  std::chrono::milliseconds raise_after_;
+  bool adaptive_refused_ = false;
   std::atomic<std::size_t> busy_{0};
+  std::atomic<std::uint64_t> raised_{0};
   std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<Job> queue_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
+  // adaptive: what the guard needs to know of each worker, under mutex_.
+  struct Slot {
+    int tid = 0;
+    std::chrono::steady_clock::time_point started{};  // of the running job; {} when none
+    bool raised = false;
+  };
+  std::vector<Slot> slots_;
+  std::condition_variable guard_wake_;
+  bool guard_stopping_ = false;
+  std::thread guard_;
 };
 
 }  // namespace gatehouse::http

@@ -54,15 +54,17 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, data_dir: Path, extra=(), env=None):
+    def __init__(self, data_dir: Path, extra=(), env=None, wrap=()):
+        """`wrap`: a command that execs the server (prlimit, setpriv...). self.lines: what
+        it printed up to its listening event."""
         e = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")}
         e["SECRET_KEY"] = "cli-test-key"
         e.update(env or {})
         # --port 0: the kernel picks a free port and the server's "listening" event names it,
         # so two servers can never race for one port.
         self.proc = subprocess.Popen(
-            [str(BIN), "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir),
-             "--no-access-log", *extra],
+            [*wrap, str(BIN), "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir",
+             str(data_dir), "--no-access-log", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
         said = b""
         deadline = time.time() + 30
@@ -71,6 +73,7 @@ class Server:
             if not line:
                 break
             said += line
+            self.lines = said.decode(errors="replace").splitlines()
             if b'"event":"listening"' in line:
                 self.url = json.loads(line)["url"]
                 self.port = int(self.url.rsplit(":", 1)[1])

@@ -21,15 +21,43 @@ def threads(pid):
     return out
 
 
-def test_hashing_threads_are_nice_ten_by_default(tmp_path):
+def test_hashing_threads_are_idle_at_nice_ten_by_default(tmp_path):
+    """adaptive: SCHED_IDLE, with the nice 10 a raise gives back (these tests run as
+    root, who may raise a thread again)."""
     s = Server(tmp_path / "data", extra=["--workers", "3", "--demo-users"])
     try:
         assert s.login("johndoe", "secret").status_code == 200
+        seen = threads(s.proc.pid)
+        assert seen.count((10, SCHED_IDLE)) == 3, seen
+        assert sum(1 for _, policy in seen if policy == SCHED_IDLE) == 3, seen
+    finally:
+        s.stop()
+    assert "hash_priority" not in "".join(s.lines), s.lines
+
+
+def test_low_is_nice_ten(tmp_path):
+    s = Server(tmp_path / "data", extra=["--workers", "3", "--hash-priority", "low"])
+    try:
         seen = threads(s.proc.pid)
         assert seen.count((10, SCHED_OTHER)) == 3, seen
         assert not any(policy == SCHED_IDLE for _, policy in seen), seen
     finally:
         s.stop()
+
+
+def test_adaptive_without_the_right_to_raise_runs_as_low_and_says_so(tmp_path):
+    """As an unprivileged server would start: no CAP_SYS_NICE, RLIMIT_NICE 0."""
+    s = Server(tmp_path / "data", extra=["--workers", "2"],
+               wrap=["prlimit", "--nice=0", "setpriv", "--inh-caps=-sys_nice",
+                     "--bounding-set=-sys_nice", "--"])
+    try:
+        seen = threads(s.proc.pid)
+        assert seen.count((10, SCHED_OTHER)) == 2, seen
+        assert not any(policy == SCHED_IDLE for _, policy in seen), seen
+    finally:
+        s.stop()
+    warnings = [l for l in s.lines if '"hash_priority"' in l]
+    assert len(warnings) == 1 and "LimitNICE=+10" in warnings[0], s.lines
 
 
 def test_idle_is_sched_idle_and_normal_is_neither(tmp_path):
@@ -52,4 +80,4 @@ def test_idle_is_sched_idle_and_normal_is_neither(tmp_path):
 def test_a_wrong_value_is_refused_with_the_choices(tmp_path):
     p = run("serve", "--data-dir", str(tmp_path / "data"), "--hash-priority", "realtime")
     assert p.returncode == 2, p.stderr
-    assert "hash-priority" in p.stderr and "must be idle, low or normal" in p.stderr
+    assert "hash-priority" in p.stderr and "must be adaptive, idle, low or normal" in p.stderr
