@@ -29,11 +29,11 @@ struct ServerOptions {
   // (SCHED_IDLE): hashing runs only on CPU that every other thread of the scheduling
   // group (the cgroup, or the session's autogroup) leaves idle, and a waking I/O thread
   // takes its core at once; logins then wait, without bound but the queue's, while
-  // anything else in that group keeps the cores busy. adaptive (the default): idle, and
-  // a hashing thread whose login has run for worker_raise_after is raised to low until
-  // that login is done, so no login waits without bound. Raising a thread again needs
-  // RLIMIT_NICE of 10 or more (systemd: LimitNICE=+10) or CAP_SYS_NICE, which root has;
-  // without either, adaptive runs as low and the server says so when it starts.
+  // anything else in that group keeps the cores busy. adaptive (the default): nice 10,
+  // and SCHED_IDLE while hashing; a login still hashing after worker_raise_after is
+  // raised back to nice 10 until it is done, so no login waits without bound. Leaving
+  // SCHED_IDLE needs RLIMIT_NICE of 10 or more (systemd: LimitNICE=+10) or CAP_SYS_NICE,
+  // which root has; without either, adaptive runs as low and the server says so.
   enum class WorkerPriority { idle, low, normal, adaptive };
   WorkerPriority worker_priority = WorkerPriority::adaptive;
   std::chrono::milliseconds worker_raise_after{1000};

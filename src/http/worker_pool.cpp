@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <latch>
 #include <optional>
 
@@ -24,15 +25,16 @@ bool set_policy(int tid, int policy) {
   return sched_setscheduler(tid, policy, &param) == 0;
 }
 
-// Whether a thread of this process may come back from SCHED_IDLE to SCHED_OTHER at nice
-// 10: the kernel allows it when nice 10 is within RLIMIT_NICE (or with CAP_SYS_NICE),
-// the same test as lowering a thread's nice from 11 to 10, which is tried on a thread of
-// its own.
-bool may_raise_to_nice_ten() {
+// Whether a thread of this process may leave SCHED_IDLE for SCHED_OTHER at nice 10: the
+// kernel allows it when nice 10 is within RLIMIT_NICE, or with CAP_SYS_NICE. Tried on a
+// thread of its own, with the sequence the workers use.
+bool may_leave_idle_at_nice_ten() {
   bool ok = false;
   std::thread([&ok] {
     const int tid = this_tid();
-    ok = set_nice(tid, 11) && set_nice(tid, 10);
+    ok = set_nice(tid, 10) && set_policy(0, SCHED_IDLE) && set_policy(0, SCHED_OTHER) &&
+         sched_getscheduler(0) == SCHED_OTHER &&
+         (errno = 0, getpriority(PRIO_PROCESS, static_cast<id_t>(tid))) == 10;
   }).join();
   return ok;
 }
@@ -47,7 +49,7 @@ WorkerPool::WorkerPool(unsigned threads, std::size_t capacity, WaitObserver on_w
       priority_(priority),
       raise_after_(raise_after) {
   if (threads == 0) threads = 1;
-  if (priority_ == Priority::adaptive && !may_raise_to_nice_ten()) {
+  if (priority_ == Priority::adaptive && !may_leave_idle_at_nice_ten()) {
     priority_ = Priority::low;
     adaptive_refused_ = true;
   }
@@ -87,7 +89,7 @@ void WorkerPool::stop(bool run_pending) {
   }
   threads_.clear();
   {
-    std::lock_guard lock(mutex_);
+    std::lock_guard lock(guard_mutex_);
     guard_stopping_ = true;
   }
   guard_wake_.notify_all();
@@ -110,13 +112,11 @@ void WorkerPool::work(std::latch& started, std::size_t index) {
   if (priority_ == Priority::idle) {
     (void)set_policy(0, SCHED_IDLE);
   } else if (priority_ == Priority::low || adaptive) {
-    // adaptive: nice 10 is what the guard raises a thread to (SCHED_OTHER keeps it).
     (void)set_nice(tid, 10);
-    if (adaptive) {
-      (void)set_policy(0, SCHED_IDLE);
-      std::lock_guard lock(mutex_);
-      slots_[index].tid = tid;
-    }
+  }
+  if (adaptive) {
+    std::lock_guard lock(guard_mutex_);
+    slots_[index].tid = tid;
   }
   started.count_down();
   for (;;) {
@@ -127,24 +127,46 @@ void WorkerPool::work(std::latch& started, std::size_t index) {
       if (queue_.empty()) return;
       job = std::move(queue_.front());
       queue_.pop_front();
-      if (adaptive) slots_[index].started = std::chrono::steady_clock::now();
     }
-    if (adaptive) guard_wake_.notify_one();
     if (on_wait_) on_wait_(std::chrono::steady_clock::now() - job.queued_at);
     busy_.fetch_add(1, std::memory_order_relaxed);
-    job.run();
-    busy_.fetch_sub(1, std::memory_order_relaxed);
     if (adaptive) {
-      bool was_raised = false;
-      {
-        std::lock_guard lock(mutex_);
-        was_raised = slots_[index].raised;
-        slots_[index].started = {};
-        slots_[index].raised = false;
-      }
-      if (was_raised) (void)set_policy(0, SCHED_IDLE);
+      run_adaptive(job, index);
+    } else {
+      job.run();
     }
+    busy_.fetch_sub(1, std::memory_order_relaxed);
   }
+}
+
+// adaptive: the thread waits and takes jobs at nice 10 (so it never holds the queue's
+// lock as SCHED_IDLE, and never waits for idle CPU to take a job), and hashes under
+// SCHED_IDLE, raised back by guard() when the job runs for raise_after_.
+void WorkerPool::run_adaptive(Job& job, std::size_t index) {
+  Slot& slot = slots_[index];
+  bool wake_guard = false;
+  {
+    std::lock_guard lock(guard_mutex_);
+    slot.started = std::chrono::steady_clock::now();
+    slot.raised = false;
+    wake_guard = guard_sleeping_;
+  }
+  if (wake_guard) guard_wake_.notify_one();
+  (void)set_policy(0, SCHED_IDLE);
+  bool raised_meanwhile = false;
+  {
+    // The guard may have raised this job before the line above took effect.
+    std::lock_guard lock(guard_mutex_);
+    raised_meanwhile = slot.raised;
+  }
+  if (raised_meanwhile) (void)set_policy(0, SCHED_OTHER);
+  job.run();
+  {
+    std::lock_guard lock(guard_mutex_);
+    slot.started = {};
+    slot.raised = false;
+  }
+  (void)set_policy(0, SCHED_OTHER);  // keeps nice 10
 }
 
 // adaptive: raises a worker whose job has run for raise_after_ to SCHED_OTHER (its nice
@@ -152,7 +174,7 @@ void WorkerPool::work(std::latch& started, std::size_t index) {
 // of the scheduling group keeps it. Sleeps while no job runs, else until the first one
 // falls due.
 void WorkerPool::guard() {
-  std::unique_lock lock(mutex_);
+  std::unique_lock lock(guard_mutex_);
   while (!guard_stopping_) {
     const auto now = std::chrono::steady_clock::now();
     std::optional<std::chrono::steady_clock::time_point> next;
@@ -169,7 +191,9 @@ void WorkerPool::guard() {
     if (next) {
       guard_wake_.wait_until(lock, *next);
     } else {
+      guard_sleeping_ = true;
       guard_wake_.wait(lock);
+      guard_sleeping_ = false;
     }
   }
 }

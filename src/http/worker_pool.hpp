@@ -26,10 +26,10 @@ class WorkerPool {
   using WaitObserver = std::function<void(std::chrono::nanoseconds)>;
   // The threads' scheduling priority: idle (SCHED_IDLE: only CPU that other threads of
   // the scheduling group leave idle, see ServerOptions::worker_priority), low (nice 10),
-  // normal (for threads that mostly wait on a database), adaptive (SCHED_IDLE; a thread
-  // whose job has run for `raise_after` is raised to nice 10 until that job ends, by a
-  // guard thread; where the process may not raise a thread again, RLIMIT_NICE under 10
-  // without CAP_SYS_NICE, the threads run as low and adaptive_refused() says so).
+  // normal (for threads that mostly wait on a database), adaptive (nice 10, and SCHED_IDLE
+  // while a job runs; a guard thread raises a job that has run for `raise_after` back to
+  // nice 10 until it ends. Where the process may not leave SCHED_IDLE again, RLIMIT_NICE
+  // under 10 without CAP_SYS_NICE, the threads run as low and adaptive_refused() says so).
   enum class Priority { idle, low, normal, adaptive };
   WorkerPool(unsigned threads, std::size_t capacity, WaitObserver on_wait = {},
              Priority priority = Priority::low,
@@ -65,6 +65,7 @@ class WorkerPool {
     std::function<void()> run;
     std::chrono::steady_clock::time_point queued_at;
   };
+  void run_adaptive(Job& job, std::size_t index);
 
   std::size_t capacity_;
   std::size_t thread_count_;
@@ -79,14 +80,17 @@ class WorkerPool {
   std::deque<Job> queue_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
-  // adaptive: what the guard needs to know of each worker, under mutex_.
+  // adaptive: what the guard needs to know of each worker, under guard_mutex_ (never
+  // held with mutex_, the queue's, which the I/O threads take).
   struct Slot {
     int tid = 0;
     std::chrono::steady_clock::time_point started{};  // of the running job; {} when none
     bool raised = false;
   };
+  std::mutex guard_mutex_;
   std::vector<Slot> slots_;
   std::condition_variable guard_wake_;
+  bool guard_sleeping_ = false;  // in an untimed wait: no job was running
   bool guard_stopping_ = false;
   std::thread guard_;
 };

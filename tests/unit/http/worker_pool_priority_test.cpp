@@ -61,6 +61,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
+int this_thread_id() { return static_cast<int>(syscall(SYS_gettid)); }
+
 Seen now_seen() {
   Seen s;
   s.policy = sched_getscheduler(0);
@@ -69,33 +71,67 @@ Seen now_seen() {
   return s;
 }
 
-TEST(WorkerPoolPriority, AdaptiveRunsJobsIdleAtNiceTen) {
-  const auto s = seen_by_a_job(WorkerPool::Priority::adaptive);
-  EXPECT_EQ(s.policy, SCHED_IDLE);
-  EXPECT_EQ(s.nice, 10);  // what a raise gives it back
+// adaptive needs a process that may leave SCHED_IDLE again (root, or RLIMIT_NICE >= 10):
+// elsewhere these tests are skipped (the fallback has its own test below).
+bool adaptive_allowed() {
+  return !WorkerPool(1, 1, {}, WorkerPool::Priority::adaptive).adaptive_refused();
 }
 
-TEST(WorkerPoolPriority, AdaptiveRaisesAJobThatRunsTooLongThenLowersTheThreadAgain) {
+Seen of_thread(int tid) {
+  Seen s;
+  s.policy = sched_getscheduler(tid);
+  errno = 0;
+  s.nice = getpriority(PRIO_PROCESS, static_cast<id_t>(tid));
+  return s;
+}
+
+TEST(WorkerPoolPriority, AdaptiveWaitsAtNiceTenAndRunsJobsIdle) {
+  if (!adaptive_allowed()) GTEST_SKIP() << "the process may not leave SCHED_IDLE again";
+  WorkerPool pool(1, 4, {}, WorkerPool::Priority::adaptive, 1h);
+  std::promise<std::pair<int, Seen>> seen;
+  ASSERT_TRUE(pool.try_submit([&seen] { seen.set_value({this_thread_id(), now_seen()}); }));
+  const auto [tid, in_job] = seen.get_future().get();
+  EXPECT_EQ(in_job.policy, SCHED_IDLE);
+  EXPECT_EQ(in_job.nice, 10);  // what SCHED_OTHER gives it back
+  // Between jobs: SCHED_OTHER at nice 10 (the thread lowers itself right after the job).
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (of_thread(tid).policy != SCHED_OTHER && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(of_thread(tid).policy, SCHED_OTHER);
+  EXPECT_EQ(of_thread(tid).nice, 10);
+  EXPECT_EQ(pool.raised(), 0u);
+}
+
+TEST(WorkerPoolPriority, AdaptiveRaisesAJobThatRunsTooLongThenTheNextRunsIdle) {
+  if (!adaptive_allowed()) GTEST_SKIP() << "the process may not leave SCHED_IDLE again";
   WorkerPool pool(1, 4, {}, WorkerPool::Priority::adaptive, 50ms);
-  ASSERT_FALSE(pool.adaptive_refused());  // the tests run as root
-  std::promise<std::pair<Seen, Seen>> long_job;
-  ASSERT_TRUE(pool.try_submit([&long_job] {
-    const Seen before = now_seen();
-    std::this_thread::sleep_for(400ms);  // the guard raises it after 50 ms
-    long_job.set_value({before, now_seen()});
+  std::promise<int> tid_of_job;
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  ASSERT_TRUE(pool.try_submit([&tid_of_job, released] {
+    tid_of_job.set_value(this_thread_id());
+    released.wait();  // runs until the test has seen it raised
   }));
-  const auto [before, after] = long_job.get_future().get();
-  EXPECT_EQ(before.policy, SCHED_IDLE);
-  EXPECT_EQ(after.policy, SCHED_OTHER);
-  EXPECT_EQ(after.nice, 10);
+  const int tid = tid_of_job.get_future().get();
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (of_thread(tid).policy != SCHED_OTHER && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  const Seen raised = of_thread(tid);
+  release.set_value();
+  EXPECT_EQ(raised.policy, SCHED_OTHER);
+  EXPECT_EQ(raised.nice, 10);
   std::promise<Seen> next_job;
   ASSERT_TRUE(pool.try_submit([&next_job] { next_job.set_value(now_seen()); }));
-  EXPECT_EQ(next_job.get_future().get().policy, SCHED_IDLE);
-  EXPECT_EQ(pool.raised(), 1u);
+  // The thread lowered itself again for the next job (unless that one was starved for
+  // 50 ms on a busy machine and raised in its turn).
+  const int policy = next_job.get_future().get().policy;
+  EXPECT_TRUE(policy == SCHED_IDLE || pool.raised() == 2u) << policy;
+  EXPECT_GE(pool.raised(), 1u);
 }
 
 TEST(WorkerPoolPriority, AdaptiveLeavesShortJobsIdle) {
-  WorkerPool pool(2, 64, {}, WorkerPool::Priority::adaptive, 10s);
+  if (!adaptive_allowed()) GTEST_SKIP() << "the process may not leave SCHED_IDLE again";
+  WorkerPool pool(2, 64, {}, WorkerPool::Priority::adaptive, 1h);
   std::vector<std::future<Seen>> seen;
   std::vector<std::promise<Seen>> promises(20);
   for (auto& p : promises) {
@@ -114,13 +150,12 @@ TEST(WorkerPoolPriority, AdaptiveFallsBackToLowWhereNoThreadCouldBeRaisedAgain) 
   const pid_t child = fork();
   ASSERT_NE(child, -1);
   if (child == 0) {
+    alarm(30);  // a hang fails the test instead of hanging it
     __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
     __user_cap_data_struct data[2]{};
     if (syscall(SYS_capget, &header, data) != 0) _exit(10);
-    for (auto& d : data) {
-      d.effective &= ~(1u << CAP_SYS_NICE);
-      d.permitted &= ~(1u << CAP_SYS_NICE);
-    }
+    data[CAP_TO_INDEX(CAP_SYS_NICE)].effective &= ~CAP_TO_MASK(CAP_SYS_NICE);
+    data[CAP_TO_INDEX(CAP_SYS_NICE)].permitted &= ~CAP_TO_MASK(CAP_SYS_NICE);
     if (syscall(SYS_capset, &header, data) != 0) _exit(11);
     rlimit none{0, 0};
     if (setrlimit(RLIMIT_NICE, &none) != 0) _exit(12);
@@ -129,7 +164,7 @@ TEST(WorkerPoolPriority, AdaptiveFallsBackToLowWhereNoThreadCouldBeRaisedAgain) 
     std::promise<Seen> seen;
     if (!pool.try_submit([&seen] { seen.set_value(now_seen()); })) _exit(14);
     const Seen s = seen.get_future().get();
-    if (s.policy != SCHED_OTHER) _exit(15);
+    if (s.policy != SCHED_OTHER) _exit(15);  // low: no SCHED_IDLE it could not leave
     if (s.nice != 10) _exit(16);
     _exit(0);
   }
