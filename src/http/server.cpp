@@ -313,6 +313,7 @@ struct ServerState {
   Logger& logger;
   Metrics* metrics;  // null when metrics are off
   Histogram* pool_wait = nullptr;
+  Counter* pool_raised = nullptr;  // adaptive: logins raised to nice 10 after a second
   Counter* pool_rejected = nullptr;
   Counter* connections_accepted = nullptr;
   Counter* connections_refused = nullptr;
@@ -362,11 +363,19 @@ struct ServerState {
                       : &metrics->histogram("gatehouse_hash_pool_wait_seconds",
                                             "Time offloaded requests (logins) waited for a "
                                             "hashing thread.")),
+        pool_raised(metrics == nullptr
+                        ? nullptr
+                        : &metrics->counter("gatehouse_hash_pool_raised_total",
+                                            "Logins still hashing after a second under "
+                                            "SCHED_IDLE, raised to nice 10 (hash-priority "
+                                            "adaptive): the CPU was busy with other work.")),
         pool(
             workers, o.worker_queue,
             pool_wait == nullptr ? http::WorkerPool::WaitObserver{}
                                  : [h = pool_wait](auto d) { h->observe(d); },
-            pool_priority(o.worker_priority), o.worker_raise_after) {
+            pool_priority(o.worker_priority), o.worker_raise_after,
+            pool_raised == nullptr ? http::WorkerPool::RaiseObserver{}
+                                   : [c = pool_raised] { c->inc(); }) {
     if (metrics != nullptr) {
       pool_rejected = &metrics->counter("gatehouse_hash_pool_rejected_total",
                                         "Offloaded requests refused with 503 because the "

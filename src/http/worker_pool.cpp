@@ -42,10 +42,12 @@ bool may_leave_idle_at_nice_ten() {
 }  // namespace
 
 WorkerPool::WorkerPool(unsigned threads, std::size_t capacity, WaitObserver on_wait,
-                       Priority priority, std::chrono::milliseconds raise_after)
+                       Priority priority, std::chrono::milliseconds raise_after,
+                       RaiseObserver on_raise)
     : capacity_(capacity),
       thread_count_(threads == 0 ? 1 : threads),
       on_wait_(std::move(on_wait)),
+      on_raise_(std::move(on_raise)),
       priority_(priority),
       raise_after_(raise_after) {
   if (threads == 0) threads = 1;
@@ -183,7 +185,10 @@ void WorkerPool::guard() {
       const auto due = slot.started + raise_after_;
       if (due <= now) {
         slot.raised = true;  // once per job, whether or not the kernel agreed
-        if (set_policy(slot.tid, SCHED_OTHER)) raised_.fetch_add(1, std::memory_order_relaxed);
+        if (set_policy(slot.tid, SCHED_OTHER)) {
+          raised_.fetch_add(1, std::memory_order_relaxed);
+          if (on_raise_) on_raise_();
+        }
       } else if (!next || due < *next) {
         next = due;
       }

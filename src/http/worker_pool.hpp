@@ -31,9 +31,12 @@ class WorkerPool {
   // nice 10 until it ends. Where the process may not leave SCHED_IDLE again, RLIMIT_NICE
   // under 10 without CAP_SYS_NICE, the threads run as low and adaptive_refused() says so).
   enum class Priority { idle, low, normal, adaptive };
+  // adaptive: `on_raise`, when set, is told of each job raised (on the guard thread).
+  using RaiseObserver = std::function<void()>;
   WorkerPool(unsigned threads, std::size_t capacity, WaitObserver on_wait = {},
              Priority priority = Priority::low,
-             std::chrono::milliseconds raise_after = std::chrono::milliseconds{1000});
+             std::chrono::milliseconds raise_after = std::chrono::milliseconds{1000},
+             RaiseObserver on_raise = {});
   ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -70,6 +73,7 @@ class WorkerPool {
   std::size_t capacity_;
   std::size_t thread_count_;
   WaitObserver on_wait_;
+  RaiseObserver on_raise_;
   Priority priority_;
   std::chrono::milliseconds raise_after_;
   bool adaptive_refused_ = false;

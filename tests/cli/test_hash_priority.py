@@ -5,9 +5,15 @@ Run: /usr/bin/python3 -m pytest tests/cli/test_hash_priority.py
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from test_cli import Server, run
 
@@ -91,3 +97,27 @@ def test_a_wrong_value_is_refused_with_the_choices(tmp_path):
     p = run("serve", "--data-dir", str(tmp_path / "data"), "--hash-priority", "realtime")
     assert p.returncode == 2, p.stderr
     assert "hash-priority" in p.stderr and "must be adaptive, idle, low or normal" in p.stderr
+
+
+def test_a_login_starved_by_busy_neighbours_is_raised_and_counted(tmp_path):
+    """Busy processes in the server's scheduling group (this session) on every core leave a
+    SCHED_IDLE thread no CPU: the guard raises the login to nice 10 after a second, the
+    login still answers, and /metrics counts the raise."""
+    s = Server(tmp_path / "data", extra=["--workers", "1", "--demo-users"])
+    spin = "import time\nend = time.time() + 20\nwhile time.time() < end: pass\n"
+    hogs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(os.cpu_count() or 2)]
+    try:
+        time.sleep(0.3)  # the hogs are spinning
+        assert s.login("johndoe", "secret").status_code == 200
+        for hog in hogs:
+            hog.kill()
+        families = {f.name: f for f in text_string_to_metric_families(
+            httpx.get(s.url + "/metrics", timeout=10).text)}
+        raised = families["gatehouse_hash_pool_raised"]
+        assert raised.type == "counter"
+        assert raised.samples[0].value >= 1, raised.samples
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+        s.stop()

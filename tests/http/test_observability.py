@@ -124,6 +124,7 @@ def test_counters_move_as_a_users_requests_move_them(server):
     assert value(after, "gatehouse_store_errors", "gatehouse_store_errors_total", op="find") == 0
     assert value(after, "gatehouse_hash_pool_queue_depth") == 0
     assert value(after, "gatehouse_hash_pool_queue_capacity") == 256
+    assert after["gatehouse_hash_pool_raised"].type == "counter"  # hash-priority adaptive
     assert value(after, "gatehouse_http_connections_open") >= 1
     build = [s for s in after["gatehouse_build_info"].samples]
     assert len(build) == 1 and build[0].value == 1 and build[0].labels["version"]

@@ -9,7 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <future>
 #include <thread>
 #include <utility>
@@ -104,7 +106,8 @@ TEST(WorkerPoolPriority, AdaptiveWaitsAtNiceTenAndRunsJobsIdle) {
 
 TEST(WorkerPoolPriority, AdaptiveRaisesAJobThatRunsTooLongThenTheNextRunsIdle) {
   if (!adaptive_allowed()) GTEST_SKIP() << "the process may not leave SCHED_IDLE again";
-  WorkerPool pool(1, 4, {}, WorkerPool::Priority::adaptive, 50ms);
+  std::atomic<int> observed{0};
+  WorkerPool pool(1, 4, {}, WorkerPool::Priority::adaptive, 50ms, [&observed] { ++observed; });
   std::promise<int> tid_of_job;
   std::promise<void> release;
   auto released = release.get_future().share();
@@ -127,6 +130,8 @@ TEST(WorkerPoolPriority, AdaptiveRaisesAJobThatRunsTooLongThenTheNextRunsIdle) {
   const int policy = next_job.get_future().get().policy;
   EXPECT_TRUE(policy == SCHED_IDLE || pool.raised() == 2u) << policy;
   EXPECT_GE(pool.raised(), 1u);
+  pool.stop();
+  EXPECT_EQ(static_cast<std::uint64_t>(observed.load()), pool.raised());  // the metric's feed
 }
 
 TEST(WorkerPoolPriority, AdaptiveLeavesShortJobsIdle) {
