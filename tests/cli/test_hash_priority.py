@@ -51,12 +51,17 @@ def test_by_default_hashing_threads_wait_at_nice_ten_and_hash_under_sched_idle(t
     assert not any('"hash_priority"' in line for line in s.lines), s.lines
 
 
+def assert_hashing_at_nice_ten_only(pid, workers):
+    """`workers` threads at nice 10 under SCHED_OTHER, none under SCHED_IDLE."""
+    seen = threads(pid)
+    assert seen.count((10, SCHED_OTHER)) == workers, seen
+    assert not any(policy == SCHED_IDLE for _, policy in seen), seen
+
+
 def test_low_is_nice_ten(tmp_path):
     s = Server(tmp_path / "data", extra=["--workers", "3", "--hash-priority", "low"])
     try:
-        seen = threads(s.proc.pid)
-        assert seen.count((10, SCHED_OTHER)) == 3, seen
-        assert not any(policy == SCHED_IDLE for _, policy in seen), seen
+        assert_hashing_at_nice_ten_only(s.proc.pid, 3)
     finally:
         s.stop()
 
@@ -67,9 +72,7 @@ def test_adaptive_without_the_right_to_raise_runs_as_low_and_says_so(tmp_path):
                wrap=["prlimit", "--nice=0", "setpriv", "--inh-caps=-sys_nice",
                      "--bounding-set=-sys_nice", "--"])
     try:
-        seen = threads(s.proc.pid)
-        assert seen.count((10, SCHED_OTHER)) == 2, seen
-        assert not any(policy == SCHED_IDLE for _, policy in seen), seen
+        assert_hashing_at_nice_ten_only(s.proc.pid, 2)
     finally:
         s.stop()
     warnings = [l for l in s.lines if '"hash_priority"' in l]

@@ -23,21 +23,38 @@ namespace {
 
 using gatehouse::http::WorkerPool;
 
+using namespace std::chrono_literals;
+
 struct Seen {
   int policy = -1;
   int nice = -100;
 };
 
+int this_thread_id() { return static_cast<int>(syscall(SYS_gettid)); }
+
+// A thread's scheduling policy and nice, as the kernel reports them.
+Seen of_thread(int tid) {
+  Seen s;
+  s.policy = sched_getscheduler(tid);
+  errno = 0;
+  s.nice = getpriority(PRIO_PROCESS, static_cast<id_t>(tid));
+  return s;
+}
+
+Seen now_seen() { return of_thread(this_thread_id()); }
+
+// Polls thread `tid` until its policy is `policy` (or 10 s pass); what it last saw.
+Seen wait_for_policy(int tid, int policy) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (of_thread(tid).policy != policy && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(2ms);
+  return of_thread(tid);
+}
+
 Seen seen_by_a_job(WorkerPool::Priority priority) {
   WorkerPool pool(1, 4, {}, priority);
   std::promise<Seen> seen;
-  EXPECT_TRUE(pool.try_submit([&seen] {
-    Seen s;
-    s.policy = sched_getscheduler(0);
-    errno = 0;
-    s.nice = getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)));
-    seen.set_value(s);
-  }));
+  EXPECT_TRUE(pool.try_submit([&seen] { seen.set_value(now_seen()); }));
   return seen.get_future().get();
 }
 
@@ -57,34 +74,10 @@ TEST(WorkerPoolPriority, NormalLeavesTheThreadAsItWas) {
   EXPECT_EQ(s.nice, getpriority(PRIO_PROCESS, 0));
 }
 
-}  // namespace
-
-namespace {
-
-using namespace std::chrono_literals;
-
-int this_thread_id() { return static_cast<int>(syscall(SYS_gettid)); }
-
-Seen now_seen() {
-  Seen s;
-  s.policy = sched_getscheduler(0);
-  errno = 0;
-  s.nice = getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)));
-  return s;
-}
-
 // adaptive needs a process that may leave SCHED_IDLE again (root, or RLIMIT_NICE >= 10):
 // elsewhere these tests are skipped (the fallback has its own test below).
 bool adaptive_allowed() {
   return !WorkerPool(1, 1, {}, WorkerPool::Priority::adaptive).adaptive_refused();
-}
-
-Seen of_thread(int tid) {
-  Seen s;
-  s.policy = sched_getscheduler(tid);
-  errno = 0;
-  s.nice = getpriority(PRIO_PROCESS, static_cast<id_t>(tid));
-  return s;
 }
 
 TEST(WorkerPoolPriority, AdaptiveWaitsAtNiceTenAndRunsJobsIdle) {
@@ -96,11 +89,9 @@ TEST(WorkerPoolPriority, AdaptiveWaitsAtNiceTenAndRunsJobsIdle) {
   EXPECT_EQ(in_job.policy, SCHED_IDLE);
   EXPECT_EQ(in_job.nice, 10);  // what SCHED_OTHER gives it back
   // Between jobs: SCHED_OTHER at nice 10 (the thread lowers itself right after the job).
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (of_thread(tid).policy != SCHED_OTHER && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(1ms);
-  EXPECT_EQ(of_thread(tid).policy, SCHED_OTHER);
-  EXPECT_EQ(of_thread(tid).nice, 10);
+  const Seen between = wait_for_policy(tid, SCHED_OTHER);
+  EXPECT_EQ(between.policy, SCHED_OTHER);
+  EXPECT_EQ(between.nice, 10);
   EXPECT_EQ(pool.raised(), 0u);
 }
 
@@ -116,10 +107,7 @@ TEST(WorkerPoolPriority, AdaptiveRaisesAJobThatRunsTooLongThenTheNextRunsIdle) {
     released.wait();  // runs until the test has seen it raised
   }));
   const int tid = tid_of_job.get_future().get();
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (of_thread(tid).policy != SCHED_OTHER && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(5ms);
-  const Seen raised = of_thread(tid);
+  const Seen raised = wait_for_policy(tid, SCHED_OTHER);
   release.set_value();
   EXPECT_EQ(raised.policy, SCHED_OTHER);
   EXPECT_EQ(raised.nice, 10);
