@@ -28,16 +28,15 @@ def clean_env(extra=None):
 
 
 class Serve:
-    """`gatehouse [pre...] serve ARGS` on a free port; waits until it listens, keeps
-    what it printed to stderr before that."""
+    """`gatehouse [pre...] serve ARGS --port 0` (the kernel picks a free port, the
+    "listening" event names it); waits until it listens, keeps what it printed to stderr
+    before that."""
 
     def __init__(self, *args, env=None, pre=(), umask=None, cwd=None):
-        self.port = free_port()
         self.proc = subprocess.Popen(
-            [str(BIN), *pre, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log", *args],
+            [str(BIN), *pre, "serve", "--host", "127.0.0.1", "--port", "0", "--no-access-log", *args],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=clean_env(env), text=True, cwd=cwd,
             preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
-        self.url = f"http://127.0.0.1:{self.port}"
         self.stderr = ""
         end = time.time() + 15
         while time.time() < end:
@@ -45,7 +44,9 @@ class Serve:
             if not line:
                 break
             self.stderr += line
-            if "listening on" in line:
+            if '"event":"listening"' in line:
+                self.url = json.loads(line)["url"]
+                self.port = int(self.url.rsplit(":", 1)[1])
                 return
         self.proc.kill()
         self.proc.wait()

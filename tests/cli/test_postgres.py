@@ -8,6 +8,7 @@ GATEHOUSE_SKIP_POSTGRES=1 to skip instead of failing.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -16,7 +17,7 @@ import uuid
 import httpx
 import pytest
 
-from test_cli import BIN, free_port, run
+from test_cli import BIN, run
 
 BASE_URL = os.environ.get("GATEHOUSE_TEST_DATABASE_URL")
 
@@ -36,22 +37,29 @@ def database():
 
 
 class Instance:
+    """`gatehouse serve --port 0 --database URL`: the kernel picks a free port, and the
+    server's "listening" event names it."""
+
     def __init__(self, database, *extra):
-        self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_") and k != "SECRET_KEY"}
         self.proc = subprocess.Popen(
-            [str(BIN), "serve", "--port", str(self.port), "--database", database, "--no-access-log", *extra],
+            [str(BIN), "serve", "--host", "127.0.0.1", "--port", "0", "--database", database,
+             "--no-access-log", *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        self.url = f"http://127.0.0.1:{self.port}"
+        said = b""
         end = time.time() + 15
         while time.time() < end:
-            try:
-                httpx.get(self.url + "/openapi.json", timeout=1)
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            said += line
+            if b'"event":"listening"' in line:
+                self.url = json.loads(line)["url"]
+                self.port = int(self.url.rsplit(":", 1)[1])
                 return
-            except httpx.HTTPError:
-                time.sleep(0.05)
         self.proc.kill()
-        raise RuntimeError(self.proc.stderr.read().decode())
+        self.proc.wait()
+        raise RuntimeError((said + self.proc.stderr.read()).decode(errors="replace"))
 
     def login(self, user, password):
         return httpx.post(self.url + "/token", data={"username": user, "password": password, "scope": "me"},

@@ -15,24 +15,24 @@ from pathlib import Path
 
 import httpx
 
-from test_cli import BIN, free_port
+from test_cli import BIN
 
 
 class Server:
-    """`gatehouse --config FILE serve` on a free port; its JSON log lines, as they come."""
+    """`gatehouse --config FILE serve --port 0` (the kernel picks a free port, the
+    "listening" event names it); its JSON log lines, as they come."""
 
     def __init__(self, config: Path, *args):
-        self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_") and k != "SECRET_KEY"}
         self.proc = subprocess.Popen(
-            [str(BIN), "--config", str(config), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+            [str(BIN), "--config", str(config), "serve", "--host", "127.0.0.1", "--port", "0",
              "--no-access-log", *args],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
-        self.url = f"http://127.0.0.1:{self.port}"
         self.lines: list[str] = []
         self.cv = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
-        self.wait_for(lambda e: e.get("event") == "listening")
+        self.url = self.wait_for(lambda e: e.get("event") == "listening")["url"]
+        self.port = int(self.url.rsplit(":", 1)[1])
 
     def _read(self):
         for line in self.proc.stderr:

@@ -139,6 +139,22 @@ def _openapi_ready(host: str, port: int) -> bool:
         return False
 
 
+def listening_url(server: Server, timeout: float = STARTUP_TIMEOUT) -> str:
+    """The URL named by the "listening" event in a gatehouse's log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in server.log_path.read_text(errors="replace").splitlines():
+            if '"event":"listening"' in line:
+                return json.loads(line)["url"]
+        if server.proc.poll() is not None:
+            raise RuntimeError(
+                f"{server.name} exited with {server.proc.returncode} during startup:\n"
+                + server.log_tail()
+            )
+        time.sleep(0.05)
+    raise RuntimeError(f"{server.name} did not listen after {timeout}s:\n" + server.log_tail())
+
+
 def wait_ready(server: Server, timeout: float = STARTUP_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -201,26 +217,32 @@ def start_gatehouse(
     binary = gatehouse_bin()
     if not binary.exists():
         pytest.skip(f"{binary} does not exist (build it, or set GATEHOUSE_URL)")
-    port = free_port()
     if data_dir is None:
         data_dir = Path(tempfile.mkdtemp(prefix="data-", dir=workdir)) / "gatehouse"
     env = dict(os.environ)
     env["SECRET_KEY"] = secret_key
     env.pop("ACCESS_TOKEN_EXPIRE_MINUTES", None)
     env.update(extra_env or {})
-    log_path = workdir / f"{name}-{port}.log"
-    log = open(log_path, "ab")
+    return launch(name, ["serve", "--data-dir", str(data_dir), "--demo-users"], env, workdir,
+                  data_dir=data_dir, umask=umask)
+
+
+def launch(name: str, args: list, env: dict, workdir: Path,
+           data_dir: Optional[Path] = None, umask: Optional[int] = None) -> Server:
+    """Runs `gatehouse ARGS --host 127.0.0.1 --port 0` (the kernel picks a port no other
+    server holds; the "listening" event in its log names it) and waits until it answers.
+    Its output goes to a log of its own in workdir."""
+    fd, log_name = tempfile.mkstemp(prefix=f"{name}-", suffix=".log", dir=workdir)
     proc = subprocess.Popen(
-        [str(binary), "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--data-dir", str(data_dir), "--demo-users"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        [str(gatehouse_bin()), *args, "--host", "127.0.0.1", "--port", "0"],
+        env=env, stdout=fd, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         cwd=str(workdir),
         preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,
     )
-    log.close()
-    server = Server(name, f"http://127.0.0.1:{port}", proc=proc, data_dir=data_dir,
-                    log_path=log_path)
+    os.close(fd)
+    server = Server(name, "", proc=proc, data_dir=data_dir, log_path=Path(log_name))
     try:
+        server.url = listening_url(server)
         wait_ready(server)
     except Exception:
         stop(server)

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import REPO_ROOT, Server, free_port, gatehouse_bin, stop, wait_ready
+from conftest import REPO_ROOT, launch, stop
 
 HEADING = "### Walkthrough: log in, refresh, log out, verify elsewhere"
 
@@ -38,24 +38,11 @@ def readme_server(workdir):
     assert argv[:2] == ["build/gatehouse", "serve"], serve_line
     assert "--refresh-tokens" in argv and "ES256" in argv
     data_dir = Path(tempfile.mkdtemp(prefix="data-", dir=workdir)) / "gatehouse"
-    port = free_port()
-    log_path = workdir / f"walkthrough-{port}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEHOUSE_")
            or k == "GATEHOUSE_BIN" or k.startswith("GATEHOUSE_TEST")}
     env.pop("SECRET_KEY", None)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [str(gatehouse_bin()), *argv[1:], "--host", "127.0.0.1", "--port", str(port),
-             "--data-dir", str(data_dir)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=str(workdir))
-    server = Server("walkthrough", f"http://127.0.0.1:{port}", proc=proc, data_dir=data_dir,
-                    log_path=log_path)
-    try:
-        wait_ready(server)
-    except Exception:
-        stop(server)
-        raise
+    server = launch("walkthrough", [*argv[1:], "--data-dir", str(data_dir)], env, workdir,
+                    data_dir=data_dir)
     yield server.url
     stop(server)
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from jose import jwt as jose_jwt
 
-from conftest import Server, free_port, gatehouse_bin, start_gatehouse, stop, wait_ready
+from conftest import gatehouse_bin, launch, start_gatehouse, stop
 
 PASSWORD = "dora-pw-51c2e9"
 
@@ -219,24 +219,11 @@ def test_non_canonical_base64url_is_refused(strict, gatehouse, secret_key):
 
 def start_with(workdir, secret_key, global_args, serve_args):
     data_dir = new_data_dir(workdir)
-    port = free_port()
-    log_path = workdir / f"strict-setting-{port}.log"
     full_env = dict(os.environ, SECRET_KEY=secret_key)
     full_env.pop("GATEHOUSE_STRICT", None)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [str(gatehouse_bin()), *global_args, "serve", "--host", "127.0.0.1", "--port",
-             str(port), "--data-dir", str(data_dir), "--demo-users", *serve_args],
-            env=full_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=str(workdir))
-    server = Server("strict-setting", f"http://127.0.0.1:{port}", proc=proc,
-                    data_dir=data_dir, log_path=log_path)
-    try:
-        wait_ready(server)
-    except Exception:
-        stop(server)
-        raise
-    return server
+    return launch("strict-setting", [*global_args, "serve", "--data-dir", str(data_dir),
+                                     "--demo-users", *serve_args],
+                  full_env, workdir, data_dir=data_dir)
 
 
 @pytest.mark.parametrize("how", ["flag", "config"])
