@@ -31,7 +31,8 @@ struct ServerOptions {
   // takes its core at once; logins then wait, without bound but the queue's, while
   // anything else in that group keeps the cores busy. adaptive (the default): nice 10,
   // and SCHED_IDLE while hashing; a login still hashing after worker_raise_after is
-  // raised back to nice 10 until it is done, so no login waits without bound. Leaving
+  // aged until it is done: nice 19, then nice 15 after twice that, nice 10 after three
+  // times, so no login waits without bound and a lasting flood takes little. Leaving
   // SCHED_IDLE needs RLIMIT_NICE of 10 or more (systemd: LimitNICE=+10) or CAP_SYS_NICE,
   // which root has; without either, adaptive runs as low and the server says so.
   enum class WorkerPriority { idle, low, normal, adaptive };

@@ -313,7 +313,7 @@ struct ServerState {
   Logger& logger;
   Metrics* metrics;  // null when metrics are off
   Histogram* pool_wait = nullptr;
-  Counter* pool_raised = nullptr;  // adaptive: logins raised to nice 10 after a second
+  Counter* pool_raised = nullptr;  // adaptive: logins raised out of SCHED_IDLE after a second
   Counter* pool_rejected = nullptr;
   Counter* connections_accepted = nullptr;
   Counter* connections_refused = nullptr;
@@ -367,8 +367,9 @@ struct ServerState {
                         ? nullptr
                         : &metrics->counter("gatehouse_hash_pool_raised_total",
                                             "Logins still hashing after a second under "
-                                            "SCHED_IDLE, raised to nice 10 (hash-priority "
-                                            "adaptive): the CPU was busy with other work.")),
+                                            "SCHED_IDLE, raised out of it and aged up to "
+                                            "nice 10 (hash-priority adaptive): the CPU was "
+                                            "busy with other work.")),
         pool(
             workers, o.worker_queue,
             pool_wait == nullptr ? http::WorkerPool::WaitObserver{}

@@ -25,15 +25,17 @@ bool set_policy(int tid, int policy) {
   return sched_setscheduler(tid, policy, &param) == 0;
 }
 
-// Whether a thread of this process may leave SCHED_IDLE for SCHED_OTHER at nice 10: the
-// kernel allows it when nice 10 is within RLIMIT_NICE, or with CAP_SYS_NICE. Tried on a
-// thread of its own, with the sequence the workers use.
+// Whether a thread of this process may leave SCHED_IDLE for SCHED_OTHER and come back
+// to nice 10: the kernel allows it when nice 10 is within RLIMIT_NICE, or with
+// CAP_SYS_NICE. Tried on a thread of its own, with the sequence the workers and the
+// guard use.
 bool may_leave_idle_at_nice_ten() {
   bool ok = false;
   std::thread([&ok] {
     const int tid = this_tid();
-    ok = set_nice(tid, 10) && set_policy(0, SCHED_IDLE) && set_policy(0, SCHED_OTHER) &&
-         sched_getscheduler(0) == SCHED_OTHER &&
+    ok = set_nice(tid, 10) && set_policy(0, SCHED_IDLE) &&
+         set_nice(tid, WorkerPool::kAgingNice[0]) && set_policy(0, SCHED_OTHER) &&
+         set_nice(tid, 10) && sched_getscheduler(0) == SCHED_OTHER &&
          (errno = 0, getpriority(PRIO_PROCESS, static_cast<id_t>(tid))) == 10;
   }).join();
   return ok;
@@ -143,54 +145,68 @@ void WorkerPool::work(std::latch& started, std::size_t index) {
 
 // adaptive: the thread waits and takes jobs at nice 10 (so it never holds the queue's
 // lock as SCHED_IDLE, and never waits for idle CPU to take a job), and hashes under
-// SCHED_IDLE, raised back by guard() when the job runs for raise_after_.
+// SCHED_IDLE, aged by guard() while the job runs long.
 void WorkerPool::run_adaptive(Job& job, std::size_t index) {
   Slot& slot = slots_[index];
   bool wake_guard = false;
   {
     std::lock_guard lock(guard_mutex_);
     slot.started = std::chrono::steady_clock::now();
-    slot.raised = false;
+    slot.steps = 0;
     wake_guard = guard_sleeping_;
   }
   if (wake_guard) guard_wake_.notify_one();
   (void)set_policy(0, SCHED_IDLE);
-  bool raised_meanwhile = false;
   {
-    // The guard may have raised this job before the line above took effect.
+    // The guard may have raised this job before the line above took effect (it sets the
+    // nice value, which SCHED_IDLE keeps).
     std::lock_guard lock(guard_mutex_);
-    raised_meanwhile = slot.raised;
+    if (slot.steps > 0) (void)set_policy(0, SCHED_OTHER);
   }
-  if (raised_meanwhile) (void)set_policy(0, SCHED_OTHER);
   job.run();
+  std::size_t steps = 0;
   {
+    // Under the guard's lock: the guard never changes this thread between here and the
+    // next job.
     std::lock_guard lock(guard_mutex_);
+    steps = slot.steps;
     slot.started = {};
-    slot.raised = false;
+    slot.steps = 0;
   }
-  (void)set_policy(0, SCHED_OTHER);  // keeps nice 10
+  (void)set_policy(0, SCHED_OTHER);
+  if (steps > 0 && steps < std::size(kAgingNice)) (void)set_nice(slot.tid, 10);
 }
 
-// adaptive: raises a worker whose job has run for raise_after_ to SCHED_OTHER (its nice
-// is 10), so that a login gets at least nice 10's share of a core however busy the rest
-// of the scheduling group keeps it. Sleeps while no job runs, else until the first one
-// falls due.
+// adaptive: ages a worker whose job runs long. After raise_after_ its thread leaves
+// SCHED_IDLE for SCHED_OTHER at nice 19 (about 1.5 % of a core beside a busy nice-0
+// thread), after twice that nice 15, after three times nice 10 (about 10 %), so that a
+// login always makes progress however busy the rest of the scheduling group keeps the
+// cores, and takes little from them where it finishes soon. Sleeps while no job runs,
+// else until the next step falls due.
 void WorkerPool::guard() {
   std::unique_lock lock(guard_mutex_);
   while (!guard_stopping_) {
     const auto now = std::chrono::steady_clock::now();
     std::optional<std::chrono::steady_clock::time_point> next;
     for (auto& slot : slots_) {
-      if (slot.started == std::chrono::steady_clock::time_point{} || slot.raised) continue;
-      const auto due = slot.started + raise_after_;
+      if (slot.started == std::chrono::steady_clock::time_point{}) continue;
+      if (slot.steps >= std::size(kAgingNice)) continue;
+      const auto due = slot.started + raise_after_ * static_cast<int>(slot.steps + 1);
       if (due <= now) {
-        slot.raised = true;  // once per job, whether or not the kernel agreed
-        if (set_policy(slot.tid, SCHED_OTHER)) {
-          raised_.fetch_add(1, std::memory_order_relaxed);
-          if (on_raise_) on_raise_();
+        // One step per due time, whether or not the kernel agreed.
+        const std::size_t step = slot.steps++;
+        bool ok = set_nice(slot.tid, kAgingNice[step]);
+        if (step == 0) {
+          ok = set_policy(slot.tid, SCHED_OTHER) && ok;
+          if (ok) {
+            raised_.fetch_add(1, std::memory_order_relaxed);
+            if (on_raise_) on_raise_();
+          }
         }
-      } else if (!next || due < *next) {
-        next = due;
+      }
+      if (slot.steps < std::size(kAgingNice)) {
+        const auto after = slot.started + raise_after_ * static_cast<int>(slot.steps + 1);
+        if (!next || after < *next) next = after;
       }
     }
     if (next) {

@@ -1,8 +1,9 @@
 // A fixed set of threads running blocking jobs (password hashing) off the I/O
 // threads, with a bounded queue: when it is full, try_submit refuses and the caller
 // answers 503 instead of queueing without bound. Hashing workers run at a lower
-// scheduling priority (SCHED_IDLE, nice +10, or SCHED_IDLE raised to nice +10 for a job
-// that has run too long) so that I/O threads keep serving while logins saturate them.
+// scheduling priority (SCHED_IDLE, nice +10, or SCHED_IDLE raised step by step to nice
+// +10 for a job that runs long) so that I/O threads keep serving while logins saturate
+// them.
 #pragma once
 
 #include <atomic>
@@ -27,11 +28,16 @@ class WorkerPool {
   // The threads' scheduling priority: idle (SCHED_IDLE: only CPU that other threads of
   // the scheduling group leave idle, see ServerOptions::worker_priority), low (nice 10),
   // normal (for threads that mostly wait on a database), adaptive (nice 10, and SCHED_IDLE
-  // while a job runs; a guard thread raises a job that has run for `raise_after` back to
-  // nice 10 until it ends. Where the process may not leave SCHED_IDLE again, RLIMIT_NICE
-  // under 10 without CAP_SYS_NICE, the threads run as low and adaptive_refused() says so).
+  // while a job runs; a guard thread ages a job that runs long: after `raise_after` its
+  // thread leaves SCHED_IDLE for nice 19, after twice that it gets nice 15, after three
+  // times nice 10, until the job ends. Where the process may not leave SCHED_IDLE again,
+  // RLIMIT_NICE under 10 without CAP_SYS_NICE, the threads run as low and
+  // adaptive_refused() says so).
   enum class Priority { idle, low, normal, adaptive };
-  // adaptive: `on_raise`, when set, is told of each job raised (on the guard thread).
+  // adaptive: the nice values of the guard's steps, in order.
+  static constexpr int kAgingNice[] = {19, 15, 10};
+  // adaptive: `on_raise`, when set, is told of each job raised out of SCHED_IDLE (its
+  // first step; on the guard thread).
   using RaiseObserver = std::function<void()>;
   WorkerPool(unsigned threads, std::size_t capacity, WaitObserver on_wait = {},
              Priority priority = Priority::low,
@@ -52,7 +58,8 @@ class WorkerPool {
   [[nodiscard]] std::size_t threads() const noexcept { return thread_count_; }
   // Threads running a job now.
   [[nodiscard]] std::size_t busy() const noexcept { return busy_.load(std::memory_order_relaxed); }
-  // adaptive: jobs whose thread was raised to nice 10 because they ran for raise_after.
+  // adaptive: jobs whose thread was raised out of SCHED_IDLE because they ran for
+  // raise_after.
   [[nodiscard]] std::uint64_t raised() const noexcept {
     return raised_.load(std::memory_order_relaxed);
   }
@@ -89,7 +96,7 @@ class WorkerPool {
   struct Slot {
     int tid = 0;
     std::chrono::steady_clock::time_point started{};  // of the running job; {} when none
-    bool raised = false;
+    std::size_t steps = 0;  // of kAgingNice taken for the running job
   };
   std::mutex guard_mutex_;
   std::vector<Slot> slots_;

@@ -104,8 +104,8 @@ def test_a_wrong_value_is_refused_with_the_choices(tmp_path):
 
 def test_a_login_starved_by_busy_neighbours_is_raised_and_counted(tmp_path):
     """Busy processes in the server's scheduling group (this session) on every core leave a
-    SCHED_IDLE thread no CPU: the guard raises the login to nice 10 after a second, the
-    login still answers, and /metrics counts the raise."""
+    SCHED_IDLE thread no CPU: the guard raises the login out of it after a second, then
+    ages it up to nice 10; the login still answers, and /metrics counts the raise."""
     s = Server(tmp_path / "data", extra=["--workers", "1", "--demo-users"])
     spin = "import time\nend = time.time() + 20\nwhile time.time() < end: pass\n"
     hogs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(os.cpu_count() or 2)]

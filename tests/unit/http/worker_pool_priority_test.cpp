@@ -95,31 +95,68 @@ TEST(WorkerPoolPriority, AdaptiveWaitsAtNiceTenAndRunsJobsIdle) {
   EXPECT_EQ(pool.raised(), 0u);
 }
 
-TEST(WorkerPoolPriority, AdaptiveRaisesAJobThatRunsTooLongThenTheNextRunsIdle) {
+TEST(WorkerPoolPriority, AdaptiveAgesAJobThatRunsLongThenTheNextRunsIdle) {
   if (!adaptive_allowed()) GTEST_SKIP() << "the process may not leave SCHED_IDLE again";
   std::atomic<int> observed{0};
-  WorkerPool pool(1, 4, {}, WorkerPool::Priority::adaptive, 50ms, [&observed] { ++observed; });
+  WorkerPool pool(1, 4, {}, WorkerPool::Priority::adaptive, 300ms, [&observed] { ++observed; });
   std::promise<int> tid_of_job;
   std::promise<void> release;
   auto released = release.get_future().share();
   ASSERT_TRUE(pool.try_submit([&tid_of_job, released] {
     tid_of_job.set_value(this_thread_id());
-    released.wait();  // runs until the test has seen it raised
+    released.wait();  // runs until the test has seen it at nice 10
   }));
   const int tid = tid_of_job.get_future().get();
-  const Seen raised = wait_for_policy(tid, SCHED_OTHER);
+  // Every state the thread goes through until it is at nice 10, in order (one step each
+  // 300 ms: the test polls every 2 ms).
+  std::vector<std::pair<int, int>> states;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  for (;;) {
+    const Seen s = of_thread(tid);
+    if (states.empty() || states.back() != std::pair{s.policy, s.nice})
+      states.emplace_back(s.policy, s.nice);
+    if ((s.policy == SCHED_OTHER && s.nice == 10) || std::chrono::steady_clock::now() > deadline)
+      break;
+    std::this_thread::sleep_for(2ms);
+  }
   release.set_value();
-  EXPECT_EQ(raised.policy, SCHED_OTHER);
-  EXPECT_EQ(raised.nice, 10);
+  const std::vector<std::pair<int, int>> aging = {
+      {SCHED_IDLE, 10}, {SCHED_OTHER, 19}, {SCHED_OTHER, 15}, {SCHED_OTHER, 10}};
+  EXPECT_EQ(states, aging);
   std::promise<Seen> next_job;
   ASSERT_TRUE(pool.try_submit([&next_job] { next_job.set_value(now_seen()); }));
-  // The thread lowered itself again for the next job (unless that one was starved for
-  // 50 ms on a busy machine and raised in its turn).
-  const int policy = next_job.get_future().get().policy;
-  EXPECT_TRUE(policy == SCHED_IDLE || pool.raised() == 2u) << policy;
+  // The thread lowered itself again for the next job, back at nice 10 (unless that one was
+  // starved for 300 ms on a busy machine and raised in its turn).
+  const Seen next = next_job.get_future().get();
+  EXPECT_TRUE(next.policy == SCHED_IDLE || pool.raised() == 2u) << next.policy;
+  EXPECT_TRUE(next.nice == 10 || pool.raised() == 2u) << next.nice;
   EXPECT_GE(pool.raised(), 1u);
   pool.stop();
   EXPECT_EQ(static_cast<std::uint64_t>(observed.load()), pool.raised());  // the metric's feed
+}
+
+TEST(WorkerPoolPriority, AdaptiveRestoresNiceTenAfterAJobRaisedOneStep) {
+  if (!adaptive_allowed()) GTEST_SKIP() << "the process may not leave SCHED_IDLE again";
+  WorkerPool pool(1, 4, {}, WorkerPool::Priority::adaptive, 300ms);
+  std::promise<int> tid_of_job;
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  ASSERT_TRUE(pool.try_submit([&tid_of_job, released] {
+    tid_of_job.set_value(this_thread_id());
+    released.wait();
+  }));
+  const int tid = tid_of_job.get_future().get();
+  const Seen first = wait_for_policy(tid, SCHED_OTHER);
+  release.set_value();  // ends the job at its first step (nice 19), or a later one
+  EXPECT_NE(first.nice, 10) << "the first step is below nice 10";
+  // Between jobs the thread waits at nice 10 again, whatever step its job had reached.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (pool.busy() != 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(2ms);
+  std::this_thread::sleep_for(20ms);
+  const Seen between = of_thread(tid);
+  EXPECT_EQ(between.policy, SCHED_OTHER);
+  EXPECT_EQ(between.nice, 10);
 }
 
 TEST(WorkerPoolPriority, AdaptiveLeavesShortJobsIdle) {
