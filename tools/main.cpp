@@ -206,7 +206,8 @@ int main(int argc, char** argv) {
       serve, "--hash-priority", "hash-priority", "GATEHOUSE_HASH_PRIORITY", "adaptive",
       "CPU priority of the hashing threads: adaptive (idle, and a login hashing for over a "
       "second is raised step by step, nice 19, 15, then 10: token checks keep their cores, "
-      "no login waits without bound), low (nice 10), normal, or idle (only CPU that everything else in the "
+      "no login waits without bound), low (nice 10), normal, or idle (only CPU that everything "
+      "else in the "
       "server's cgroup leaves idle: logins wait while anything else there is busy)");
   hash_priority.check([](const Setting& s) {
     if (s.value != "adaptive" && s.value != "idle" && s.value != "low" && s.value != "normal") {

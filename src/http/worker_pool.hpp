@@ -96,7 +96,7 @@ class WorkerPool {
   struct Slot {
     int tid = 0;
     std::chrono::steady_clock::time_point started{};  // of the running job; {} when none
-    std::size_t steps = 0;  // of kAgingNice taken for the running job
+    std::size_t steps = 0;                            // of kAgingNice taken for the running job
   };
   std::mutex guard_mutex_;
   std::vector<Slot> slots_;
