@@ -53,6 +53,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def await_listening(proc, timeout=15):
+    """Reads a starting server's stderr (a pipe, bytes or text) up to its "listening"
+    event: (its url, what it printed until then). Kills it and raises with what it said
+    if it exits or takes longer than `timeout` seconds."""
+    said = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        said.append(line.decode(errors="replace") if isinstance(line, bytes) else line)
+        if '"event":"listening"' in said[-1]:
+            return json.loads(said[-1])["url"], "".join(said)
+    proc.kill()
+    rest = proc.stderr.read()
+    proc.wait()
+    raise RuntimeError("server did not start: " + "".join(said)
+                       + (rest.decode(errors="replace") if isinstance(rest, bytes) else rest))
+
+
 class Server:
     def __init__(self, data_dir: Path, extra=(), env=None, wrap=()):
         """`wrap`: a command that execs the server (prlimit, setpriv...). self.lines: what
@@ -66,20 +86,9 @@ class Server:
             [*wrap, str(BIN), "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir",
              str(data_dir), "--no-access-log", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
-        said = b""
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            said += line
-            self.lines = said.decode(errors="replace").splitlines()
-            if b'"event":"listening"' in line:
-                self.url = json.loads(line)["url"]
-                self.port = int(self.url.rsplit(":", 1)[1])
-                return
-        self.stop()
-        raise RuntimeError("server did not start: " + (said + self.proc.stderr.read()).decode())
+        self.url, said = await_listening(self.proc, timeout=30)
+        self.lines = said.splitlines()
+        self.port = int(self.url.rsplit(":", 1)[1])
 
     def login(self, username, password, scope="me"):
         return httpx.post(self.url + "/token", data={"username": username, "password": password, "scope": scope},

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from test_cli import BIN, free_port, run
+from test_cli import BIN, await_listening, free_port, run
 
 
 def clean_env(extra=None):
@@ -37,20 +37,8 @@ class Serve:
             [str(BIN), *pre, "serve", "--host", "127.0.0.1", "--port", "0", "--no-access-log", *args],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=clean_env(env), text=True, cwd=cwd,
             preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
-        self.stderr = ""
-        end = time.time() + 15
-        while time.time() < end:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            self.stderr += line
-            if '"event":"listening"' in line:
-                self.url = json.loads(line)["url"]
-                self.port = int(self.url.rsplit(":", 1)[1])
-                return
-        self.proc.kill()
-        self.proc.wait()
-        raise RuntimeError("server did not start: " + self.stderr + self.proc.stderr.read())
+        self.url, self.stderr = await_listening(self.proc)
+        self.port = int(self.url.rsplit(":", 1)[1])
 
     def login(self, username, password):
         return httpx.post(self.url + "/token", data={"username": username, "password": password, "scope": "me"},

@@ -8,7 +8,6 @@ GATEHOUSE_SKIP_POSTGRES=1 to skip instead of failing.
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -17,7 +16,7 @@ import uuid
 import httpx
 import pytest
 
-from test_cli import BIN, run
+from test_cli import BIN, await_listening, run
 
 BASE_URL = os.environ.get("GATEHOUSE_TEST_DATABASE_URL")
 
@@ -46,20 +45,8 @@ class Instance:
             [str(BIN), "serve", "--host", "127.0.0.1", "--port", "0", "--database", database,
              "--no-access-log", *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        said = b""
-        end = time.time() + 15
-        while time.time() < end:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            said += line
-            if b'"event":"listening"' in line:
-                self.url = json.loads(line)["url"]
-                self.port = int(self.url.rsplit(":", 1)[1])
-                return
-        self.proc.kill()
-        self.proc.wait()
-        raise RuntimeError((said + self.proc.stderr.read()).decode(errors="replace"))
+        self.url, _ = await_listening(self.proc)
+        self.port = int(self.url.rsplit(":", 1)[1])
 
     def login(self, user, password):
         return httpx.post(self.url + "/token", data={"username": user, "password": password, "scope": "me"},
