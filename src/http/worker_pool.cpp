@@ -184,6 +184,10 @@ void WorkerPool::run_adaptive(Job& job, std::size_t index) {
 // cores, and takes little from them where it finishes soon. Sleeps while no job runs,
 // else until the next step falls due.
 void WorkerPool::guard() {
+  // When the slot's next step falls due: raise_after_ times the steps taken plus one.
+  const auto due_at = [this](const Slot& slot) {
+    return slot.started + raise_after_ * static_cast<int>(slot.steps + 1);
+  };
   std::unique_lock lock(guard_mutex_);
   while (!guard_stopping_) {
     const auto now = std::chrono::steady_clock::now();
@@ -191,8 +195,7 @@ void WorkerPool::guard() {
     for (auto& slot : slots_) {
       if (slot.started == std::chrono::steady_clock::time_point{}) continue;
       if (slot.steps >= std::size(kAgingNice)) continue;
-      const auto due = slot.started + raise_after_ * static_cast<int>(slot.steps + 1);
-      if (due <= now) {
+      if (due_at(slot) <= now) {
         // One step per due time, whether or not the kernel agreed.
         const std::size_t step = slot.steps++;
         bool ok = set_nice(slot.tid, kAgingNice[step]);
@@ -205,8 +208,8 @@ void WorkerPool::guard() {
         }
       }
       if (slot.steps < std::size(kAgingNice)) {
-        const auto after = slot.started + raise_after_ * static_cast<int>(slot.steps + 1);
-        if (!next || after < *next) next = after;
+        const auto due = due_at(slot);
+        if (!next || due < *next) next = due;
       }
     }
     if (next) {
