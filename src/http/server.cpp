@@ -367,16 +367,18 @@ struct ServerState {
                         ? nullptr
                         : &metrics->counter("gatehouse_hash_pool_raised_total",
                                             "Logins still hashing after a second under "
-                                            "SCHED_IDLE, raised out of it and aged up to "
-                                            "nice 10 (hash-priority adaptive): the CPU was "
-                                            "busy with other work.")),
+                                            "SCHED_IDLE, raised out of it to nice 19 (then "
+                                            "15 and 10 if they run on; hash-priority "
+                                            "adaptive): the CPU was busy with other work.")),
         pool(
             workers, o.worker_queue,
             pool_wait == nullptr ? http::WorkerPool::WaitObserver{}
                                  : [h = pool_wait](auto d) { h->observe(d); },
             pool_priority(o.worker_priority), o.worker_raise_after,
-            pool_raised == nullptr ? http::WorkerPool::RaiseObserver{}
-                                   : [c = pool_raised] { c->inc(); }) {
+            pool_raised == nullptr ? http::WorkerPool::StepObserver{}
+                                   : [c = pool_raised](std::size_t step) {
+                                       if (step == 0) c->inc();
+                                     }) {
     if (metrics != nullptr) {
       pool_rejected = &metrics->counter("gatehouse_hash_pool_rejected_total",
                                         "Offloaded requests refused with 503 because the "

@@ -45,11 +45,11 @@ bool may_leave_idle_at_nice_ten() {
 
 WorkerPool::WorkerPool(unsigned threads, std::size_t capacity, WaitObserver on_wait,
                        Priority priority, std::chrono::milliseconds raise_after,
-                       RaiseObserver on_raise)
+                       StepObserver on_step)
     : capacity_(capacity),
       thread_count_(threads == 0 ? 1 : threads),
       on_wait_(std::move(on_wait)),
-      on_raise_(std::move(on_raise)),
+      on_step_(std::move(on_step)),
       priority_(priority),
       raise_after_(raise_after) {
   if (threads == 0) threads = 1;
@@ -174,7 +174,9 @@ void WorkerPool::run_adaptive(Job& job, std::size_t index) {
     slot.steps = 0;
   }
   (void)set_policy(0, SCHED_OTHER);
-  if (steps > 0 && steps < std::size(kAgingNice)) (void)set_nice(slot.tid, 10);
+  // Back to nice 10 whatever step the job reached (after the last one it should be there
+  // already, unless the kernel refused that step).
+  if (steps > 0) (void)set_nice(slot.tid, 10);
 }
 
 // adaptive: ages a worker whose job runs long. After raise_after_ its thread leaves
@@ -201,11 +203,9 @@ void WorkerPool::guard() {
         bool ok = set_nice(slot.tid, kAgingNice[step]);
         if (step == 0) {
           ok = set_policy(slot.tid, SCHED_OTHER) && ok;
-          if (ok) {
-            raised_.fetch_add(1, std::memory_order_relaxed);
-            if (on_raise_) on_raise_();
-          }
+          if (ok) raised_.fetch_add(1, std::memory_order_relaxed);
         }
+        if (ok && on_step_) on_step_(step);
       }
       if (slot.steps < std::size(kAgingNice)) {
         const auto due = due_at(slot);

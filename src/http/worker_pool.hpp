@@ -36,13 +36,15 @@ class WorkerPool {
   enum class Priority { idle, low, normal, adaptive };
   // adaptive: the nice values of the guard's steps, in order.
   static constexpr int kAgingNice[] = {19, 15, 10};
-  // adaptive: `on_raise`, when set, is told of each job raised out of SCHED_IDLE (its
-  // first step; on the guard thread).
-  using RaiseObserver = std::function<void()>;
+  // adaptive: `on_step`, when set, is told of each step the guard took (0 for the first,
+  // out of SCHED_IDLE to nice kAgingNice[0], 1 and 2 for the next), where the kernel took
+  // it; on the guard thread, in order for any one job, under the guard's lock (it must not
+  // call into the pool).
+  using StepObserver = std::function<void(std::size_t step)>;
   WorkerPool(unsigned threads, std::size_t capacity, WaitObserver on_wait = {},
              Priority priority = Priority::low,
              std::chrono::milliseconds raise_after = std::chrono::milliseconds{1000},
-             RaiseObserver on_raise = {});
+             StepObserver on_step = {});
   ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -80,7 +82,7 @@ class WorkerPool {
   std::size_t capacity_;
   std::size_t thread_count_;
   WaitObserver on_wait_;
-  RaiseObserver on_raise_;
+  StepObserver on_step_;
   Priority priority_;
   std::chrono::milliseconds raise_after_;
   bool adaptive_refused_ = false;
