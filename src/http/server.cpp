@@ -317,6 +317,7 @@ struct ServerState {
   Counter* pool_rejected = nullptr;
   Counter* connections_accepted = nullptr;
   Counter* connections_refused = nullptr;
+  std::atomic<bool> step_refused_told{false};  // adaptive: the warning below, once
   http::WorkerPool pool;
   std::string local_authority;
   std::atomic<bool> draining{false};
@@ -375,10 +376,20 @@ struct ServerState {
             pool_wait == nullptr ? http::WorkerPool::WaitObserver{}
                                  : [h = pool_wait](auto d) { h->observe(d); },
             pool_priority(o.worker_priority), o.worker_raise_after,
-            pool_raised == nullptr ? http::WorkerPool::StepObserver{}
-                                   : [c = pool_raised](std::size_t step) {
-                                       if (step == 0) c->inc();
-                                     }) {
+            [this](std::size_t step, bool taken) {
+              if (taken) {
+                if (step == 0 && pool_raised != nullptr) pool_raised->inc();
+              } else if (!step_refused_told.exchange(true)) {
+                // The start-up probe held, so the limits changed since (prlimit on the
+                // running process, say).
+                logger.event(LogLevel::warning, "hash_priority",
+                             {{"message",
+                               "the kernel refused to raise a hashing thread out of "
+                               "SCHED_IDLE (RLIMIT_NICE lowered since start?): a login may "
+                               "wait for idle CPU without bound; restart the server to run "
+                               "the hashing threads at nice 10 (low)"}});
+              }
+            }) {
     if (metrics != nullptr) {
       pool_rejected = &metrics->counter("gatehouse_hash_pool_rejected_total",
                                         "Offloaded requests refused with 503 because the "

@@ -205,7 +205,7 @@ void WorkerPool::guard() {
           ok = set_policy(slot.tid, SCHED_OTHER) && ok;
           if (ok) raised_.fetch_add(1, std::memory_order_relaxed);
         }
-        if (ok && on_step_) on_step_(step);
+        if (on_step_) on_step_(step, ok);
       }
       if (slot.steps < std::size(kAgingNice)) {
         const auto due = due_at(slot);

@@ -36,11 +36,12 @@ class WorkerPool {
   enum class Priority { idle, low, normal, adaptive };
   // adaptive: the nice values of the guard's steps, in order.
   static constexpr int kAgingNice[] = {19, 15, 10};
-  // adaptive: `on_step`, when set, is told of each step the guard took (0 for the first,
-  // out of SCHED_IDLE to nice kAgingNice[0], 1 and 2 for the next), where the kernel took
-  // it; on the guard thread, in order for any one job, under the guard's lock (it must not
-  // call into the pool).
-  using StepObserver = std::function<void(std::size_t step)>;
+  // adaptive: `on_step`, when set, is told of each step the guard takes (0 for the first,
+  // out of SCHED_IDLE to nice kAgingNice[0], 1 and 2 for the next) and whether the kernel
+  // took it (it refuses where RLIMIT_NICE was lowered after the pool started); on the
+  // guard thread, in order for any one job, under the guard's lock (it must not call into
+  // the pool).
+  using StepObserver = std::function<void(std::size_t step, bool taken)>;
   WorkerPool(unsigned threads, std::size_t capacity, WaitObserver on_wait = {},
              Priority priority = Priority::low,
              std::chrono::milliseconds raise_after = std::chrono::milliseconds{1000},

@@ -106,8 +106,9 @@ struct StepLog {
   std::atomic<int> tid{0};
   std::promise<void> first, last;  // the first job's first and last steps
   bool first_set = false, last_set = false;
-  void operator()(std::size_t step) {
+  void operator()(std::size_t step, bool taken) {
     std::lock_guard lock(mutex);
+    EXPECT_TRUE(taken) << "step " << step;
     steps.emplace_back(step, of_thread(tid.load()));
     if (step == 0 && !std::exchange(first_set, true)) first.set_value();
     if (step + 1 == std::size(WorkerPool::kAgingNice) && !std::exchange(last_set, true))
@@ -130,7 +131,7 @@ TEST(WorkerPoolPriority, AdaptiveAgesAJobThatRunsLongThenTheNextRunsIdle) {
   if (!adaptive_allowed()) GTEST_SKIP() << "the process may not leave SCHED_IDLE again";
   StepLog log;
   WorkerPool pool(1, 4, {}, WorkerPool::Priority::adaptive, 300ms,
-                  [&log](std::size_t step) { log(step); });
+                  [&log](std::size_t step, bool taken) { log(step, taken); });
   log.tid = tid_of_the_thread(pool);
   std::promise<std::pair<Seen, std::size_t>> at_start;
   std::promise<void> release;
@@ -172,7 +173,7 @@ TEST(WorkerPoolPriority, AdaptiveRestoresNiceTenAfterAJobRaisedOneStep) {
   StepLog log;
   // One second to the next step: the job ends long before it.
   WorkerPool pool(1, 4, {}, WorkerPool::Priority::adaptive, 1s,
-                  [&log](std::size_t step) { log(step); });
+                  [&log](std::size_t step, bool taken) { log(step, taken); });
   const int tid = tid_of_the_thread(pool);
   log.tid = tid;
   auto first_step = log.first.get_future().share();
@@ -238,6 +239,53 @@ TEST(WorkerPoolPriority, AdaptiveFallsBackToLowWhereNoThreadCouldBeRaisedAgain) 
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << "10-12: setup failed; 13: not refused; 14-16: wrong "
                                        "priority";
+}
+
+// Where the kernel refuses a step (the process's limits changed after the pool started:
+// RLIMIT_NICE lowered, CAP_SYS_NICE dropped), the observer is told, so that the server can
+// say so. In a child process with RLIMIT_NICE 0, whose guard thread drops CAP_SYS_NICE
+// (capabilities are per thread) when told of the first step: the second is refused.
+TEST(WorkerPoolPriority, AdaptiveTellsOfAStepTheKernelRefused) {
+  const pid_t child = fork();
+  ASSERT_NE(child, -1);
+  if (child == 0) {
+    alarm(30);
+    rlimit none{0, 0};
+    if (setrlimit(RLIMIT_NICE, &none) != 0) _exit(10);
+    std::mutex mutex;
+    std::vector<std::pair<std::size_t, bool>> told;
+    WorkerPool pool(1, 4, {}, WorkerPool::Priority::adaptive, 50ms,
+                    [&](std::size_t step, bool taken) {
+                      std::lock_guard lock(mutex);
+                      told.emplace_back(step, taken);
+                      if (step != 0) return;
+                      __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+                      __user_cap_data_struct data[2]{};
+                      if (syscall(SYS_capget, &header, data) != 0) _exit(11);
+                      data[CAP_TO_INDEX(CAP_SYS_NICE)].effective &= ~CAP_TO_MASK(CAP_SYS_NICE);
+                      if (syscall(SYS_capset, &header, data) != 0) _exit(12);
+                    });
+    if (pool.adaptive_refused()) _exit(40);  // no CAP_SYS_NICE to begin with: skipped
+    std::promise<void> done;
+    if (!pool.try_submit([&done] {
+          std::this_thread::sleep_for(400ms);  // past all three steps
+          done.set_value();
+        }))
+      _exit(13);
+    done.get_future().wait();
+    pool.stop();
+    std::lock_guard lock(mutex);
+    const std::vector<std::pair<std::size_t, bool>> want = {{0, true}, {1, false}, {2, false}};
+    if (told != want) _exit(14);
+    if (pool.raised() != 1) _exit(15);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 40) GTEST_SKIP() << "the process may not leave SCHED_IDLE again";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "10-13: setup failed; 14: not told as refused; 15: "
+                                       "counted wrong";
 }
 
 }  // namespace
