@@ -65,7 +65,7 @@ TEST(TokenMetrics, ClientLabelsAreBoundedThenShareOther) {
   gatehouse::Metrics m;
   const auto cap = gatehouse::Metrics::kMaxClientLabels;
   for (std::size_t i = 0; i < cap; ++i)
-    m.tokens_issued("client_credentials", "c" + std::to_string(i)).inc();
+    m.tokens_issued("client_credentials", std::string("c").append(std::to_string(i))).inc();
   // Known ids keep their series; new ones past the cap share "other".
   m.tokens_issued("client_credentials", "c7").inc();
   m.tokens_issued("client_credentials", "late-1").inc();

@@ -78,7 +78,9 @@ TEST(Base64urlPlain, AnswersAsTheCharacterByCharacterDecoder) {
       const auto got = gatehouse::b64::decode_jose(s);
       ASSERT_EQ(got, want) << "'" << s << "'";
       ASSERT_EQ(gatehouse::b64::decode_jose(s, reused), want.has_value()) << "'" << s << "'";
-      if (want) ASSERT_EQ(reused, *want) << "'" << s << "'";
+      if (want) {
+        ASSERT_EQ(reused, *want) << "'" << s << "'";
+      }
       ++checked;
     }
   }

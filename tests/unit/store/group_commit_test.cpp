@@ -203,7 +203,7 @@ TEST_F(GroupCommit, RotateLaterFromManyThreadsKeepsEveryChain) {
   for (auto& t : heads) t = rt.issue("johndoe", "me");
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
-  for (int i = 0; i < kThreads; ++i) {
+  for (std::size_t i = 0; i < kThreads; ++i) {
     threads.emplace_back([&, i] {
       for (int step = 0; step < kSteps; ++step) {
         std::promise<gatehouse::RefreshTokens::Rotation> p;
