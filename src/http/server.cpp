@@ -382,12 +382,22 @@ struct ServerState {
               } else if (!step_refused_told.exchange(true)) {
                 // The start-up probe held, so the limits changed since (prlimit on the
                 // running process, say).
-                logger.event(LogLevel::warning, "hash_priority",
-                             {{"message",
-                               "the kernel refused to raise a hashing thread out of "
-                               "SCHED_IDLE (RLIMIT_NICE lowered since start?): a login may "
-                               "wait for idle CPU without bound; restart the server to run "
-                               "the hashing threads at nice 10 (low)"}});
+                const int nice = http::WorkerPool::kAgingNice[step];
+                logger.event(
+                    LogLevel::warning, "hash_priority",
+                    {{"message", step == 0
+                                     ? std::string("the kernel refused to raise a hashing thread "
+                                                   "out of SCHED_IDLE (RLIMIT_NICE lowered since "
+                                                   "start?): a login may wait for idle CPU without "
+                                                   "bound; restart the server to run the hashing "
+                                                   "threads at nice 10 (low)")
+                                     : "the kernel refused to raise a hashing thread to nice " +
+                                           std::to_string(nice) +
+                                           " (RLIMIT_NICE lowered since start?): a long login "
+                                           "keeps a smaller share of the CPU; restart the server "
+                                           "to run the hashing threads at nice 10 (low)"},
+                     {"step", step},
+                     {"nice", nice}});
               }
             }) {
     if (metrics != nullptr) {

@@ -205,7 +205,12 @@ void WorkerPool::guard() {
           ok = set_policy(slot.tid, SCHED_OTHER) && ok;
           if (ok) raised_.fetch_add(1, std::memory_order_relaxed);
         }
-        if (on_step_) on_step_(step, ok);
+        if (on_step_) {
+          try {
+            on_step_(step, ok);
+          } catch (...) {  // an observer's failure (bad_alloc) must not stop the guard
+          }
+        }
       }
       if (slot.steps < std::size(kAgingNice)) {
         const auto due = due_at(slot);

@@ -104,9 +104,11 @@ struct StepLog {
   std::mutex mutex;
   std::vector<std::pair<std::size_t, Seen>> steps;
   std::atomic<int> tid{0};
+  std::atomic<bool> armed{false};  // by arm(): steps before it are not logged
   std::promise<void> first, last;  // the first job's first and last steps
   bool first_set = false, last_set = false;
   void operator()(std::size_t step, bool taken) {
+    if (!armed) return;
     std::lock_guard lock(mutex);
     EXPECT_TRUE(taken) << "step " << step;
     steps.emplace_back(step, of_thread(tid.load()));
@@ -120,11 +122,20 @@ struct StepLog {
   }
 };
 
-// The pool's one thread, found with a job that does nothing else.
-int tid_of_the_thread(WorkerPool& pool) {
+// Finds the pool's one thread with a job that does nothing else, waits until that job is
+// over (its slot cleared: busy() drops after that), then arms the log. A step the guard
+// took on that job, starved past raise_after on a busy machine, is not logged.
+int arm(StepLog& log, WorkerPool& pool) {
   std::promise<int> tid;
   EXPECT_TRUE(pool.try_submit([&tid] { tid.set_value(this_thread_id()); }));
-  return tid.get_future().get();
+  const int found = tid.get_future().get();
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (pool.busy() != 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(2ms);
+  EXPECT_EQ(pool.busy(), 0u);
+  log.tid = found;
+  log.armed = true;
+  return found;
 }
 
 TEST(WorkerPoolPriority, AdaptiveAgesAJobThatRunsLongThenTheNextRunsIdle) {
@@ -132,7 +143,7 @@ TEST(WorkerPoolPriority, AdaptiveAgesAJobThatRunsLongThenTheNextRunsIdle) {
   StepLog log;
   WorkerPool pool(1, 4, {}, WorkerPool::Priority::adaptive, 300ms,
                   [&log](std::size_t step, bool taken) { log(step, taken); });
-  log.tid = tid_of_the_thread(pool);
+  arm(log, pool);
   std::promise<std::pair<Seen, std::size_t>> at_start;
   std::promise<void> release;
   auto released = release.get_future().share();
@@ -174,10 +185,10 @@ TEST(WorkerPoolPriority, AdaptiveRestoresNiceTenAfterAJobRaisedOneStep) {
   // One second to the next step: the job ends long before it.
   WorkerPool pool(1, 4, {}, WorkerPool::Priority::adaptive, 1s,
                   [&log](std::size_t step, bool taken) { log(step, taken); });
-  const int tid = tid_of_the_thread(pool);
-  log.tid = tid;
+  const int tid = arm(log, pool);
   auto first_step = log.first.get_future().share();
-  ASSERT_TRUE(pool.try_submit([first_step] { first_step.wait(); }));  // ends at its first step
+  // Ends at its first step (or after 30 s, so that a failed test does not hang).
+  ASSERT_TRUE(pool.try_submit([first_step] { first_step.wait_for(30s); }));
   ASSERT_EQ(first_step.wait_for(20s), std::future_status::ready);
   // busy() drops after the worker has restored itself.
   const auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -236,7 +247,7 @@ TEST(WorkerPoolPriority, AdaptiveFallsBackToLowWhereNoThreadCouldBeRaisedAgain) 
   }
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_TRUE(WIFEXITED(status)) << "signal " << WTERMSIG(status);
   EXPECT_EQ(WEXITSTATUS(status), 0) << "10-12: setup failed; 13: not refused; 14-16: wrong "
                                        "priority";
 }
@@ -254,10 +265,12 @@ TEST(WorkerPoolPriority, AdaptiveTellsOfAStepTheKernelRefused) {
     if (setrlimit(RLIMIT_NICE, &none) != 0) _exit(10);
     std::mutex mutex;
     std::vector<std::pair<std::size_t, bool>> told;
+    std::promise<void> last_step;
     WorkerPool pool(1, 4, {}, WorkerPool::Priority::adaptive, 50ms,
                     [&](std::size_t step, bool taken) {
                       std::lock_guard lock(mutex);
                       told.emplace_back(step, taken);
+                      if (step == 2) last_step.set_value();
                       if (step != 0) return;
                       __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
                       __user_cap_data_struct data[2]{};
@@ -266,26 +279,31 @@ TEST(WorkerPoolPriority, AdaptiveTellsOfAStepTheKernelRefused) {
                       if (syscall(SYS_capset, &header, data) != 0) _exit(12);
                     });
     if (pool.adaptive_refused()) _exit(40);  // no CAP_SYS_NICE to begin with: skipped
-    std::promise<void> done;
-    if (!pool.try_submit([&done] {
-          std::this_thread::sleep_for(400ms);  // past all three steps
-          done.set_value();
+    std::atomic<int> worker{0};
+    auto stepped = last_step.get_future().share();
+    if (!pool.try_submit([&worker, stepped] {
+          worker = this_thread_id();
+          stepped.wait();  // until the guard has tried all three steps (alarm: a hang fails)
         }))
       _exit(13);
-    done.get_future().wait();
+    while (pool.busy() != 0 || worker == 0) std::this_thread::sleep_for(2ms);
+    // The worker (which kept CAP_SYS_NICE) came back to nice 10 from the 19 of the one
+    // step the kernel took.
+    const Seen after = of_thread(worker);
     pool.stop();
     std::lock_guard lock(mutex);
     const std::vector<std::pair<std::size_t, bool>> want = {{0, true}, {1, false}, {2, false}};
     if (told != want) _exit(14);
     if (pool.raised() != 1) _exit(15);
+    if (after.policy != SCHED_OTHER || after.nice != 10) _exit(16);
     _exit(0);
   }
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
-  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_TRUE(WIFEXITED(status)) << "signal " << WTERMSIG(status);
   if (WEXITSTATUS(status) == 40) GTEST_SKIP() << "the process may not leave SCHED_IDLE again";
   EXPECT_EQ(WEXITSTATUS(status), 0) << "10-13: setup failed; 14: not told as refused; 15: "
-                                       "counted wrong";
+                                       "counted wrong; 16: not back at nice 10";
 }
 
 }  // namespace
