@@ -362,14 +362,16 @@ struct Limits {
 
 using Clock = std::chrono::steady_clock;
 
-// Waits until `fd` is ready for `events` or `deadline` passes; false on timeout.
+// Waits until `fd` is ready for `events` or `deadline` passes; false on timeout. Past
+// the deadline it still looks once without waiting: a thread that was not scheduled
+// until after its deadline (a busy or paused machine) takes an answer already there.
 bool wait_fd(int fd, short events, Clock::time_point deadline) {
   while (true) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) return false;
+    const auto left = std::max<long long>(
+        0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
     pollfd p{fd, events, 0};
-    const int n = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 60000)));
+    const int n = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 60000)));
+    if (n == 0 && left == 0) return false;
     if (n > 0) return true;
     if (n < 0 && errno != EINTR) return true;  // let libpq find out what is wrong
   }
