@@ -376,30 +376,7 @@ struct ServerState {
             pool_wait == nullptr ? http::WorkerPool::WaitObserver{}
                                  : [h = pool_wait](auto d) { h->observe(d); },
             pool_priority(o.worker_priority), o.worker_raise_after,
-            [this](std::size_t step, bool taken) {
-              if (taken) {
-                if (step == 0 && pool_raised != nullptr) pool_raised->inc();
-              } else if (!step_refused_told.exchange(true)) {
-                // The start-up probe held, so the limits changed since (prlimit on the
-                // running process, say).
-                const int nice = http::WorkerPool::kAgingNice[step];
-                logger.event(
-                    LogLevel::warning, "hash_priority",
-                    {{"message", step == 0
-                                     ? std::string("the kernel refused to raise a hashing thread "
-                                                   "out of SCHED_IDLE (RLIMIT_NICE lowered since "
-                                                   "start?): a login may wait for idle CPU without "
-                                                   "bound; restart the server to run the hashing "
-                                                   "threads at nice 10 (low)")
-                                     : "the kernel refused to raise a hashing thread to nice " +
-                                           std::to_string(nice) +
-                                           " (RLIMIT_NICE lowered since start?): a long login "
-                                           "keeps a smaller share of the CPU; restart the server "
-                                           "to run the hashing threads at nice 10 (low)"},
-                     {"step", step},
-                     {"nice", nice}});
-              }
-            }) {
+            [this](std::size_t step, bool taken) { pool_stepped(step, taken); }) {
     if (metrics != nullptr) {
       pool_rejected = &metrics->counter("gatehouse_hash_pool_rejected_total",
                                         "Offloaded requests refused with 503 because the "
@@ -477,6 +454,26 @@ struct ServerState {
 #endif
       });
     });
+  }
+
+  // adaptive: each step the hashing pool's guard took (on its thread). The first one
+  // counts as a raise; one the kernel refused means the limits changed since the start-up
+  // probe held (prlimit on the running process, say), told once.
+  void pool_stepped(std::size_t step, bool taken) {
+    if (taken) {
+      if (step == 0 && pool_raised != nullptr) pool_raised->inc();
+      return;
+    }
+    if (step_refused_told.exchange(true)) return;
+    const int nice = http::WorkerPool::kAgingNice[step];
+    logger.event(LogLevel::warning, "hash_priority",
+                 {{"message", "the kernel refused to raise a hashing thread to nice " +
+                                  std::to_string(nice) + (step == 0 ? " out of SCHED_IDLE" : "") +
+                                  " (RLIMIT_NICE lowered since start?): long logins get less "
+                                  "CPU than hash-priority adaptive gives them; restart the "
+                                  "server to run the hashing threads at nice 10 (low)"},
+                  {"step", step},
+                  {"nice", nice}});
   }
 };
 

@@ -90,9 +90,9 @@ class Server:
         self.lines = said.splitlines()
         self.port = int(self.url.rsplit(":", 1)[1])
 
-    def login(self, username, password, scope="me"):
+    def login(self, username, password, scope="me", timeout=10):
         return httpx.post(self.url + "/token", data={"username": username, "password": password, "scope": scope},
-                          timeout=10)
+                          timeout=timeout)
 
     def me(self, token):
         return httpx.get(self.url + "/users/me/", headers={"Authorization": f"Bearer {token}"}, timeout=5)

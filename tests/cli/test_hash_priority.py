@@ -113,8 +113,7 @@ def test_a_login_starved_by_busy_neighbours_is_raised_and_counted(tmp_path):
         time.sleep(0.3)  # the hogs are spinning
         # About 5 s here (nice 19 after one second, 15 after two, 10 after three): 30 s
         # leaves room for a slower machine.
-        r = httpx.post(s.url + "/token", data={"username": "johndoe", "password": "secret"},
-                       timeout=30)
+        r = s.login("johndoe", "secret", timeout=30)
         assert r.status_code == 200, r.text
         for hog in hogs:
             hog.kill()

@@ -53,6 +53,17 @@ Seen wait_for_policy(int tid, int policy) {
   return of_thread(tid);
 }
 
+// Drops CAP_SYS_NICE from the calling thread (capabilities are per thread): from its
+// effective set, and from its permitted set too where `for_good`. False on failure.
+bool drop_cap_sys_nice(bool for_good) {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  if (syscall(SYS_capget, &header, data) != 0) return false;
+  data[CAP_TO_INDEX(CAP_SYS_NICE)].effective &= ~CAP_TO_MASK(CAP_SYS_NICE);
+  if (for_good) data[CAP_TO_INDEX(CAP_SYS_NICE)].permitted &= ~CAP_TO_MASK(CAP_SYS_NICE);
+  return syscall(SYS_capset, &header, data) == 0;
+}
+
 Seen seen_by_a_job(WorkerPool::Priority priority) {
   WorkerPool pool(1, 4, {}, priority);
   std::promise<Seen> seen;
@@ -228,12 +239,7 @@ TEST(WorkerPoolPriority, AdaptiveFallsBackToLowWhereNoThreadCouldBeRaisedAgain) 
   ASSERT_NE(child, -1);
   if (child == 0) {
     alarm(30);  // a hang fails the test instead of hanging it
-    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
-    __user_cap_data_struct data[2]{};
-    if (syscall(SYS_capget, &header, data) != 0) _exit(10);
-    data[CAP_TO_INDEX(CAP_SYS_NICE)].effective &= ~CAP_TO_MASK(CAP_SYS_NICE);
-    data[CAP_TO_INDEX(CAP_SYS_NICE)].permitted &= ~CAP_TO_MASK(CAP_SYS_NICE);
-    if (syscall(SYS_capset, &header, data) != 0) _exit(11);
+    if (!drop_cap_sys_nice(true)) _exit(11);
     rlimit none{0, 0};
     if (setrlimit(RLIMIT_NICE, &none) != 0) _exit(12);
     WorkerPool pool(1, 4, {}, WorkerPool::Priority::adaptive, 50ms);
@@ -272,11 +278,7 @@ TEST(WorkerPoolPriority, AdaptiveTellsOfAStepTheKernelRefused) {
                       told.emplace_back(step, taken);
                       if (step == 2) last_step.set_value();
                       if (step != 0) return;
-                      __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
-                      __user_cap_data_struct data[2]{};
-                      if (syscall(SYS_capget, &header, data) != 0) _exit(11);
-                      data[CAP_TO_INDEX(CAP_SYS_NICE)].effective &= ~CAP_TO_MASK(CAP_SYS_NICE);
-                      if (syscall(SYS_capset, &header, data) != 0) _exit(12);
+                      if (!drop_cap_sys_nice(false)) _exit(12);
                     });
     if (pool.adaptive_refused()) _exit(40);  // no CAP_SYS_NICE to begin with: skipped
     std::atomic<int> worker{0};
